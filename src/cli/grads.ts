@@ -1,0 +1,63 @@
+/** `tda-lab grads`: per-example LoRA gradients of a JSONL dataset, written as one safetensors file. */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { LabelMask } from '../data/batch';
+import { readExamplesJsonl, validateTokenIds } from '../data/examples';
+import { loadTokenizer, TOKENIZER_FILE } from '../data/tokenizer';
+import { TdaError } from '../errors';
+import { TensorToWrite, writeSafetensors } from '../io/safetensors';
+import { loadAdapter } from '../model/adapter';
+import { computeLoraGradients } from '../model/gradients';
+import { LlamaModel } from '../model/llama';
+import { progressBar } from './progress';
+
+export interface GradsOptions {
+  model: string;
+  adapter: string;
+  data: string;
+  out: string;
+  mask?: LabelMask;
+  batchSize?: number;
+  progress?: boolean;
+}
+
+export interface GradsSummary {
+  examples: number;
+  tensors: number;
+  seconds: number;
+  losses: Float32Array;
+}
+
+export async function runGrads(opts: GradsOptions): Promise<GradsSummary> {
+  const mask = opts.mask ?? 'response';
+  if (mask !== 'response' && mask !== 'full') throw new TdaError(`unknown mask '${mask}' (use response or full)`, { field: '--mask' });
+  const started = Date.now();
+  const model = LlamaModel.load(opts.model);
+  try {
+    const adapter = loadAdapter(opts.adapter, model.config);
+    const tokenizer = fs.existsSync(path.join(opts.model, TOKENIZER_FILE)) ? loadTokenizer(opts.model) : undefined;
+    const examples = readExamplesJsonl(opts.data, tokenizer);
+    validateTokenIds(examples, model.config.vocabSize, opts.data);
+    const bar = progressBar('gradients', opts.progress ?? true);
+    const grads = await computeLoraGradients(model, adapter, examples, {
+      mask,
+      batchSize: opts.batchSize,
+      padId: tokenizer?.padId ?? 0,
+      onProgress: (done, total) => bar.update(done, total),
+    });
+    bar.stop();
+    const tensors: Record<string, TensorToWrite> = { loss: { shape: [examples.length], data: grads.losses } };
+    for (const [key, t] of grads.tensors) tensors[key] = { shape: t.shape, data: t.data };
+    writeSafetensors(opts.out, tensors, {
+      format: 'tda-lab.grads',
+      mask,
+      model: path.resolve(opts.model),
+      adapter: path.resolve(opts.adapter),
+      data: path.resolve(opts.data),
+      lora_scaling: String(adapter.config.scaling),
+    });
+    return { examples: examples.length, tensors: grads.tensors.size, seconds: (Date.now() - started) / 1000, losses: grads.losses };
+  } finally {
+    model.dispose();
+  }
+}

@@ -1,0 +1,55 @@
+/** The `tda-lab` command line. */
+import { Command, InvalidArgumentError } from 'commander';
+import { LabelMask } from '../data/batch';
+import { BackendChoice, initBackend } from '../runtime/backend';
+import { runDemo } from './demo';
+import { runGrads } from './grads';
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('must be a positive integer');
+  return n;
+}
+
+function mask(value: string): LabelMask {
+  if (value !== 'response' && value !== 'full') throw new InvalidArgumentError("must be 'response' or 'full'");
+  return value;
+}
+
+export function buildProgram(): Command {
+  const program = new Command('tda-lab')
+    .description('Training data attribution for LoRA-tuned language models')
+    .option('--backend <name>', 'tfjs backend: auto, wasm, cpu or tensorflow', 'auto')
+    .showHelpAfterError();
+
+  const backend = async () => initBackend(program.opts().backend as BackendChoice);
+
+  program
+    .command('grads')
+    .description('per-example LoRA gradients of a JSONL dataset, written to a safetensors file')
+    .requiredOption('--model <dir>', 'Hugging Face model directory (config.json, model.safetensors)')
+    .requiredOption('--adapter <dir>', 'PEFT LoRA adapter directory (adapter_config.json, adapter_model.safetensors)')
+    .requiredOption('--data <file>', 'JSONL: {"prompt","response"} or {"input_ids","prompt_length"} per line')
+    .requiredOption('--out <file>', 'output .safetensors: one [nExamples, ...] tensor per adapter tensor, plus loss')
+    .option('--mask <mask>', 'which tokens the loss counts: response or full', mask, 'response' as LabelMask)
+    .option('--batch-size <n>', 'examples per backward pass', positiveInt, 8)
+    .action(async (o) => {
+      await backend();
+      const s = await runGrads({ model: o.model, adapter: o.adapter, data: o.data, out: o.out, mask: o.mask, batchSize: o.batchSize });
+      process.stderr.write(`wrote ${o.out}: ${s.examples} examples, ${s.tensors} tensors in ${s.seconds.toFixed(1)} s\n`);
+    });
+
+  program
+    .command('demo')
+    .description('end-to-end run on the bundled reference checkpoint')
+    .action(async () => {
+      await backend();
+      await runDemo();
+    });
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  await buildProgram().parseAsync(argv);
+}

@@ -1,0 +1,136 @@
+/** Loads a Hugging Face LLaMA-family checkpoint's weights into tfjs tensors, checking every shape. */
+import * as tf from '@tensorflow/tfjs';
+import { TdaError } from '../errors';
+import { openWeights, WeightSource } from '../io/weights';
+import { FrozenMatrix, frozenMatrix } from '../runtime/ops';
+import { LINEAR_MODULES, LinearModule, ModelConfig } from './types';
+import { readModelConfig } from './config';
+
+export interface LayerWeights {
+  inputNorm: tf.Tensor1D;
+  postAttentionNorm: tf.Tensor1D;
+  linear: Record<LinearModule, FrozenMatrix>;
+  bias: Partial<Record<LinearModule, tf.Tensor1D>>;
+}
+
+export interface BaseWeights {
+  embed: tf.Tensor2D;
+  layers: LayerWeights[];
+  finalNorm: tf.Tensor1D;
+  lmHead: FrozenMatrix;
+}
+
+/** HF module path of a linear layer, e.g. `model.layers.0.self_attn.q_proj`. */
+export function modulePath(layer: number, module: LinearModule): string {
+  const group = module === 'gate_proj' || module === 'up_proj' || module === 'down_proj' ? 'mlp' : 'self_attn';
+  return `model.layers.${layer}.${group}.${module}`;
+}
+
+/** [out, in] shape of a linear layer's weight. */
+export function linearWeightShape(cfg: ModelConfig, module: LinearModule): [number, number] {
+  const q = cfg.numHeads * cfg.headDim;
+  const kv = cfg.numKvHeads * cfg.headDim;
+  switch (module) {
+    case 'q_proj':
+      return [q, cfg.hiddenSize];
+    case 'k_proj':
+    case 'v_proj':
+      return [kv, cfg.hiddenSize];
+    case 'o_proj':
+      return [cfg.hiddenSize, q];
+    case 'gate_proj':
+    case 'up_proj':
+      return [cfg.intermediateSize, cfg.hiddenSize];
+    case 'down_proj':
+      return [cfg.hiddenSize, cfg.intermediateSize];
+  }
+}
+
+function hasBias(cfg: ModelConfig, module: LinearModule): boolean {
+  if (module === 'q_proj' || module === 'k_proj' || module === 'v_proj') return cfg.qkvBias;
+  if (module === 'o_proj') return cfg.oBias;
+  return cfg.mlpBias;
+}
+
+/** Reads one tensor, checking it exists and has the expected shape. */
+function readChecked(src: WeightSource, name: string, shape: number[]): Float32Array {
+  if (!src.has(name)) throw new TdaError('missing weight in checkpoint', { file: describeSource(src), field: name });
+  const info = src.info(name);
+  if (info.shape.length !== shape.length || info.shape.some((d, i) => d !== shape[i])) {
+    throw new TdaError(`shape [${info.shape}] does not match the config, expected [${shape}]`, { file: info.file, field: name });
+  }
+  return src.readFloat32(name);
+}
+
+function describeSource(src: WeightSource): string {
+  const first = src.names()[0];
+  return first ? src.info(first).file : 'checkpoint';
+}
+
+/** Reads all base weights from `src` (lazily, tensor by tensor) into tfjs tensors. */
+export function loadBaseWeights(src: WeightSource, cfg: ModelConfig): BaseWeights {
+  const H = cfg.hiddenSize;
+  const t1 = (name: string, n: number) => tf.tensor1d(readChecked(src, name, [n]));
+  const t2 = (name: string, shape: [number, number]) => tf.tensor2d(readChecked(src, name, shape), shape);
+  const embed = t2('model.embed_tokens.weight', [cfg.vocabSize, H]);
+  const layers: LayerWeights[] = [];
+  for (let l = 0; l < cfg.numLayers; l++) {
+    const linear = {} as Record<LinearModule, FrozenMatrix>;
+    const bias: Partial<Record<LinearModule, tf.Tensor1D>> = {};
+    for (const m of LINEAR_MODULES) {
+      const shape = linearWeightShape(cfg, m);
+      linear[m] = frozenMatrix(t2(`${modulePath(l, m)}.weight`, shape));
+      if (hasBias(cfg, m)) bias[m] = t1(`${modulePath(l, m)}.bias`, shape[0]);
+    }
+    layers.push({
+      inputNorm: t1(`model.layers.${l}.input_layernorm.weight`, H),
+      postAttentionNorm: t1(`model.layers.${l}.post_attention_layernorm.weight`, H),
+      linear,
+      bias,
+    });
+  }
+  const finalNorm = t1('model.norm.weight', H);
+  let lmHead: FrozenMatrix;
+  if (cfg.tieWordEmbeddings || !src.has('lm_head.weight')) {
+    if (!cfg.tieWordEmbeddings) {
+      throw new TdaError('missing weight in checkpoint (config says tie_word_embeddings is false)', {
+        file: describeSource(src),
+        field: 'lm_head.weight',
+      });
+    }
+    lmHead = frozenMatrix(embed);
+  } else {
+    lmHead = frozenMatrix(t2('lm_head.weight', [cfg.vocabSize, H]));
+  }
+  return { embed, layers, finalNorm, lmHead };
+}
+
+/** Reads `config.json` and the weights of a Hugging Face model directory. */
+export function loadBaseModelFiles(dir: string): { config: ModelConfig; weights: BaseWeights } {
+  const config = readModelConfig(dir);
+  const src = openWeights(dir);
+  try {
+    return { config, weights: loadBaseWeights(src, config) };
+  } finally {
+    src.close();
+  }
+}
+
+export function disposeBaseWeights(w: BaseWeights): void {
+  const seen = new Set<tf.Tensor>();
+  const add = (t: tf.Tensor | undefined) => t && seen.add(t);
+  add(w.embed);
+  add(w.finalNorm);
+  add(w.lmHead.w);
+  add(w.lmHead.wT);
+  for (const layer of w.layers) {
+    add(layer.inputNorm);
+    add(layer.postAttentionNorm);
+    for (const m of LINEAR_MODULES) {
+      add(layer.linear[m].w);
+      add(layer.linear[m].wT);
+      add(layer.bias[m]);
+    }
+  }
+  seen.forEach((t) => t.dispose());
+}

@@ -1,0 +1,156 @@
+/**
+ * Per-example gradients of each example's loss with respect to every LoRA tensor.
+ *
+ * One backward pass per batch: every example gets its own copy of the LoRA factors, so
+ * the gradient of the summed loss with respect to copy b is example b's gradient. LoRA
+ * dropout is never applied here: attribution needs the deterministic model.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { LabelMask, makeBatch, TokenBatch, TokenSequence } from '../data/batch';
+import { TdaError } from '../errors';
+import { adapterKey, LoraAdapter } from './adapter';
+import { disposeBatchConstants, LlamaModel } from './llama';
+import { disposeLossConstants, exampleLosses, lossConstants } from './loss';
+import { disposeLoraState, LoraFactors, LoraState, loraStateFromAdapter, replicatePerExample } from './loraState';
+
+/** Gradients of one batch. A is [B, r, in] and B is [B, out, r], row-major, PEFT layout per example. */
+export interface LoraGradientBatch {
+  losses: Float32Array;
+  modules: { path: string; A: Float32Array; B: Float32Array }[];
+}
+
+export interface GradientOptions {
+  mask?: LabelMask;
+  batchSize?: number;
+  padId?: number;
+  /** Called after each batch with the number of examples done. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+/** Per-example LoRA gradients and losses for one batch, with `shared` as the adapter's current weights. */
+export function batchLoraGradients(model: LlamaModel, shared: LoraState, batch: TokenBatch): LoraGradientBatch {
+  const B = batch.batchSize;
+  const paths = [...shared.factors.keys()];
+  const c = model.batchConstants(batch);
+  const lc = lossConstants(batch, model.config.vocabSize);
+  const perExample = replicatePerExample(shared, B);
+  try {
+    const params = paths.flatMap((p) => {
+      const f = perExample.factors.get(p) as LoraFactors;
+      return [f.aT, f.bT];
+    });
+    let losses: tf.Tensor1D | undefined;
+    const { value, grads } = tf.valueAndGrads((...ps: tf.Tensor[]) => {
+      const factors = new Map<string, LoraFactors>(paths.map((p, i) => [p, { aT: ps[2 * i], bT: ps[2 * i + 1] }]));
+      const state: LoraState = { scaling: shared.scaling, perExample: true, factors };
+      losses = tf.keep(exampleLosses(model, c, lc, state));
+      return tf.sum(losses) as tf.Scalar;
+    })(params);
+    value.dispose();
+    const lossValues = (losses as tf.Tensor1D).dataSync() as Float32Array;
+    (losses as tf.Tensor1D).dispose();
+    const modules = paths.map((path, i) => {
+      // Back from the forward layout (A^T, B^T) to PEFT's (A [r, in], B [out, r]).
+      const A = tf.tidy(() => tf.transpose(grads[2 * i], [0, 2, 1]).dataSync() as Float32Array);
+      const Bg = tf.tidy(() => tf.transpose(grads[2 * i + 1], [0, 2, 1]).dataSync() as Float32Array);
+      return { path, A, B: Bg };
+    });
+    grads.forEach((g) => g.dispose());
+    checkFinite(lossValues, modules);
+    return { losses: lossValues, modules };
+  } finally {
+    disposeLoraState(perExample);
+    disposeBatchConstants(c);
+    disposeLossConstants(lc);
+  }
+}
+
+/** NaN or infinite gradients would silently poison every score computed from them. */
+function checkFinite(losses: Float32Array, modules: LoraGradientBatch['modules']): void {
+  losses.forEach((v, b) => {
+    if (!Number.isFinite(v)) throw new TdaError(`loss of example ${b} in the batch is ${v}`, { field: 'loss' });
+  });
+  for (const m of modules) {
+    for (const [name, arr] of [
+      ['lora_A', m.A],
+      ['lora_B', m.B],
+    ] as const) {
+      for (let i = 0; i < arr.length; i++) {
+        if (!Number.isFinite(arr[i])) {
+          const per = arr.length / losses.length;
+          throw new TdaError(`gradient is ${arr[i]} for example ${Math.floor(i / per)} of the batch`, { field: `${m.path}.${name}` });
+        }
+      }
+    }
+  }
+}
+
+/** Losses and gradients of a whole dataset, keyed by PEFT adapter key, each [nExamples, ...shape]. */
+export interface LoraGradients {
+  losses: Float32Array;
+  tensors: Map<string, { shape: number[]; data: Float32Array }>;
+}
+
+/**
+ * Per-example LoRA gradients for every example, in input order, batch by batch.
+ * Yields to the event loop between batches so progress bars can redraw.
+ */
+export async function computeLoraGradients(
+  model: LlamaModel,
+  adapter: LoraAdapter,
+  examples: TokenSequence[],
+  opts: GradientOptions = {},
+): Promise<LoraGradients> {
+  if (examples.length === 0) throw new TdaError('the dataset has no examples', { field: 'examples' });
+  const n = examples.length;
+  const batchSize = Math.max(1, opts.batchSize ?? 8);
+  const r = adapter.config.r;
+  const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
+  for (const m of adapter.modules) {
+    tensors.set(adapterKey(m.path, 'A'), { shape: [n, r, m.inFeatures], data: new Float32Array(n * r * m.inFeatures) });
+    tensors.set(adapterKey(m.path, 'B'), { shape: [n, m.outFeatures, r], data: new Float32Array(n * m.outFeatures * r) });
+  }
+  const losses = new Float32Array(n);
+  const shared = loraStateFromAdapter(adapter);
+  try {
+    for (let start = 0; start < n; start += batchSize) {
+      const chunk = examples.slice(start, start + batchSize);
+      const result = batchLoraGradients(model, shared, makeBatch(chunk, opts.mask ?? 'response', opts.padId ?? 0));
+      losses.set(result.losses, start);
+      for (const m of result.modules) {
+        const a = tensors.get(adapterKey(m.path, 'A'))!;
+        a.data.set(m.A, start * (a.data.length / n));
+        const b = tensors.get(adapterKey(m.path, 'B'))!;
+        b.data.set(m.B, start * (b.data.length / n));
+      }
+      opts.onProgress?.(Math.min(n, start + batchSize), n);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  } finally {
+    disposeLoraState(shared);
+  }
+  return { losses, tensors };
+}
+
+/** Per-example losses (no gradients), [n], with an optional adapter. */
+export function computeLosses(model: LlamaModel, adapter: LoraAdapter | null, examples: TokenSequence[], opts: GradientOptions = {}): Float32Array {
+  const out = new Float32Array(examples.length);
+  const batchSize = Math.max(1, opts.batchSize ?? 8);
+  const shared = adapter ? loraStateFromAdapter(adapter) : undefined;
+  try {
+    for (let start = 0; start < examples.length; start += batchSize) {
+      const batch = makeBatch(examples.slice(start, start + batchSize), opts.mask ?? 'response', opts.padId ?? 0);
+      const c = model.batchConstants(batch);
+      const lc = lossConstants(batch, model.config.vocabSize);
+      try {
+        out.set(tf.tidy(() => exampleLosses(model, c, lc, shared).dataSync() as Float32Array), start);
+      } finally {
+        disposeBatchConstants(c);
+        disposeLossConstants(lc);
+      }
+    }
+  } finally {
+    if (shared) disposeLoraState(shared);
+  }
+  return out;
+}

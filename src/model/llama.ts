@@ -1,0 +1,191 @@
+/**
+ * The LLaMA-family decoder (LLaMA, Mistral, Qwen2) with optional LoRA on any linear layer.
+ *
+ * Conventions follow Hugging Face transformers: RMSNorm `x * rsqrt(mean(x^2) + eps) * w`;
+ * rotary embeddings in the rotate-half form with `inv_freq = 1 / theta^(2i/d)`; K/V heads
+ * shared by consecutive query heads (grouped-query attention); SwiGLU MLP
+ * `down(silu(gate(x)) * up(x))`; LoRA adds `(x A^T) B^T * scaling`.
+ *
+ * Activations are kept as 2-D [batch * seq, features] matrices so the big products are
+ * plain 2-D matmuls, the fast path on the wasm backend.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { TokenBatch } from '../data/batch';
+import { batchMatMul, gatherRows, FrozenMatrix, frozenLinear, frozenMatrix, matMul2d, silu } from '../runtime/ops';
+import { BaseWeights, disposeBaseWeights, loadBaseModelFiles, modulePath } from './baseWeights';
+import { LoraState } from './loraState';
+import { LinearModule, ModelConfig } from './types';
+
+/** Constant tensors for one batch, made outside any differentiated function. */
+export interface BatchConstants {
+  batchSize: number;
+  seqLen: number;
+  ids: tf.Tensor1D;
+  /** [1, T, 1, d] rotary tables. */
+  cos: tf.Tensor4D;
+  sin: tf.Tensor4D;
+  /** [B, 1, T, T] additive mask: 0 where attention is allowed, a large negative number elsewhere. */
+  attentionBias: tf.Tensor4D;
+}
+
+const MASKED = -1e9;
+
+export class LlamaModel {
+  /** Rotate-half as a [d, d] matrix: x @ R = cat(-x2, x1). */
+  private readonly rotateHalf: FrozenMatrix;
+
+  constructor(
+    readonly config: ModelConfig,
+    readonly weights: BaseWeights,
+  ) {
+    this.rotateHalf = frozenMatrix(rotateHalfMatrix(config.headDim));
+  }
+
+  /** Loads `config.json` and `model.safetensors` (or a sharded index) from a Hugging Face directory. */
+  static load(dir: string): LlamaModel {
+    const { config, weights } = loadBaseModelFiles(dir);
+    return new LlamaModel(config, weights);
+  }
+
+  dispose(): void {
+    disposeBaseWeights(this.weights);
+    this.rotateHalf.w.dispose();
+    this.rotateHalf.wT.dispose();
+  }
+
+  /** Builds the constant tensors of a batch; dispose them with disposeBatchConstants. */
+  batchConstants(batch: TokenBatch): BatchConstants {
+    const { batchSize: B, seqLen: T } = batch;
+    const d = this.config.headDim;
+    const [cos, sin] = rotaryTables(T, d, this.config.ropeTheta);
+    const bias = new Float32Array(B * T * T);
+    const window = this.config.slidingWindow;
+    for (let b = 0; b < B; b++) {
+      const len = batch.lengths[b];
+      for (let i = 0; i < T; i++) {
+        for (let j = 0; j < T; j++) {
+          const allowed = j <= i && j < len && (window === null || i - j < window);
+          bias[(b * T + i) * T + j] = allowed ? 0 : MASKED;
+        }
+      }
+    }
+    return {
+      batchSize: B,
+      seqLen: T,
+      ids: tf.tensor1d(batch.ids, 'int32'),
+      cos: tf.tensor4d(cos, [1, T, 1, d]),
+      sin: tf.tensor4d(sin, [1, T, 1, d]),
+      attentionBias: tf.tensor4d(bias, [B, 1, T, T]),
+    };
+  }
+
+  /** Final (post-norm) hidden states [B * T, hidden]. */
+  hidden(c: BatchConstants, lora?: LoraState): tf.Tensor2D {
+    const w = this.weights;
+    let h = gatherRows(w.embed, c.ids);
+    for (let l = 0; l < this.config.numLayers; l++) {
+      const layer = w.layers[l];
+      const x = this.rmsNorm(h, layer.inputNorm);
+      const attn = this.attention(x, l, c, lora);
+      h = tf.add(h, this.linear(attn, l, 'o_proj', c, lora));
+      const y = this.rmsNorm(h, layer.postAttentionNorm);
+      const act = tf.mul(silu(this.linear(y, l, 'gate_proj', c, lora)), this.linear(y, l, 'up_proj', c, lora)) as tf.Tensor2D;
+      h = tf.add(h, this.linear(act, l, 'down_proj', c, lora));
+    }
+    return this.rmsNorm(h, w.finalNorm);
+  }
+
+  /** Logits [rows, vocab] for the given rows of a hidden-state matrix. */
+  logits(hidden: tf.Tensor2D): tf.Tensor2D {
+    return frozenLinear(hidden, this.weights.lmHead);
+  }
+
+  private rmsNorm(x: tf.Tensor2D, weight: tf.Tensor1D): tf.Tensor2D {
+    const variance = tf.mean(tf.square(x), -1, true);
+    return tf.mul(tf.mul(x, tf.rsqrt(tf.add(variance, this.config.rmsNormEps))), weight) as tf.Tensor2D;
+  }
+
+  /** A linear layer: frozen weight, optional bias, optional LoRA update. */
+  private linear(x: tf.Tensor2D, layer: number, module: LinearModule, c: BatchConstants, lora?: LoraState): tf.Tensor2D {
+    const lw = this.weights.layers[layer];
+    let y = frozenLinear(x, lw.linear[module]);
+    const bias = lw.bias[module];
+    if (bias) y = tf.add(y, bias);
+    const f = lora?.factors.get(modulePath(layer, module));
+    if (f && lora) {
+      let delta: tf.Tensor2D;
+      if (lora.perExample) {
+        const x3 = tf.reshape(x, [c.batchSize, c.seqLen, -1]) as tf.Tensor3D;
+        const low = batchMatMul(x3, f.aT as tf.Tensor3D);
+        delta = tf.reshape(batchMatMul(low, f.bT as tf.Tensor3D), [c.batchSize * c.seqLen, -1]);
+      } else {
+        delta = matMul2d(matMul2d(x, f.aT as tf.Tensor2D), f.bT as tf.Tensor2D);
+      }
+      y = tf.add(y, tf.mul(delta, lora.scaling));
+    }
+    return y;
+  }
+
+  /** Rotary embedding on [B*T, heads*d] projections. */
+  private rope(x: tf.Tensor2D, heads: number, c: BatchConstants): tf.Tensor4D {
+    const d = this.config.headDim;
+    const x4 = tf.reshape(x, [c.batchSize, c.seqLen, heads, d]);
+    const rotated = tf.reshape(frozenLinear(tf.reshape(x, [-1, d]) as tf.Tensor2D, this.rotateHalf), x4.shape);
+    return tf.add(tf.mul(x4, c.cos), tf.mul(rotated, c.sin)) as tf.Tensor4D;
+  }
+
+  /**
+   * Causal self-attention. Query heads are grouped by the K/V head they share, so each
+   * (example, K/V head) pair is one [g*T, d] x [d, T] product and K/V are never repeated.
+   */
+  private attention(x: tf.Tensor2D, layer: number, c: BatchConstants, lora?: LoraState): tf.Tensor2D {
+    const { numHeads: H, numKvHeads: Hkv, headDim: d } = this.config;
+    const { batchSize: B, seqLen: T } = c;
+    const g = H / Hkv;
+    const q = this.rope(this.linear(x, layer, 'q_proj', c, lora), H, c); // [B, T, H, d]
+    const k = this.rope(this.linear(x, layer, 'k_proj', c, lora), Hkv, c); // [B, T, Hkv, d]
+    const v = tf.reshape(this.linear(x, layer, 'v_proj', c, lora), [B, T, Hkv, d]);
+    const qg = tf.reshape(tf.transpose(q, [0, 2, 1, 3]), [B * Hkv, g * T, d]) as tf.Tensor3D;
+    const kT = tf.reshape(tf.transpose(k, [0, 2, 3, 1]), [B * Hkv, d, T]) as tf.Tensor3D;
+    const vg = tf.reshape(tf.transpose(v, [0, 2, 1, 3]), [B * Hkv, T, d]) as tf.Tensor3D;
+    const scores = tf.mul(tf.reshape(batchMatMul(qg, kT), [B, H, T, T]), 1 / Math.sqrt(d));
+    const probs = tf.softmax(tf.add(scores, c.attentionBias));
+    const out = batchMatMul(tf.reshape(probs, [B * Hkv, g * T, T]) as tf.Tensor3D, vg); // [B*Hkv, g*T, d]
+    return tf.reshape(tf.transpose(tf.reshape(out, [B, H, T, d]), [0, 2, 1, 3]), [B * T, H * d]) as tf.Tensor2D;
+  }
+}
+
+export function disposeBatchConstants(c: BatchConstants): void {
+  c.ids.dispose();
+  c.cos.dispose();
+  c.sin.dispose();
+  c.attentionBias.dispose();
+}
+
+/** cos/sin tables [T, d] for positions 0..T-1, HF layout cat(freqs, freqs). */
+function rotaryTables(T: number, d: number, theta: number): [Float32Array, Float32Array] {
+  const cos = new Float32Array(T * d);
+  const sin = new Float32Array(T * d);
+  const half = d / 2;
+  for (let t = 0; t < T; t++) {
+    for (let i = 0; i < half; i++) {
+      // Computed in float32 like the reference: inv_freq is a float32 tensor there.
+      const invFreq = Math.fround(1 / Math.pow(theta, (2 * i) / d));
+      const angle = Math.fround(t * invFreq);
+      cos[t * d + i] = cos[t * d + i + half] = Math.cos(angle);
+      sin[t * d + i] = sin[t * d + i + half] = Math.sin(angle);
+    }
+  }
+  return [cos, sin];
+}
+
+function rotateHalfMatrix(d: number): tf.Tensor2D {
+  const half = d / 2;
+  const r = new Float32Array(d * d);
+  for (let j = 0; j < half; j++) {
+    r[(j + half) * d + j] = -1; // output j takes -x[j + d/2]
+    r[j * d + (j + half)] = 1; // output j + d/2 takes x[j]
+  }
+  // frozenLinear computes x @ wT, so pass R as wT, i.e. w = R^T.
+  return tf.tidy(() => tf.transpose(tf.tensor2d(r, [d, d])));
+}

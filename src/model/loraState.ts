@@ -1,0 +1,55 @@
+/**
+ * LoRA factors as tfjs tensors, in the layout the forward pass wants:
+ * aT = A^T [in, r] and bT = B^T [r, out], so the update is ((x @ aT) @ bT) * scaling.
+ *
+ * For per-example gradients every example gets its own copy ([batch, in, r] and
+ * [batch, r, out]): example b's loss depends only on copy b, so one backward pass
+ * yields every example's gradient.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { LoraAdapter } from './adapter';
+
+export interface LoraFactors {
+  aT: tf.Tensor;
+  bT: tf.Tensor;
+}
+
+export interface LoraState {
+  scaling: number;
+  /** true: factors have a leading example axis matching the batch. */
+  perExample: boolean;
+  /** Keyed by module path (`model.layers.0.self_attn.q_proj`). */
+  factors: Map<string, LoraFactors>;
+}
+
+/** Shared (not per-example) factors from an adapter's weights. Caller disposes with disposeLoraState. */
+export function loraStateFromAdapter(adapter: LoraAdapter): LoraState {
+  const factors = new Map<string, LoraFactors>();
+  for (const m of adapter.modules) {
+    const r = adapter.config.r;
+    factors.set(m.path, {
+      aT: tf.tidy(() => tf.transpose(tf.tensor2d(m.A, [r, m.inFeatures]))),
+      bT: tf.tidy(() => tf.transpose(tf.tensor2d(m.B, [m.outFeatures, r]))),
+    });
+  }
+  return { scaling: adapter.config.scaling, perExample: false, factors };
+}
+
+/** Per-example copies of shared factors for a batch of `batchSize` examples. */
+export function replicatePerExample(shared: LoraState, batchSize: number): LoraState {
+  const factors = new Map<string, LoraFactors>();
+  for (const [path, f] of shared.factors) {
+    factors.set(path, {
+      aT: tf.tidy(() => tf.tile(tf.expandDims(f.aT, 0), [batchSize, 1, 1])),
+      bT: tf.tidy(() => tf.tile(tf.expandDims(f.bT, 0), [batchSize, 1, 1])),
+    });
+  }
+  return { scaling: shared.scaling, perExample: true, factors };
+}
+
+export function disposeLoraState(state: LoraState): void {
+  for (const f of state.factors.values()) {
+    f.aT.dispose();
+    f.bT.dispose();
+  }
+}

@@ -1,0 +1,38 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+export const FIXTURE_DIR = path.join(__dirname, '..', 'fixtures', 'llama-tiny');
+
+export interface FixtureExpectations {
+  input_ids: number[][];
+  prompt_lengths: number[];
+  example_losses: number[];
+  last_token_logits_first8: number[][];
+  last_token_hidden_first8: number[][];
+  mean_pooled_hidden_norm: number[];
+}
+
+export function fixtureExpectations(): FixtureExpectations {
+  return JSON.parse(fs.readFileSync(path.join(FIXTURE_DIR, 'expected.json'), 'utf8'));
+}
+
+export function fixtureSequences(): { inputIds: number[]; promptLength: number }[] {
+  const e = fixtureExpectations();
+  return e.input_ids.map((ids, j) => ({ inputIds: ids, promptLength: e.prompt_lengths[j] }));
+}
+
+/** ||a - b|| / ||b||, the agreement measure the fixtures specify. */
+export function relativeL2(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`length ${a.length} != ${b.length}`);
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num += (a[i] - b[i]) ** 2;
+    den += b[i] ** 2;
+  }
+  return Math.sqrt(num) / Math.sqrt(den);
+}
+
+export function tmpDir(prefix = 'tda-test-'): string {
+  return fs.mkdtempSync(path.join(require('node:os').tmpdir(), prefix));
+}

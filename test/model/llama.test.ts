@@ -1,0 +1,95 @@
+import * as assert from 'node:assert/strict';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { makeBatch } from '../../src/data/batch';
+import { adapterKey, loadAdapter } from '../../src/model/adapter';
+import { batchLoraGradients, computeLoraGradients, computeLosses } from '../../src/model/gradients';
+import { disposeBatchConstants, LlamaModel } from '../../src/model/llama';
+import { disposeLoraState, loraStateFromAdapter } from '../../src/model/loraState';
+import { SafetensorsFile } from '../../src/io/safetensors';
+import { FIXTURE_DIR, fixtureExpectations, fixtureSequences, relativeL2 } from '../helpers/fixtures';
+
+describe('LLaMA forward and per-example LoRA gradients against the reference fixture', () => {
+  let model: LlamaModel;
+  const expected = fixtureExpectations();
+  const sequences = fixtureSequences();
+
+  before(() => {
+    model = LlamaModel.load(FIXTURE_DIR);
+  });
+  after(() => model.dispose());
+
+  it('computes the three example losses in one padded batch within 1e-4 relative', () => {
+    const adapter = loadAdapter(path.join(FIXTURE_DIR, 'adapter'), model.config);
+    const losses = computeLosses(model, adapter, sequences, { batchSize: 3 });
+    expected.example_losses.forEach((want, j) => {
+      assert.ok(Math.abs(losses[j] - want) / Math.abs(want) < 1e-4, `example ${j}: ${losses[j]} vs ${want}`);
+    });
+  });
+
+  it('the adapter changes the loss (the LoRA update is applied)', () => {
+    const withoutAdapter = computeLosses(model, null, sequences, { batchSize: 3 });
+    const gap = Math.abs(withoutAdapter[0] - expected.example_losses[0]);
+    assert.ok(gap > 1e-3, `loss without the adapter should differ, gap ${gap}`);
+  });
+
+  it('matches the last-token logits and final hidden states within 1e-4 relative', () => {
+    const adapter = loadAdapter(path.join(FIXTURE_DIR, 'adapter'), model.config);
+    const lora = loraStateFromAdapter(adapter);
+    const batch = makeBatch(sequences, 'response');
+    const c = model.batchConstants(batch);
+    const [hidden, logits] = tf.tidy(() => {
+      const h = model.hidden(c, lora);
+      return [h.arraySync(), model.logits(h).arraySync()];
+    });
+    disposeBatchConstants(c);
+    disposeLoraState(lora);
+    sequences.forEach((s, j) => {
+      const row = j * batch.seqLen + s.inputIds.length - 1;
+      const gotLogits = logits[row].slice(0, 8);
+      const gotHidden = hidden[row].slice(0, 8);
+      assert.ok(relativeL2(gotLogits, expected.last_token_logits_first8[j]) < 1e-4, `logits of example ${j}: ${gotLogits}`);
+      assert.ok(relativeL2(gotHidden, expected.last_token_hidden_first8[j]) < 1e-4, `hidden of example ${j}: ${gotHidden}`);
+      // Mean over the real tokens only: padding must not leak into pooled states.
+      const mean = new Array(model.config.hiddenSize).fill(0);
+      for (let t = 0; t < s.inputIds.length; t++) hidden[j * batch.seqLen + t].forEach((v, i) => (mean[i] += v / s.inputIds.length));
+      const norm = Math.hypot(...mean);
+      assert.ok(Math.abs(norm - expected.mean_pooled_hidden_norm[j]) / expected.mean_pooled_hidden_norm[j] < 1e-4, `pooled norm ${norm}`);
+    });
+  });
+
+  it('per-example gradients match the reference within 1e-3 relative L2, batched and one at a time', async () => {
+    const adapter = loadAdapter(path.join(FIXTURE_DIR, 'adapter'), model.config);
+    const reference = SafetensorsFile.open(path.join(FIXTURE_DIR, 'expected_grads.safetensors'));
+    const batched = await computeLoraGradients(model, adapter, sequences, { batchSize: 3 });
+    const single = await computeLoraGradients(model, adapter, sequences, { batchSize: 1 });
+    for (const m of adapter.modules) {
+      for (const which of ['A', 'B'] as const) {
+        const key = adapterKey(m.path, which);
+        const perExample = batched.tensors.get(key)!.data.length / sequences.length;
+        sequences.forEach((_, j) => {
+          const want = reference.readFloat32(`example${j}.${key}`);
+          assert.equal(want.length, perExample);
+          const got = batched.tensors.get(key)!.data.subarray(j * perExample, (j + 1) * perExample);
+          const alone = single.tensors.get(key)!.data.subarray(j * perExample, (j + 1) * perExample);
+          assert.ok(relativeL2(got, want) < 1e-3, `${key} example ${j}: rel err ${relativeL2(got, want)}`);
+          assert.ok(relativeL2(alone, got) < 1e-5, `${key} example ${j}: batched vs single ${relativeL2(alone, got)}`);
+        });
+      }
+    }
+    reference.close();
+    expected.example_losses.forEach((want, j) => assert.ok(Math.abs(batched.losses[j] - want) / want < 1e-4));
+  });
+
+  it('leaks no tensors across calls', async () => {
+    const adapter = loadAdapter(path.join(FIXTURE_DIR, 'adapter'), model.config);
+    await computeLoraGradients(model, adapter, sequences, { batchSize: 2 });
+    const before = tf.memory().numTensors;
+    await computeLoraGradients(model, adapter, sequences, { batchSize: 2 });
+    computeLosses(model, adapter, sequences);
+    const lora = loraStateFromAdapter(adapter);
+    batchLoraGradients(model, lora, makeBatch(sequences));
+    disposeLoraState(lora);
+    assert.equal(tf.memory().numTensors, before);
+  });
+});
