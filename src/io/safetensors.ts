@@ -1,0 +1,123 @@
+/**
+ * Safetensors reading. Layout: u64 little-endian header length N, N bytes of UTF-8 JSON
+ * `{name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {..}}`, then the data
+ * section (offsets are relative to its start). Only the header is read at open; each tensor is
+ * read on demand from its offset, so multi-GB checkpoints stay on disk.
+ */
+import * as fs from 'node:fs';
+import { TdaError } from '../errors';
+import { decodeFloat32, decodeInt32 } from './decode';
+import { readFully } from './fsutil';
+import { MAX_HEADER_BYTES, TensorInfo, parseHeader } from './header';
+
+export { DType, DTYPE_BYTES } from './dtype';
+export { TensorInfo } from './header';
+export { bf16ToF32, f16ToF32, f32ToBf16Bits, f32ToF16Bits } from './half';
+export { TensorData, TensorToWrite, encodeSafetensors, writeSafetensors } from './writer';
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+export class SafetensorsFile {
+  private fd: number | null;
+  private readonly byName: Map<string, TensorInfo>;
+
+  private constructor(
+    readonly path: string,
+    fd: number,
+    /** File size in bytes at open. */
+    readonly size: number,
+    tensors: TensorInfo[],
+    readonly metadata: Record<string, string>,
+  ) {
+    this.fd = fd;
+    this.byName = new Map(tensors.map((t) => [t.name, t]));
+  }
+
+  /** Read and validate the header; the file stays open for tensor reads until close(). */
+  static open(path: string): SafetensorsFile {
+    let fd: number;
+    try {
+      fd = fs.openSync(path, 'r');
+    } catch (e) {
+      throw new TdaError(`cannot open safetensors file: ${(e as Error).message}`, { file: path });
+    }
+    try {
+      const stat = fs.fstatSync(fd);
+      if (!stat.isFile()) throw new TdaError('is not a regular file', { file: path });
+      const size = stat.size;
+      if (size < 8) {
+        throw new TdaError(`file is too short to be safetensors (${size} bytes; the length prefix alone is 8)`, { file: path });
+      }
+      const prefix = new Uint8Array(8);
+      readFully(fd, prefix, 0, path);
+      const n = new DataView(prefix.buffer).getBigUint64(0, true);
+      if (n > BigInt(MAX_HEADER_BYTES)) {
+        throw new TdaError(`header length ${n} is absurd (over ${MAX_HEADER_BYTES} bytes); not a safetensors file?`, { file: path });
+      }
+      const headerLength = Number(n);
+      if (8 + headerLength > size) {
+        throw new TdaError(
+          `header length ${headerLength} runs past the end of the file (${size} bytes): truncated or not a safetensors file`,
+          { file: path },
+        );
+      }
+      const headerBytes = new Uint8Array(headerLength);
+      readFully(fd, headerBytes, 8, path);
+      let json: string;
+      try {
+        json = utf8.decode(headerBytes);
+      } catch {
+        throw new TdaError('header is not valid UTF-8', { file: path, field: 'header' });
+      }
+      const { tensors, metadata } = parseHeader(json, headerLength, size, path);
+      return new SafetensorsFile(path, fd, size, tensors, metadata);
+    } catch (e) {
+      fs.closeSync(fd);
+      throw e;
+    }
+  }
+
+  /** Tensor names in sorted order (no `__metadata__`). */
+  names(): string[] {
+    return [...this.byName.keys()].sort();
+  }
+
+  has(name: string): boolean {
+    return this.byName.has(name);
+  }
+
+  info(name: string): TensorInfo {
+    const t = this.byName.get(name);
+    if (!t) throw new TdaError(`no such tensor in this file (it has ${this.byName.size})`, { file: this.path, field: name });
+    return { ...t, shape: [...t.shape] };
+  }
+
+  /** A copy of the tensor's raw little-endian bytes. */
+  readRaw(name: string): Uint8Array {
+    const t = this.info(name);
+    if (this.fd === null) throw new TdaError('file is closed', { file: this.path, field: name });
+    // A fresh Uint8Array owns its own ArrayBuffer (not Node's shared Buffer pool), starting at
+    // offset 0, so the decoders can view it as Float32Array etc. without alignment problems.
+    const bytes = new Uint8Array(t.byteLength);
+    readFully(this.fd, bytes, t.byteOffset, this.path, name);
+    return bytes;
+  }
+
+  /** Values as float32, converting from any supported dtype (F64 and I64 lose precision). */
+  readFloat32(name: string): Float32Array {
+    return decodeFloat32(this.readRaw(name), this.info(name).dtype);
+  }
+
+  /** Values as int32 from an integer or BOOL tensor; I64 values outside int32 are an error. */
+  readInt32(name: string): Int32Array {
+    return decodeInt32(this.readRaw(name), this.info(name).dtype, { file: this.path, field: name });
+  }
+
+  /** Release the file descriptor; safe to call twice. */
+  close(): void {
+    if (this.fd !== null) {
+      fs.closeSync(this.fd);
+      this.fd = null;
+    }
+  }
+}
