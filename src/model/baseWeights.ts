@@ -3,6 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import { TdaError } from '../errors';
 import { openWeights, WeightSource } from '../io/weights';
 import { FrozenMatrix, frozenMatrix } from '../runtime/ops';
+import { linearShape, modulePath } from './modules';
 import { LINEAR_MODULES, LinearModule, ModelConfig } from './types';
 import { readModelConfig } from './config';
 
@@ -18,32 +19,6 @@ export interface BaseWeights {
   layers: LayerWeights[];
   finalNorm: tf.Tensor1D;
   lmHead: FrozenMatrix;
-}
-
-/** HF module path of a linear layer, e.g. `model.layers.0.self_attn.q_proj`. */
-export function modulePath(layer: number, module: LinearModule): string {
-  const group = module === 'gate_proj' || module === 'up_proj' || module === 'down_proj' ? 'mlp' : 'self_attn';
-  return `model.layers.${layer}.${group}.${module}`;
-}
-
-/** [out, in] shape of a linear layer's weight. */
-export function linearWeightShape(cfg: ModelConfig, module: LinearModule): [number, number] {
-  const q = cfg.numHeads * cfg.headDim;
-  const kv = cfg.numKvHeads * cfg.headDim;
-  switch (module) {
-    case 'q_proj':
-      return [q, cfg.hiddenSize];
-    case 'k_proj':
-    case 'v_proj':
-      return [kv, cfg.hiddenSize];
-    case 'o_proj':
-      return [cfg.hiddenSize, q];
-    case 'gate_proj':
-    case 'up_proj':
-      return [cfg.intermediateSize, cfg.hiddenSize];
-    case 'down_proj':
-      return [cfg.hiddenSize, cfg.intermediateSize];
-  }
 }
 
 function hasBias(cfg: ModelConfig, module: LinearModule): boolean {
@@ -103,6 +78,12 @@ export function loadBaseWeights(src: WeightSource, cfg: ModelConfig): BaseWeight
     lmHead = frozenMatrix(t2('lm_head.weight', [cfg.vocabSize, H]));
   }
   return { embed, layers, finalNorm, lmHead };
+}
+
+/** [out, in] shape of a linear layer's weight. */
+export function linearWeightShape(cfg: ModelConfig, module: LinearModule): [number, number] {
+  const { inFeatures, outFeatures } = linearShape(cfg, module);
+  return [outFeatures, inFeatures];
 }
 
 /** Reads `config.json` and the weights of a Hugging Face model directory. */

@@ -12,7 +12,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { TokenBatch } from '../data/batch';
 import { batchMatMul, gatherRows, FrozenMatrix, frozenLinear, frozenMatrix, matMul2d, silu } from '../runtime/ops';
-import { BaseWeights, disposeBaseWeights, loadBaseModelFiles, modulePath } from './baseWeights';
+import { BaseWeights, disposeBaseWeights, loadBaseModelFiles } from './baseWeights';
+import { modulePath } from './modules';
 import { LoraState } from './loraState';
 import { LinearModule, ModelConfig } from './types';
 

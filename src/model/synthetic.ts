@@ -6,7 +6,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DType, TensorToWrite, writeSafetensors } from '../io/safetensors';
-import { linearWeightShape, modulePath } from './baseWeights';
+import { linearWeightShape } from './baseWeights';
+import { modulePath } from './modules';
 import { Rng } from './random';
 import { LINEAR_MODULES, ModelConfig } from './types';
 

@@ -1,0 +1,27 @@
+/**
+ * tda-lab: training data attribution for LoRA-tuned language models.
+ *
+ * Public API. Everything here works on real Hugging Face and PEFT files:
+ *   const model = LlamaModel.load('path/to/model');
+ *   const adapter = loadAdapter('path/to/adapter', model.config);
+ *   const grads = await computeLoraGradients(model, adapter, examples, { mask: 'response' });
+ */
+export { TdaError } from './errors';
+export { initBackend, currentBackend, BackendChoice, BackendName } from './runtime/backend';
+export { SafetensorsFile, writeSafetensors, DType, TensorInfo, TensorToWrite } from './io/safetensors';
+export { openWeights, openWeightsFile, writeShardedSafetensors, WeightSource } from './io/weights';
+export { readModelConfig, parseModelConfig, SUPPORTED_MODEL_TYPES } from './model/config';
+export { ModelConfig, LoraConfig, LinearModule, LINEAR_MODULES } from './model/types';
+export { modulePath, linearShape, allModules } from './model/modules';
+export { loadAdapter, saveAdapter, initAdapter, readLoraConfig, parseLoraConfig, adapterKey, LoraAdapter, LoraModuleWeights } from './model/adapter';
+export { listCheckpoints, isAdapterDir, CheckpointInfo } from './model/checkpoints';
+export { LlamaModel, BatchConstants, disposeBatchConstants } from './model/llama';
+export { loraStateFromAdapter, replicatePerExample, disposeLoraState, LoraState } from './model/loraState';
+export { exampleLosses, lossConstants, disposeLossConstants } from './model/loss';
+export { computeLoraGradients, computeLosses, batchLoraGradients, LoraGradients, LoraGradientBatch, GradientOptions } from './model/gradients';
+export { llamaConfig, hfConfigJson, randomBaseTensors, writeRandomCheckpoint, parameterCount } from './model/synthetic';
+export { Rng } from './model/random';
+export { makeBatch, LabelMask, TokenBatch, TokenSequence } from './data/batch';
+export { readExamplesJsonl, validateTokenIds, Example } from './data/examples';
+export { loadTokenizer, tokenizerFromJson, TextTokenizer } from './data/tokenizer';
+export { buildWordLevelTokenizerJson, buildWordLevelTokenizerConfig } from './data/wordTokenizer';

@@ -1,0 +1,204 @@
+/**
+ * Reads a Hugging Face `config.json` for the LLaMA family (llama, mistral, qwen2) into a
+ * ModelConfig. Defaults follow the transformers config classes; anything that would change
+ * the forward pass in a way we do not implement (rope scaling, other activations, mixed
+ * sliding-window layers) is rejected here rather than silently computed wrong.
+ */
+import * as fs from 'fs';
+import * as path from 'path';
+import { TdaError } from '../errors';
+import { ModelConfig } from './types';
+
+export const SUPPORTED_MODEL_TYPES = ['llama', 'mistral', 'qwen2'] as const;
+
+/** Accepts the model directory or the config.json path itself. */
+export function readModelConfig(dirOrFile: string): ModelConfig {
+  const file = isDir(dirOrFile) ? path.join(dirOrFile, 'config.json') : dirOrFile;
+  if (!fs.existsSync(file)) throw new TdaError('model config not found (expected a Hugging Face config.json)', { file });
+  return parseModelConfig(readJsonFile(file), file);
+}
+
+export function parseModelConfig(json: unknown, file: string): ModelConfig {
+  if (!isObject(json)) throw new TdaError('config must be a JSON object', { file });
+  const f = new Fields(json, file);
+
+  const modelType = json.model_type;
+  if (typeof modelType !== 'string' || !(SUPPORTED_MODEL_TYPES as readonly string[]).includes(modelType)) {
+    throw new TdaError(`unsupported model type ${JSON.stringify(modelType)}; supported: ${SUPPORTED_MODEL_TYPES.join(', ')}`, {
+      file,
+      field: 'model_type',
+    });
+  }
+  const type = modelType as ModelConfig['modelType'];
+
+  const hiddenSize = f.posInt('hidden_size');
+  const numHeads = f.posInt('num_attention_heads');
+  const numKvHeads = f.posInt('num_key_value_heads', numHeads);
+  if (numHeads % numKvHeads !== 0) {
+    throw new TdaError(`num_attention_heads (${numHeads}) must be divisible by num_key_value_heads (${numKvHeads})`, {
+      file,
+      field: 'num_key_value_heads',
+    });
+  }
+  const headDim = headDimOf(f, hiddenSize, numHeads);
+
+  const hiddenAct = json.hidden_act ?? 'silu';
+  if (hiddenAct !== 'silu') {
+    throw new TdaError(`activation ${JSON.stringify(hiddenAct)} is not supported (only silu)`, { file, field: 'hidden_act' });
+  }
+
+  const ropeTheta = ropeThetaOf(json, f, file);
+  const attentionBias = f.bool('attention_bias', false);
+
+  return {
+    modelType: type,
+    hiddenSize,
+    intermediateSize: f.posInt('intermediate_size'),
+    numLayers: f.posInt('num_hidden_layers'),
+    numHeads,
+    numKvHeads,
+    headDim,
+    vocabSize: f.posInt('vocab_size'),
+    rmsNormEps: f.posNumber('rms_norm_eps', 1e-6),
+    ropeTheta,
+    maxPositionEmbeddings: f.posInt('max_position_embeddings', 2048),
+    tieWordEmbeddings: f.bool('tie_word_embeddings', false),
+    // Qwen2 always has q/k/v biases and never an o_proj bias; llama/mistral use attention_bias for all four.
+    qkvBias: type === 'qwen2' ? true : attentionBias,
+    oBias: type === 'qwen2' ? false : attentionBias,
+    mlpBias: f.bool('mlp_bias', false),
+    hiddenAct: 'silu',
+    slidingWindow: slidingWindowOf(type, json, f, file),
+  };
+}
+
+/** head_dim when given (may differ from hidden/heads), else hidden/heads which must divide exactly. */
+function headDimOf(f: Fields, hiddenSize: number, numHeads: number): number {
+  if (f.json.head_dim !== undefined && f.json.head_dim !== null) return f.posInt('head_dim');
+  if (hiddenSize % numHeads !== 0) {
+    throw new TdaError(`hidden_size (${hiddenSize}) is not divisible by num_attention_heads (${numHeads}) and no head_dim is given`, {
+      file: f.file,
+      field: 'num_attention_heads',
+    });
+  }
+  return hiddenSize / numHeads;
+}
+
+/**
+ * Plain RoPE only. Newer transformers write `rope_parameters` (with rope_theta inside) and
+ * sometimes `rope_scaling: {rope_type: "default"}`, which both mean no scaling.
+ */
+function ropeThetaOf(json: Record<string, unknown>, f: Fields, file: string): number {
+  for (const key of ['rope_scaling', 'rope_parameters']) {
+    const rs = json[key];
+    if (rs === undefined || rs === null) continue;
+    if (!isObject(rs)) throw new TdaError('must be an object or null', { file, field: key });
+    const kind = rs.rope_type ?? rs.type;
+    if (kind !== 'default' || (key === 'rope_scaling' && rs.factor !== undefined && rs.factor !== 1)) {
+      throw new TdaError(`rope scaling type ${JSON.stringify(kind)} is not supported (only plain RoPE)`, { file, field: key });
+    }
+  }
+  const params = json.rope_parameters;
+  if (isObject(params) && params.rope_theta !== undefined && json.rope_theta === undefined) {
+    return new Fields(params, file).posNumber('rope_theta');
+  }
+  return f.posNumber('rope_theta', 10000);
+}
+
+/**
+ * Mistral: `sliding_window` (transformers default 4096 when absent, null = full attention).
+ * Qwen2: only with `use_sliding_window`, and then transformers applies it to layers
+ * >= max_window_layers (default 28); we support all-or-nothing.
+ */
+function slidingWindowOf(type: ModelConfig['modelType'], json: Record<string, unknown>, f: Fields, file: string): number | null {
+  if (type === 'llama') return null;
+  if (type === 'mistral') {
+    if (json.sliding_window === null) return null;
+    return f.posInt('sliding_window', 4096);
+  }
+  if (!f.bool('use_sliding_window', false) || json.sliding_window === null) return null;
+  const window = f.posInt('sliding_window', 4096);
+  const numLayers = f.posInt('num_hidden_layers');
+  const maxWindowLayers = f.nonNegInt('max_window_layers', 28);
+  if (maxWindowLayers >= numLayers) return null; // no layer reaches the sliding-window range
+  if (maxWindowLayers === 0) return window;
+  throw new TdaError(
+    `sliding window on only some layers (layers >= ${maxWindowLayers} of ${numLayers}) is not supported`,
+    { file, field: 'max_window_layers' },
+  );
+}
+
+/** Typed field readers that name the file and field in every error. */
+class Fields {
+  constructor(
+    readonly json: Record<string, unknown>,
+    readonly file: string,
+  ) {}
+
+  private get(key: string, fallback: unknown): unknown {
+    const v = this.json[key];
+    if (v === undefined || v === null) {
+      if (fallback === undefined) throw new TdaError('required field is missing', { file: this.file, field: key });
+      return fallback;
+    }
+    return v;
+  }
+
+  posInt(key: string, fallback?: number): number {
+    const v = this.get(key, fallback);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) {
+      throw new TdaError(`must be a positive integer, got ${JSON.stringify(v)}`, { file: this.file, field: key });
+    }
+    return v;
+  }
+
+  nonNegInt(key: string, fallback?: number): number {
+    const v = this.get(key, fallback);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) {
+      throw new TdaError(`must be a non-negative integer, got ${JSON.stringify(v)}`, { file: this.file, field: key });
+    }
+    return v;
+  }
+
+  posNumber(key: string, fallback?: number): number {
+    const v = this.get(key, fallback);
+    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) {
+      throw new TdaError(`must be a positive number, got ${JSON.stringify(v)}`, { file: this.file, field: key });
+    }
+    return v;
+  }
+
+  bool(key: string, fallback: boolean): boolean {
+    const v = this.get(key, fallback);
+    if (typeof v !== 'boolean') throw new TdaError(`must be true or false, got ${JSON.stringify(v)}`, { file: this.file, field: key });
+    return v;
+  }
+}
+
+// Small shared JSON helpers (also used by adapter.ts).
+
+export function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+export function isDir(p: string): boolean {
+  try {
+    return fs.statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+export function readJsonFile(file: string): unknown {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new TdaError(`cannot read file: ${(e as Error).message}`, { file });
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new TdaError(`invalid JSON: ${(e as Error).message}`, { file });
+  }
+}
