@@ -42,10 +42,29 @@ export interface EmbeddingSet {
  * An attribution method in two phases: `cache` does the work that depends on the
  * training set only (damping, inverse-Hessian factors, norms), `attribute` scores queries.
  */
-export interface Attributor<T> {
+export interface Attributor<TTrain, TTest = TTrain> {
   readonly name: string;
-  cache(train: T): void;
-  attribute(test: T): ScoreMatrix;
+  cache(train: TTrain): void;
+  attribute(test: TTest): ScoreMatrix;
+}
+
+/**
+ * Training gradients that may not fit in memory: read in chunks of consecutive examples
+ * (an in-memory GradientSet, a grads file, or a gradient store's shards).
+ */
+export interface GradientSource {
+  n: number;
+  blocks: { name: string; shape: number[]; dim: number }[];
+  chunks(): Iterable<{ start: number; set: GradientSet }>;
+}
+
+/** A GradientSet seen as a source with one chunk. */
+export function inMemorySource(set: GradientSet): GradientSource {
+  return {
+    n: set.n,
+    blocks: set.blocks.map((b) => ({ name: b.name, shape: b.shape, dim: b.dim })),
+    chunks: () => [{ start: 0, set }],
+  };
 }
 
 export function scoreMatrix(nTest: number, nTrain: number, data?: Float32Array): ScoreMatrix {

@@ -4,6 +4,8 @@ import { LabelMask } from '../data/batch';
 import { BackendChoice, initBackend } from '../runtime/backend';
 import { runDemo } from './demo';
 import { runGrads } from './grads';
+import { registerMetricsCommand } from './metrics';
+import { registerScoreCommand } from './score';
 
 function positiveInt(value: string): number {
   const n = Number(value);
@@ -47,6 +49,8 @@ export function buildProgram(): Command {
       await runDemo();
     });
 
+  registerScoreCommand(program, backend);
+  registerMetricsCommand(program);
   return program;
 }
 

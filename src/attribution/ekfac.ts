@@ -1,0 +1,106 @@
+/**
+ * EK-FAC (George et al. 2018; Grosse et al. 2023, as in kronfluence), per LoRA tensor.
+ *
+ * A LoRA tensor's per-example gradient is a matrix G_i [rows, cols]. The Gauss-Newton block
+ * E[vec(G) vec(G)^T] is approximated by the Kronecker product of the two factors
+ *   S = E[G G^T] (rows x rows) and A = E[G^T G] (cols x cols),
+ * whose eigenbases Q_S, Q_A are kept, while the eigenvalues are corrected to the exact
+ * second moments in that basis: Lambda[a,b] = E[(Q_S^T G Q_A)[a,b]^2]. Then
+ *   H^-1 V = Q_S ((Q_S^T V Q_A) / (Lambda + lambda)) Q_A^T.
+ * The factors here come from per-example gradient matrices (what the gradient store holds)
+ * rather than per-token activations and output gradients; both give the same eigenbasis
+ * when each example contributes one token. When the block is exactly Kronecker-factored,
+ * EK-FAC equals the exact inverse.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { EigenvalueDecomposition, Matrix } from 'ml-matrix';
+import { TdaError } from '../errors';
+import { DampedAttributor, withBlocks } from './gradientAttributor';
+import { gram } from './linalg';
+import { GradientSet, GradientSource } from './types';
+
+interface BlockFactors {
+  rows: number;
+  cols: number;
+  qS: Float32Array; // [rows, rows], eigenvectors in columns
+  qA: Float32Array; // [cols, cols]
+  lambda: Float32Array; // [rows, cols] corrected eigenvalues
+}
+
+/** Eigenvectors (columns) of a symmetric float32 matrix, as float32. */
+function eigenvectors(a: Float32Array, size: number): Float32Array {
+  const m = new Matrix(size, size);
+  for (let i = 0; i < size; i++) for (let j = 0; j < size; j++) m.set(i, j, (a[i * size + j] + a[j * size + i]) / 2);
+  return Float32Array.from(new EigenvalueDecomposition(m, { assumeSymmetric: true }).eigenvectorMatrix.to1DArray());
+}
+
+/** Q_S^T G_i Q_A for a stack of matrices G [m, rows, cols]. */
+function rotate(g: tf.Tensor3D, qS: tf.Tensor2D, qA: tf.Tensor2D): tf.Tensor3D {
+  const [m, rows, cols] = g.shape;
+  const right = tf.reshape(tf.matMul(tf.reshape(g, [m * rows, cols]), qA), [m, rows, cols]);
+  const t = tf.reshape(tf.transpose(right, [0, 2, 1]), [m * cols, rows]); // (G Q_A)^T stacked
+  return tf.transpose(tf.reshape(tf.matMul(t, qS), [m, cols, rows]), [0, 2, 1]) as tf.Tensor3D;
+}
+
+export class EkfacInfluence extends DampedAttributor {
+  readonly name = 'ekfac';
+  private factors: BlockFactors[] = [];
+
+  protected override prepareBlocks(train: GradientSource): void {
+    const n = train.n;
+    this.factors = train.blocks.map((b) => {
+      if (b.shape.length !== 2) {
+        throw new TdaError(`ekfac needs 2-D gradient blocks (LoRA matrices), got shape [${b.shape}] (projected gradients cannot be factored)`, { field: b.name });
+      }
+      const [rows, cols] = b.shape;
+      return { rows, cols, qS: new Float32Array(rows * rows), qA: new Float32Array(cols * cols), lambda: new Float32Array(rows * cols) };
+    });
+    // Pass 1: Kronecker factors S = sum G G^T, A = sum G^T G (scale is irrelevant to the eigenbasis).
+    const sums = this.factors.map((f) => ({ S: new Float32Array(f.rows * f.rows), A: new Float32Array(f.cols * f.cols) }));
+    for (const { set } of train.chunks()) {
+      set.blocks.forEach((b, l) => {
+        const { rows, cols } = this.factors[l];
+        const m = set.n;
+        const a = gram(b.data, m * rows, cols);
+        const gT = tf.tidy(() => tf.transpose(tf.tensor3d(b.data, [m, rows, cols]), [0, 2, 1]).dataSync() as Float32Array);
+        const s = gram(gT, m * cols, rows);
+        a.forEach((v, j) => (sums[l].A[j] += v));
+        s.forEach((v, j) => (sums[l].S[j] += v));
+      });
+    }
+    this.factors.forEach((f, l) => {
+      f.qS = eigenvectors(sums[l].S, f.rows);
+      f.qA = eigenvectors(sums[l].A, f.cols);
+    });
+    // Pass 2: eigenvalue correction, the mean squared gradient in the Kronecker eigenbasis.
+    for (const { set } of train.chunks()) {
+      set.blocks.forEach((b, l) => {
+        const f = this.factors[l];
+        const sq = tf.tidy(() => {
+          const r = rotate(tf.tensor3d(b.data, [set.n, f.rows, f.cols]), tf.tensor2d(f.qS, [f.rows, f.rows]), tf.tensor2d(f.qA, [f.cols, f.cols]));
+          return tf.sum(tf.square(r), 0).dataSync() as Float32Array;
+        });
+        sq.forEach((v, j) => (f.lambda[j] += v / n));
+      });
+    }
+  }
+
+  protected transform(test: GradientSet): GradientSet {
+    return withBlocks(
+      test,
+      test.blocks.map((b, l) => {
+        const damping = this.damping[l];
+        if (damping === 0) return new Float32Array(b.data.length);
+        const f = this.factors[l];
+        return tf.tidy(() => {
+          const qS = tf.tensor2d(f.qS, [f.rows, f.rows]);
+          const qA = tf.tensor2d(f.qA, [f.cols, f.cols]);
+          const rotated = rotate(tf.tensor3d(b.data, [test.n, f.rows, f.cols]), qS, qA);
+          const scaled = tf.div(rotated, tf.add(tf.tensor2d(f.lambda, [f.rows, f.cols]), damping)) as tf.Tensor3D;
+          // Back: Q_S X Q_A^T = rotate with the transposed bases.
+          return rotate(scaled, tf.transpose(qS), tf.transpose(qA)).dataSync() as Float32Array;
+        });
+      }),
+    );
+  }
+}

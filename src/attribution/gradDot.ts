@@ -1,0 +1,54 @@
+/**
+ * Gradient matching: gradDot scores g_q . g_i (influence with an identity Hessian);
+ * gradCos scores the cosine of the full concatenated LoRA gradients, which removes the
+ * dominance of examples with large gradients.
+ */
+import { dotScores, GradientAttributor, withBlocks } from './gradientAttributor';
+import { GradientSet, GradientSource, ScoreMatrix } from './types';
+
+export class GradDot extends GradientAttributor {
+  readonly name = 'gradDot';
+  protected transform(test: GradientSet): GradientSet {
+    return test;
+  }
+}
+
+/** Euclidean norm of each example's gradient over all blocks. */
+export function exampleNorms(set: GradientSet): Float64Array {
+  const norms = new Float64Array(set.n);
+  for (const b of set.blocks) {
+    for (let i = 0; i < set.n; i++) {
+      let s = 0;
+      for (let j = i * b.dim, end = j + b.dim; j < end; j++) s += b.data[j] * b.data[j];
+      norms[i] += s;
+    }
+  }
+  return norms.map(Math.sqrt);
+}
+
+export class GradCos extends GradientAttributor {
+  readonly name = 'gradCos';
+  private trainNorms = new Float64Array(0);
+
+  protected override prepare(train: GradientSource): void {
+    this.trainNorms = new Float64Array(train.n);
+    for (const { start, set } of train.chunks()) this.trainNorms.set(exampleNorms(set), start);
+  }
+
+  protected transform(test: GradientSet): GradientSet {
+    const norms = exampleNorms(test);
+    return withBlocks(
+      test,
+      test.blocks.map((b) => b.data.map((v, j) => (norms[Math.floor(j / b.dim)] > 0 ? v / norms[Math.floor(j / b.dim)] : 0))),
+    );
+  }
+
+  protected override score(test: GradientSet, train: GradientSource): ScoreMatrix {
+    const s = dotScores(this.transform(test), train);
+    // A zero gradient has no direction: its cosine is defined as 0.
+    for (let q = 0; q < s.nTest; q++) {
+      for (let i = 0; i < s.nTrain; i++) s.data[q * s.nTrain + i] = this.trainNorms[i] > 0 ? s.data[q * s.nTrain + i] / this.trainNorms[i] : 0;
+    }
+    return s;
+  }
+}

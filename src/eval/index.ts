@@ -1,0 +1,33 @@
+/**
+ * Evaluation of attribution scores: ranking metrics per query (ROC AUC, ROC curve, average
+ * precision, recall@k, precision@k), class metrics (Acc, Cover), per-query tables as danfo
+ * DataFrames, and seeded bootstrap intervals over queries.
+ */
+export { rocAuc, rocCurve, trapezoidArea, averagePrecision, recallAtK, precisionAtK, positivesInTopK, RocCurve, TieRule, TopKOptions } from './auc';
+export { classAccCover, perQueryClassMetrics, defaultCoverK, ClassLabel, ClassMetrics, ClassMetricsOptions } from './classMetrics';
+export {
+  perQueryMetrics,
+  perQueryColumns,
+  pooledAuc,
+  metricMeans,
+  metricSummary,
+  DEFAULT_RECALL_K,
+  PerQueryColumns,
+  PerQueryOptions,
+} from './perQuery';
+export {
+  bootstrapCI,
+  bootstrapMeanCI,
+  normalMeanCI,
+  quantileSorted,
+  dropNaN,
+  mean,
+  nanMean,
+  BootstrapOptions,
+  Interval,
+  MeanInterval,
+  NormalIntervalOptions,
+} from './bootstrap';
+export { checkScoreMatrix, checkPositives, positiveMask, Where } from './validate';
+export { descendingOrder, topK, argmax } from './ranking';
+export { DataFrame, danfo, frameFromColumns, frameColumn } from './frame';

@@ -1,0 +1,106 @@
+/**
+ * Per-example representations: the model's final (post-norm) hidden states pooled to one
+ * vector per example. They feed representation similarity (RepSim) and data density (LMD3).
+ *
+ * `last`: the hidden state at the last real token (the one that predicts what follows).
+ * `mean`: the mean over the real tokens; right padding never enters the pool.
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { EmbeddingSet } from '../attribution/types';
+import type { TokenBatch, TokenSequence } from '../data/batch';
+import { TdaError } from '../errors';
+import type { LoraAdapter } from './adapter';
+import { disposeBatchConstants, LlamaModel } from './llama';
+import { disposeLoraState, LoraState, loraStateFromAdapter } from './loraState';
+
+export type Pooling = 'last' | 'mean';
+
+export interface EmbeddingOptions {
+  /** Default `last`. */
+  pool?: Pooling;
+  /** Examples per forward pass (default 8). Results do not depend on it. */
+  batchSize?: number;
+  /** Token used for right padding (default 0); it is masked out of attention and pooling. */
+  padId?: number;
+}
+
+/** Pooled final hidden states of every example, [n, hidden], with the adapter applied if given. */
+export function computeEmbeddings(
+  model: LlamaModel,
+  adapter: LoraAdapter | null,
+  examples: TokenSequence[],
+  opts: EmbeddingOptions = {},
+): EmbeddingSet {
+  const pool = opts.pool ?? 'last';
+  if (pool !== 'last' && pool !== 'mean') throw new TdaError(`unknown pooling '${String(pool)}' (use last or mean)`, { field: 'pool' });
+  const batchSize = opts.batchSize ?? 8;
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new TdaError(`must be a positive integer, got ${batchSize}`, { field: 'batchSize' });
+  const padId = opts.padId ?? 0;
+  const vocab = model.config.vocabSize;
+  if (!Number.isInteger(padId) || padId < 0 || padId >= vocab) throw new TdaError(`must be a token id in [0, ${vocab}), got ${padId}`, { field: 'padId' });
+  examples.forEach((ex, i) => {
+    if (ex.inputIds.length === 0) throw new TdaError(`example ${i} has no tokens`, { field: 'inputIds' });
+    const j = ex.inputIds.findIndex((id) => !Number.isInteger(id) || id < 0 || id >= vocab);
+    // An out-of-range id would silently gather garbage (or zeros) rather than fail.
+    if (j >= 0) throw new TdaError(`example ${i}: token id ${ex.inputIds[j]} at position ${j} is outside the vocabulary (${vocab})`, { field: 'inputIds' });
+  });
+
+  const dim = model.config.hiddenSize;
+  const out = new Float32Array(examples.length * dim);
+  const lora = adapter ? loraStateFromAdapter(adapter) : undefined;
+  try {
+    for (let start = 0; start < examples.length; start += batchSize) {
+      const chunk = examples.slice(start, start + batchSize);
+      out.set(pooledBatch(model, lora, paddedBatch(chunk, padId), pool), start * dim);
+    }
+  } finally {
+    if (lora) disposeLoraState(lora);
+  }
+  return { n: examples.length, dim, data: out };
+}
+
+/**
+ * A right-padded batch without label bookkeeping. makeBatch is not used because it insists
+ * on tokens to score under a loss mask; a representation needs none (a one-token example
+ * is fine).
+ */
+function paddedBatch(sequences: TokenSequence[], padId: number): TokenBatch {
+  const batchSize = sequences.length;
+  const seqLen = Math.max(...sequences.map((s) => s.inputIds.length));
+  const ids = new Int32Array(batchSize * seqLen).fill(padId);
+  sequences.forEach((s, b) => ids.set(s.inputIds, b * seqLen));
+  return {
+    batchSize,
+    seqLen,
+    ids,
+    lengths: sequences.map((s) => s.inputIds.length),
+    lossRows: new Int32Array(0),
+    lossLabels: new Int32Array(0),
+    lossExample: new Int32Array(0),
+    lossCounts: sequences.map(() => 0),
+    mask: 'full',
+  };
+}
+
+/**
+ * One forward pass; pooling is a [B, B*T] weight matrix times the hidden states [B*T, H]
+ * (one-hot rows for `last`, 1/len over real tokens for `mean`): a single 2-D matmul, the
+ * fast path on wasm, and padding gets weight exactly 0.
+ */
+function pooledBatch(model: LlamaModel, lora: LoraState | undefined, batch: TokenBatch, pool: Pooling): Float32Array {
+  const { batchSize: B, seqLen: T } = batch;
+  const weights = new Float32Array(B * B * T);
+  batch.lengths.forEach((len, b) => {
+    if (pool === 'last') weights[b * B * T + b * T + len - 1] = 1;
+    else for (let t = 0; t < len; t++) weights[b * B * T + b * T + t] = 1 / len;
+  });
+  const c = model.batchConstants(batch);
+  try {
+    return tf.tidy(() => {
+      const hidden = model.hidden(c, lora);
+      return tf.matMul(tf.tensor2d(weights, [B, B * T]), hidden).dataSync() as Float32Array;
+    });
+  } finally {
+    disposeBatchConstants(c);
+  }
+}
