@@ -16,6 +16,7 @@ import * as tf from '@tensorflow/tfjs';
 import { EigenvalueDecomposition, Matrix } from 'ml-matrix';
 import { TdaError } from '../errors';
 import { DampedAttributor, withBlocks } from './gradientAttributor';
+import { download } from '../runtime/ops';
 import { gram } from './linalg';
 import { GradientSet, GradientSource } from './types';
 
@@ -62,7 +63,7 @@ export class EkfacInfluence extends DampedAttributor {
         const { rows, cols } = this.factors[l];
         const m = set.n;
         const a = gram(b.data, m * rows, cols);
-        const gT = tf.tidy(() => tf.transpose(tf.tensor3d(b.data, [m, rows, cols]), [0, 2, 1]).dataSync() as Float32Array);
+        const gT = download(() => tf.transpose(tf.tensor3d(b.data, [m, rows, cols]), [0, 2, 1]));
         const s = gram(gT, m * cols, rows);
         a.forEach((v, j) => (sums[l].A[j] += v));
         s.forEach((v, j) => (sums[l].S[j] += v));
@@ -76,9 +77,9 @@ export class EkfacInfluence extends DampedAttributor {
     for (const { set } of train.chunks()) {
       set.blocks.forEach((b, l) => {
         const f = this.factors[l];
-        const sq = tf.tidy(() => {
+        const sq = download(() => {
           const r = rotate(tf.tensor3d(b.data, [set.n, f.rows, f.cols]), tf.tensor2d(f.qS, [f.rows, f.rows]), tf.tensor2d(f.qA, [f.cols, f.cols]));
-          return tf.sum(tf.square(r), 0).dataSync() as Float32Array;
+          return tf.sum(tf.square(r), 0);
         });
         sq.forEach((v, j) => (f.lambda[j] += v / n));
       });
@@ -92,13 +93,13 @@ export class EkfacInfluence extends DampedAttributor {
         const damping = this.damping[l];
         if (damping === 0) return new Float32Array(b.data.length);
         const f = this.factors[l];
-        return tf.tidy(() => {
+        return download(() => {
           const qS = tf.tensor2d(f.qS, [f.rows, f.rows]);
           const qA = tf.tensor2d(f.qA, [f.cols, f.cols]);
           const rotated = rotate(tf.tensor3d(b.data, [test.n, f.rows, f.cols]), qS, qA);
           const scaled = tf.div(rotated, tf.add(tf.tensor2d(f.lambda, [f.rows, f.cols]), damping)) as tf.Tensor3D;
           // Back: Q_S X Q_A^T = rotate with the transposed bases.
-          return rotate(scaled, tf.transpose(qS), tf.transpose(qA)).dataSync() as Float32Array;
+          return rotate(scaled, tf.transpose(qS), tf.transpose(qA));
         });
       }),
     );

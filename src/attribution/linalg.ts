@@ -3,27 +3,28 @@
  * wasm: explicit transposes, never the transposeA/B flags).
  */
 import * as tf from '@tensorflow/tfjs';
+import { download } from '../runtime/ops';
 
 /** A @ B^T for A [a, d] and B [b, d]: [a, b]. Transposes whichever operand is smaller. */
 export function matMulABt(A: Float32Array, a: number, B: Float32Array, b: number, d: number): Float32Array {
-  return tf.tidy(() => {
+  return download(() => {
     const ta = tf.tensor2d(A, [a, d]);
     const tb = tf.tensor2d(B, [b, d]);
-    if (a <= b) return tf.transpose(tf.matMul(tb, tf.transpose(ta))).dataSync() as Float32Array;
-    return tf.matMul(ta, tf.transpose(tb)).dataSync() as Float32Array;
+    if (a <= b) return tf.transpose(tf.matMul(tb, tf.transpose(ta)));
+    return tf.matMul(ta, tf.transpose(tb));
   });
 }
 
 /** A @ M for A [a, k] and M [k, d]: [a, d]. */
 export function matMul(A: Float32Array, a: number, k: number, M: Float32Array, d: number): Float32Array {
-  return tf.tidy(() => tf.matMul(tf.tensor2d(A, [a, k]), tf.tensor2d(M, [k, d])).dataSync() as Float32Array);
+  return download(() => tf.matMul(tf.tensor2d(A, [a, k]), tf.tensor2d(M, [k, d])));
 }
 
 /** A^T A for A [m, d]: [d, d]. */
 export function gram(A: Float32Array, m: number, d: number): Float32Array {
-  return tf.tidy(() => {
+  return download(() => {
     const t = tf.tensor2d(A, [m, d]);
-    return tf.matMul(tf.transpose(t), t).dataSync() as Float32Array;
+    return tf.matMul(tf.transpose(t), t);
   });
 }
 

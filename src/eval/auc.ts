@@ -12,7 +12,7 @@
  * `ties: 'expected'`, they return the expected value under a random order of the tied group.
  */
 import { TdaError } from '../errors';
-import { checkPositiveInt, checkRankingInputs, countPositives, descendingOrder, walkTieGroups } from './ranking';
+import { checkPositiveInt, checkRankingInputs, countPositives, kthLargest, topK, walkTieGroups } from './ranking';
 
 /**
  * Area under the ROC curve = P(score of a random positive > score of a random negative),
@@ -128,15 +128,14 @@ export function positivesInTopK(scores: ArrayLike<number>, isPositive: ArrayLike
   const n = scores.length;
   const m = Math.min(k, n);
   if (m === 0) return 0;
-  const order = descendingOrder(scores);
   if (ties === 'index' || m === n) {
     let hits = 0;
-    for (let j = 0; j < m; j++) if (isPositive[order[j]]) hits++;
+    for (const i of topK(scores, m)) if (isPositive[i]) hits++;
     return hits;
   }
   // The group tied with the k-th score: take what lies strictly above it, plus the share of
   // the group's positives that the remaining slots get on average.
-  const b = scores[order[m - 1]];
+  const b = kthLargest(scores, m);
   let above = 0;
   let posAbove = 0;
   let group = 0;

@@ -13,7 +13,7 @@
 import { ScoreMatrix, scoreRow } from '../attribution/types';
 import { TdaError } from '../errors';
 import { DataFrame, frameFromColumns } from './frame';
-import { argmax, checkPositiveInt, descendingOrder } from './ranking';
+import { argmax, checkPositiveInt, topK } from './ranking';
 import { checkScoreMatrix } from './validate';
 
 export type ClassLabel = string | number;
@@ -69,7 +69,7 @@ export function classAccCover(
     const row = scoreRow(scores, q);
     const c = testClasses[q];
     accPerQuery.push(trainClasses[argmax(row)] === c ? 1 : 0);
-    const top = descendingOrder(row).subarray(0, m);
+    const top = topK(row, m);
     let same = 0;
     for (const i of top) if (trainClasses[i] === c) same++;
     coverPerQuery.push(same / m);

@@ -64,11 +64,12 @@ export function perQueryMetrics(scores: ScoreMatrix, positives: readonly (readon
 export function pooledAuc(scores: ScoreMatrix, positives: readonly (readonly number[])[]): number {
   checkScoreMatrix(scores);
   const lists = checkPositives(positives, scores.nTest, scores.nTrain);
-  const mask = new Array<boolean>(scores.data.length).fill(false);
+  // One byte per pair (a boolean[] would take 8): the metrics only test truthiness.
+  const mask = new Uint8Array(scores.data.length);
   lists.forEach((list, q) => {
-    for (const i of list) mask[q * scores.nTrain + i] = true;
+    for (const i of list) mask[q * scores.nTrain + i] = 1;
   });
-  return rocAuc(scores.data, mask);
+  return rocAuc(scores.data, mask as unknown as ArrayLike<boolean>);
 }
 
 /** Metric columns of a per-query table: every column except `query`. */

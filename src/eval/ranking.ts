@@ -41,10 +41,34 @@ export function descendingOrder(scores: ArrayLike<number>): Uint32Array {
   return order;
 }
 
-/** The first min(k, n) indices of descendingOrder (k >= 1). */
+/** The m-th largest score (1 <= m <= n), from a numeric typed-array sort (no comparator: fast). */
+export function kthLargest(scores: ArrayLike<number>, m: number): number {
+  const sorted = Float64Array.from(scores).sort();
+  return sorted[sorted.length - m];
+}
+
+/**
+ * The first min(k, n) indices of descendingOrder (k >= 1), without sorting all n with a
+ * comparator: find the k-th largest score b, keep everything above b and the lowest-index
+ * examples tied with b, then order just those.
+ */
 export function topK(scores: ArrayLike<number>, k: number): Uint32Array {
   checkPositiveInt(k, 'k');
-  return descendingOrder(scores).subarray(0, Math.min(k, scores.length));
+  const n = scores.length;
+  const m = Math.min(k, n);
+  if (m === 0) return new Uint32Array(0);
+  const b = kthLargest(scores, m);
+  const picked: number[] = [];
+  for (let i = 0; i < n; i++) if (scores[i] > b) picked.push(i);
+  for (let i = 0, slots = m - picked.length; i < n && slots > 0; i++) {
+    if (scores[i] === b) {
+      picked.push(i);
+      slots--;
+    }
+  }
+  const out = Uint32Array.from(picked);
+  out.sort((a, c) => (scores[a] > scores[c] ? -1 : scores[a] < scores[c] ? 1 : a - c));
+  return out;
 }
 
 /** Index of the highest score (lowest index among ties); -1 when empty. */
@@ -64,18 +88,33 @@ export function walkTieGroups(
   isPositive: ArrayLike<boolean>,
   visit: (score: number, tp: number, fp: number) => void,
 ): void {
-  const order = descendingOrder(scores);
+  // Two numeric sorts (all scores, positives' scores) instead of a comparator sort of
+  // indices: ~5x faster, and the groups need counts only, not which examples they hold.
+  const all = Float64Array.from(scores).sort();
+  let nPos = 0;
+  for (let i = 0; i < isPositive.length; i++) if (isPositive[i]) nPos++;
+  const pos = new Float64Array(nPos);
+  for (let i = 0, p = 0; i < scores.length; i++) if (isPositive[i]) pos[p++] = scores[i];
+  pos.sort();
   let tp = 0;
   let fp = 0;
-  let j = 0;
-  while (j < order.length) {
-    const s = scores[order[j]];
+  let i = all.length - 1;
+  let j = nPos - 1;
+  while (i >= 0) {
+    const s = all[i];
     // -0 === 0, so signed zeros fall in one group, as they compare equal.
-    while (j < order.length && scores[order[j]] === s) {
-      if (isPositive[order[j]]) tp++;
-      else fp++;
-      j++;
+    let g = 0;
+    while (i >= 0 && all[i] === s) {
+      g++;
+      i--;
     }
+    let p = 0;
+    while (j >= 0 && pos[j] === s) {
+      p++;
+      j--;
+    }
+    tp += p;
+    fp += g - p;
     visit(s, tp, fp);
   }
 }

@@ -12,6 +12,7 @@ import { TdaError } from '../errors';
 import type { LoraAdapter } from './adapter';
 import { disposeBatchConstants, LlamaModel } from './llama';
 import { disposeLoraState, LoraState, loraStateFromAdapter } from './loraState';
+import { download } from '../runtime/ops';
 
 export type Pooling = 'last' | 'mean';
 
@@ -96,10 +97,7 @@ function pooledBatch(model: LlamaModel, lora: LoraState | undefined, batch: Toke
   });
   const c = model.batchConstants(batch);
   try {
-    return tf.tidy(() => {
-      const hidden = model.hidden(c, lora);
-      return tf.matMul(tf.tensor2d(weights, [B, B * T]), hidden).dataSync() as Float32Array;
-    });
+    return download(() => tf.matMul(tf.tensor2d(weights, [B, B * T]), model.hidden(c, lora)));
   } finally {
     disposeBatchConstants(c);
   }

@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { LabelMask, makeBatch, TokenBatch, TokenSequence } from '../data/batch';
 import { TdaError } from '../errors';
 import { adapterKey, LoraAdapter } from './adapter';
+import { download } from '../runtime/ops';
 import { disposeBatchConstants, LlamaModel } from './llama';
 import { disposeLossConstants, exampleLosses, lossConstants } from './loss';
 import { disposeLoraState, LoraFactors, LoraState, loraStateFromAdapter, replicatePerExample } from './loraState';
@@ -51,8 +52,8 @@ export function batchLoraGradients(model: LlamaModel, shared: LoraState, batch: 
     (losses as tf.Tensor1D).dispose();
     const modules = paths.map((path, i) => {
       // Back from the forward layout (A^T, B^T) to PEFT's (A [r, in], B [out, r]).
-      const A = tf.tidy(() => tf.transpose(grads[2 * i], [0, 2, 1]).dataSync() as Float32Array);
-      const Bg = tf.tidy(() => tf.transpose(grads[2 * i + 1], [0, 2, 1]).dataSync() as Float32Array);
+      const A = download(() => tf.transpose(grads[2 * i], [0, 2, 1]));
+      const Bg = download(() => tf.transpose(grads[2 * i + 1], [0, 2, 1]));
       return { path, A, B: Bg };
     });
     grads.forEach((g) => g.dispose());
@@ -143,7 +144,7 @@ export function computeLosses(model: LlamaModel, adapter: LoraAdapter | null, ex
       const c = model.batchConstants(batch);
       const lc = lossConstants(batch, model.config.vocabSize);
       try {
-        out.set(tf.tidy(() => exampleLosses(model, c, lc, shared).dataSync() as Float32Array), start);
+        out.set(download(() => exampleLosses(model, c, lc, shared)), start);
       } finally {
         disposeBatchConstants(c);
         disposeLossConstants(lc);

@@ -96,6 +96,20 @@ export function oneHotFloat(ids: tf.Tensor1D, depth: number): tf.Tensor2D {
   return tf.tidy(() => tf.cast(tf.oneHot(ids, depth), 'float32') as tf.Tensor2D);
 }
 
+/**
+ * Runs `f` in a tidy scope and downloads its result as a Float32Array. Never return a
+ * typed array from tf.tidy itself: tidy walks the returned value element by element
+ * (seconds for millions of values).
+ */
+export function download(f: () => tf.Tensor): Float32Array {
+  const t = tf.tidy(f);
+  try {
+    return t.dataSync() as Float32Array;
+  } finally {
+    t.dispose();
+  }
+}
+
 /** SiLU activation x * sigmoid(x). */
 export function silu(x: tf.Tensor): tf.Tensor {
   return tf.mul(x, tf.sigmoid(x));

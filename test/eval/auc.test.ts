@@ -185,3 +185,15 @@ describe('eval: recall@k and precision@k', () => {
     throwsTda(() => recallAtK(scores, pos, 1, { ties: 'random' as never }), "'ties'");
   });
 });
+
+describe('eval: ranking order (ties by index)', () => {
+  it('descendingOrder and topK match a naive sort by (score desc, index asc)', () => {
+    const rng = new Rng(51);
+    for (let t = 0; t < 300; t++) {
+      const { scores } = randomCase(rng, 30, 1 + rng.int(5));
+      const naive = scores.map((s, i) => ({ s, i })).sort((a, b) => b.s - a.s || a.i - b.i).map((e) => e.i);
+      assert.deepEqual(Array.from(descendingOrder(scores)), naive);
+      for (const k of [1, 2, 5, 30, 100]) assert.deepEqual(Array.from(topK(scores, k)), naive.slice(0, k), `trial ${t} k ${k}`);
+    }
+  });
+});

@@ -72,13 +72,28 @@ export function projectionChunk(spec: ProjectionSpec, blockName: string, chunk: 
   const rng = new Rng(chunkSeed(spec.seed, blockName, chunk));
   const out = new Float32Array(rows * k);
   const scale = 1 / Math.sqrt(k);
+  const n = out.length;
+  let i = 0;
   if (spec.kind === 'gaussian') {
-    for (let i = 0; i < out.length; i++) out[i] = rng.normal() * scale;
+    // Marsaglia's polar method: two N(0, 1) values per accepted point of the unit disc.
+    while (i < n) {
+      const x = 2 * rng.next() - 1;
+      const y = 2 * rng.next() - 1;
+      const s = x * x + y * y;
+      if (s >= 1 || s === 0) continue;
+      const f = Math.sqrt((-2 * Math.log(s)) / s) * scale;
+      out[i++] = x * f;
+      if (i < n) out[i++] = y * f;
+    }
   } else {
-    for (let i = 0; i < out.length; i += 32) {
-      const bits = rng.nextUint32();
-      const end = Math.min(32, out.length - i);
-      for (let b = 0; b < end; b++) out[i + b] = (bits >>> b) & 1 ? scale : -scale;
+    // 32 signs per draw; arithmetic rather than a branch (random bits defeat branch prediction).
+    while (i < n) {
+      let bits = rng.nextUint32();
+      const end = Math.min(i + 32, n);
+      for (; i < end; i++) {
+        out[i] = ((bits & 1) * 2 - 1) * scale;
+        bits >>>= 1;
+      }
     }
   }
   return out;
