@@ -35,10 +35,18 @@ export class LlamaModel {
   /** Rotate-half as a [d, d] matrix: x @ R = cat(-x2, x1). */
   private readonly rotateHalf: FrozenMatrix;
 
+  /**
+   * Trainable mode (pretraining from scratch): the base weights are tf.Variables stored
+   * transposed (wT), used through a matmul that passes gradients to both operands.
+   */
+  readonly trainable: boolean;
+
   constructor(
     readonly config: ModelConfig,
     readonly weights: BaseWeights,
+    opts: { trainable?: boolean } = {},
   ) {
+    this.trainable = opts.trainable ?? false;
     this.rotateHalf = frozenMatrix(rotateHalfMatrix(config.headDim));
   }
 
@@ -98,7 +106,7 @@ export class LlamaModel {
 
   /** Logits [rows, vocab] for the given rows of a hidden-state matrix. */
   logits(hidden: tf.Tensor2D): tf.Tensor2D {
-    return frozenLinear(hidden, this.weights.lmHead);
+    return this.trainable ? matMul2d(hidden, this.weights.lmHead.wT) : frozenLinear(hidden, this.weights.lmHead);
   }
 
   private rmsNorm(x: tf.Tensor2D, weight: tf.Tensor1D): tf.Tensor2D {
@@ -109,7 +117,7 @@ export class LlamaModel {
   /** A linear layer: frozen weight, optional bias, optional LoRA update. */
   private linear(x: tf.Tensor2D, layer: number, module: LinearModule, c: BatchConstants, lora?: LoraState): tf.Tensor2D {
     const lw = this.weights.layers[layer];
-    let y = frozenLinear(x, lw.linear[module]);
+    let y = this.trainable ? matMul2d(x, lw.linear[module].wT) : frozenLinear(x, lw.linear[module]);
     const bias = lw.bias[module];
     if (bias) y = tf.add(y, bias);
     const f = lora?.factors.get(modulePath(layer, module));
