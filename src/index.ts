@@ -29,3 +29,4 @@ export { computeEmbeddings, EmbeddingOptions, Pooling } from './model/embeddings
 export * from './attribution';
 export * from './eval';
 export * from './dda';
+export * from './viz';

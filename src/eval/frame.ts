@@ -34,3 +34,10 @@ export function frameColumn(df: DataFrame, name: string): number[] {
   if (!df.columns.includes(name)) throw new TdaError(`no such column (have ${df.columns.join(', ')})`, { field: name });
   return (df.column(name).values as unknown[]).map(Number);
 }
+
+/** Rows of a DataFrame as plain objects (for HTML and text tables). */
+export function frameRows(df: DataFrame): Record<string, number | string>[] {
+  const cols = df.columns;
+  const values = df.values as unknown as (number | string)[][];
+  return values.map((row) => Object.fromEntries(cols.map((c, j) => [c, row[j]])));
+}

@@ -1,0 +1,70 @@
+/**
+ * Profiles one per-example LoRA gradient batch kernel by kernel (tf.profile).
+ * Run: npx tsx bench/profile-grads.ts [--seq-len 64] [--batch-size 8] [--size 5m|50m]
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { makeBatch } from '../src/data/batch';
+import { initAdapter, parseLoraConfig } from '../src/model/adapter';
+import { batchLoraGradients } from '../src/model/gradients';
+import { LlamaModel } from '../src/model/llama';
+import { loraStateFromAdapter } from '../src/model/loraState';
+import { Rng } from '../src/model/random';
+import { llamaConfig, writeRandomCheckpoint } from '../src/model/synthetic';
+import { initBackend } from '../src/runtime/backend';
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : fallback;
+}
+
+async function main() {
+  const seqLen = Number(arg('seq-len', '64'));
+  const B = Number(arg('batch-size', '8'));
+  const size = arg('size', '5m');
+  await initBackend('wasm');
+  const cfg =
+    size === '5m'
+      ? llamaConfig({ hiddenSize: 256, intermediateSize: 688, numLayers: 4, numHeads: 4, numKvHeads: 4, vocabSize: 4000 })
+      : llamaConfig({ hiddenSize: 512, intermediateSize: 1376, numLayers: 8, numHeads: 8, numKvHeads: 8, vocabSize: 32000 });
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tda-prof-'));
+  writeRandomCheckpoint(dir, cfg, 0);
+  const model = LlamaModel.load(dir);
+  const lora = parseLoraConfig({ peft_type: 'LORA', r: 8, lora_alpha: 16, target_modules: ['q_proj', 'v_proj'] }, 'bench');
+  const adapter = initAdapter(model.config, lora, 1);
+  const rng = new Rng(2);
+  for (const m of adapter.modules) m.B.forEach((_, i) => (m.B[i] = rng.normal() * 0.01));
+  const state = loraStateFromAdapter(adapter);
+  const seqs = Array.from({ length: B }, () => ({
+    inputIds: Array.from({ length: seqLen }, () => rng.int(model.config.vocabSize)),
+    promptLength: seqLen / 4,
+  }));
+  const batch = makeBatch(seqs);
+  batchLoraGradients(model, state, batch);
+  const t0 = performance.now();
+  const reps = 3;
+  for (let i = 0; i < reps; i++) batchLoraGradients(model, state, batch);
+  const ms = (performance.now() - t0) / reps;
+  console.log(`batch ${B} x ${seqLen}: ${ms.toFixed(1)} ms/batch, ${((B * 1000) / ms).toFixed(2)} examples/s`);
+  const prof = await tf.profile(() => {
+    batchLoraGradients(model, state, batch);
+  });
+  const byKernel = new Map<string, { ms: number; n: number }>();
+  let total = 0;
+  for (const k of prof.kernels) {
+    const t = (await k.kernelTimeMs) as number;
+    const key = `${k.name} ${k.inputShapes.map((s) => `[${s}]`).join('x')}`;
+    const e = byKernel.get(key) ?? { ms: 0, n: 0 };
+    e.ms += t;
+    e.n += 1;
+    byKernel.set(key, e);
+    total += t;
+  }
+  const rows = [...byKernel.entries()].sort((a, b) => b[1].ms - a[1].ms).slice(0, Number(arg('top', '40')));
+  console.log(`kernel total ${total.toFixed(1)} ms`);
+  for (const [k, v] of rows) console.log(`${v.ms.toFixed(1).padStart(8)} ms ${String(v.n).padStart(4)}x  ${k}`);
+  fs.rmSync(dir, { recursive: true, force: true });
+}
+main();

@@ -1,0 +1,5 @@
+/** One figure builder, two outputs: notebooks (tslab) and the self-contained HTML report. */
+export * from './figures';
+export { figureHtml, tableHtml, plotlyScript, escapeHtml } from './html';
+export { renderReport, writeReport, Report, ReportSection } from './report';
+export { ensureNotebookAssets, showFigure, showTable, showHtml, notebookProgress } from './notebook';
