@@ -28,7 +28,7 @@ describe('trainable base model (pretraining from scratch)', () => {
     const loss = () => tf.mean(exampleLosses(model, c, lc)) as tf.Scalar;
     const before = tf.tidy(() => loss().dataSync()[0]);
     const firstEmbed = vars[0].dataSync().slice();
-    for (let i = 0; i < 30; i++) tf.dispose(opt.minimize(loss, true, vars));
+    for (let i = 0; i < 30; i++) opt.minimize(loss, true, vars)?.dispose();
     const after = tf.tidy(() => loss().dataSync()[0]);
     assert.ok(after < before * 0.7, `loss ${before} -> ${after}`);
     assert.notDeepEqual([...vars[0].dataSync()], [...firstEmbed], 'embeddings are trained too');
