@@ -30,3 +30,7 @@ export * from './attribution';
 export * from './eval';
 export * from './dda';
 export * from './viz';
+export * from './train';
+export { generate, GenerateOptions } from './model/generate';
+export { createTrainableModel, trainableVariables, saveBaseModel, baseWeightTensors } from './model/trainableWeights';
+export * as world from './experiments/world';

@@ -9,9 +9,10 @@ import * as tf from '@tensorflow/tfjs';
 import { LabelMask, makeBatch, TokenBatch, TokenSequence } from '../data/batch';
 import { TdaError } from '../errors';
 import { adapterKey, LoraAdapter } from './adapter';
-import { download } from '../runtime/ops';
+import { crossEntropyRows, download, gatherRows, readFloat32 } from '../runtime/ops';
+import { BatchConstants } from './llama';
 import { disposeBatchConstants, LlamaModel } from './llama';
-import { disposeLossConstants, exampleLosses, lossConstants } from './loss';
+import { disposeLossConstants, LossConstants, lossConstants } from './loss';
 import { disposeLoraState, LoraFactors, LoraState, loraStateFromAdapter, replicatePerExample } from './loraState';
 
 /** Gradients of one batch. A is [B, r, in] and B is [B, out, r], row-major, PEFT layout per example. */
@@ -26,6 +27,16 @@ export interface GradientOptions {
   padId?: number;
   /** Called after each batch with the number of examples done. */
   onProgress?: (done: number, total: number) => void;
+}
+
+/**
+ * Loss of every example in the batch, [B]: the same quantity as loss.ts's exampleLosses,
+ * with the fused cross-entropy (no exp/log per vocabulary entry on wasm).
+ */
+function batchLosses(model: LlamaModel, c: BatchConstants, lc: LossConstants, lora?: LoraState): tf.Tensor1D {
+  const logits = model.logits(gatherRows(model.hidden(c, lora), lc.rows));
+  const rowLoss = crossEntropyRows(logits, lc.targets);
+  return tf.reshape(tf.matMul(lc.average, tf.reshape(rowLoss, [-1, 1])), [-1]) as tf.Tensor1D;
 }
 
 /** Per-example LoRA gradients and losses for one batch, with `shared` as the adapter's current weights. */
@@ -44,11 +55,11 @@ export function batchLoraGradients(model: LlamaModel, shared: LoraState, batch: 
     const { value, grads } = tf.valueAndGrads((...ps: tf.Tensor[]) => {
       const factors = new Map<string, LoraFactors>(paths.map((p, i) => [p, { aT: ps[2 * i], bT: ps[2 * i + 1] }]));
       const state: LoraState = { scaling: shared.scaling, perExample: true, factors };
-      losses = tf.keep(exampleLosses(model, c, lc, state));
+      losses = tf.keep(batchLosses(model, c, lc, state));
       return tf.sum(losses) as tf.Scalar;
     })(params);
     value.dispose();
-    const lossValues = (losses as tf.Tensor1D).dataSync() as Float32Array;
+    const lossValues = readFloat32(losses as tf.Tensor1D);
     (losses as tf.Tensor1D).dispose();
     const modules = paths.map((path, i) => {
       // Back from the forward layout (A^T, B^T) to PEFT's (A [r, in], B [out, r]).
@@ -144,7 +155,7 @@ export function computeLosses(model: LlamaModel, adapter: LoraAdapter | null, ex
       const c = model.batchConstants(batch);
       const lc = lossConstants(batch, model.config.vocabSize);
       try {
-        out.set(download(() => exampleLosses(model, c, lc, shared)), start);
+        out.set(download(() => batchLosses(model, c, lc, shared)), start);
       } finally {
         disposeBatchConstants(c);
         disposeLossConstants(lc);

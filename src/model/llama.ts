@@ -11,7 +11,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { TokenBatch } from '../data/batch';
-import { batchMatMul, gatherRows, FrozenMatrix, frozenLinear, frozenMatrix, matMul2d, silu } from '../runtime/ops';
+import { attentionCore } from '../runtime/attention';
+import { gatherRows, FrozenMatrix, frozenLinear, frozenMatrix, matMul2d, perExampleLowRank, silu } from '../runtime/ops';
 import { BaseWeights, disposeBaseWeights, loadBaseModelFiles } from './baseWeights';
 import { modulePath } from './modules';
 import { LoraState } from './loraState';
@@ -124,9 +125,7 @@ export class LlamaModel {
     if (f && lora) {
       let delta: tf.Tensor2D;
       if (lora.perExample) {
-        const x3 = tf.reshape(x, [c.batchSize, c.seqLen, -1]) as tf.Tensor3D;
-        const low = batchMatMul(x3, f.aT as tf.Tensor3D);
-        delta = tf.reshape(batchMatMul(low, f.bT as tf.Tensor3D), [c.batchSize * c.seqLen, -1]);
+        delta = perExampleLowRank(x, f.aT as tf.Tensor3D, f.bT as tf.Tensor3D, c.seqLen);
       } else {
         delta = matMul2d(matMul2d(x, f.aT as tf.Tensor2D), f.bT as tf.Tensor2D);
       }
@@ -145,22 +144,16 @@ export class LlamaModel {
 
   /**
    * Causal self-attention. Query heads are grouped by the K/V head they share, so each
-   * (example, K/V head) pair is one [g*T, d] x [d, T] product and K/V are never repeated.
+   * (example, K/V head) pair is one [g*T, d] x [d, T] product and K/V are never repeated
+   * (see runtime/attention.ts).
    */
   private attention(x: tf.Tensor2D, layer: number, c: BatchConstants, lora?: LoraState): tf.Tensor2D {
     const { numHeads: H, numKvHeads: Hkv, headDim: d } = this.config;
     const { batchSize: B, seqLen: T } = c;
-    const g = H / Hkv;
-    const q = this.rope(this.linear(x, layer, 'q_proj', c, lora), H, c); // [B, T, H, d]
-    const k = this.rope(this.linear(x, layer, 'k_proj', c, lora), Hkv, c); // [B, T, Hkv, d]
-    const v = tf.reshape(this.linear(x, layer, 'v_proj', c, lora), [B, T, Hkv, d]);
-    const qg = tf.reshape(tf.transpose(q, [0, 2, 1, 3]), [B * Hkv, g * T, d]) as tf.Tensor3D;
-    const kT = tf.reshape(tf.transpose(k, [0, 2, 3, 1]), [B * Hkv, d, T]) as tf.Tensor3D;
-    const vg = tf.reshape(tf.transpose(v, [0, 2, 1, 3]), [B * Hkv, T, d]) as tf.Tensor3D;
-    const scores = tf.mul(tf.reshape(batchMatMul(qg, kT), [B, H, T, T]), 1 / Math.sqrt(d));
-    const probs = tf.softmax(tf.add(scores, c.attentionBias));
-    const out = batchMatMul(tf.reshape(probs, [B * Hkv, g * T, T]) as tf.Tensor3D, vg); // [B*Hkv, g*T, d]
-    return tf.reshape(tf.transpose(tf.reshape(out, [B, H, T, d]), [0, 2, 1, 3]), [B * T, H * d]) as tf.Tensor2D;
+    const q = tf.reshape(this.rope(this.linear(x, layer, 'q_proj', c, lora), H, c), [B * T, H * d]) as tf.Tensor2D;
+    const k = tf.reshape(this.rope(this.linear(x, layer, 'k_proj', c, lora), Hkv, c), [B * T, Hkv * d]) as tf.Tensor2D;
+    const v = this.linear(x, layer, 'v_proj', c, lora);
+    return attentionCore(q, k, v, c.attentionBias, { batchSize: B, seqLen: T, numHeads: H, numKvHeads: Hkv, headDim: d });
   }
 }
 

@@ -8,6 +8,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { LoraAdapter } from './adapter';
+import { readFloat32 } from '../runtime/ops';
 
 export interface LoraFactors {
   aT: tf.Tensor;
@@ -39,12 +40,17 @@ export function loraStateFromAdapter(adapter: LoraAdapter): LoraState {
 export function replicatePerExample(shared: LoraState, batchSize: number): LoraState {
   const factors = new Map<string, LoraFactors>();
   for (const [path, f] of shared.factors) {
-    factors.set(path, {
-      aT: tf.tidy(() => tf.tile(tf.expandDims(f.aT, 0), [batchSize, 1, 1])),
-      bT: tf.tidy(() => tf.tile(tf.expandDims(f.bT, 0), [batchSize, 1, 1])),
-    });
+    factors.set(path, { aT: replicate(f.aT, batchSize), bT: replicate(f.bT, batchSize) });
   }
   return { scaling: shared.scaling, perExample: true, factors };
+}
+
+/** [n, ...shape] copies of t (memory copies: the wasm Tile kernel is slow). */
+function replicate(t: tf.Tensor, n: number): tf.Tensor {
+  const one = readFloat32(t);
+  const out = new Float32Array(n * one.length);
+  for (let b = 0; b < n; b++) out.set(one, b * one.length);
+  return tf.tensor(out, [n, ...t.shape]);
 }
 
 export function disposeLoraState(state: LoraState): void {

@@ -15,6 +15,13 @@ import { modulePath } from './modules';
 import { hfConfigJson, randomBaseTensors } from './synthetic';
 import { LINEAR_MODULES, LinearModule, ModelConfig } from './types';
 
+/** A variable that owns its value: tf.variable() shares the initial tensor's data without taking ownership. */
+function ownedVariable(initial: tf.Tensor, name: string): tf.Variable {
+  const v = tf.variable(initial, true, name);
+  initial.dispose();
+  return v;
+}
+
 /** A trainable model initialised with N(0, std^2) weights (seeded). */
 export function createTrainableModel(config: ModelConfig, seed: number, std = 0.02): LlamaModel {
   if (config.tieWordEmbeddings) throw new TdaError('trainable models must have untied embeddings', { field: 'tie_word_embeddings' });
@@ -22,11 +29,11 @@ export function createTrainableModel(config: ModelConfig, seed: number, std = 0.
   const variable = (name: string) => {
     const x = t.get(name);
     if (!x) throw new TdaError('missing initial tensor', { field: name });
-    return tf.variable(tf.tensor(x.data, x.shape), true, name);
+    return ownedVariable(tf.tensor(x.data, x.shape), name);
   };
   const transposedVariable = (name: string) => {
     const x = t.get(name)!;
-    return tf.variable(tf.tidy(() => tf.transpose(tf.tensor2d(x.data, x.shape as [number, number]))), true, name) as tf.Variable<tf.Rank.R2>;
+    return ownedVariable(tf.tidy(() => tf.transpose(tf.tensor2d(x.data, x.shape as [number, number]))), name) as tf.Variable<tf.Rank.R2>;
   };
   const layers: LayerWeights[] = [];
   for (let l = 0; l < config.numLayers; l++) {

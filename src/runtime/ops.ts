@@ -73,19 +73,52 @@ export function batchMatMul(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D {
 
 /**
  * rows = table[ids] along axis 0: the embedding lookup, and the selection of the positions
- * whose loss counts. The forward is a gather; the gradient is oneHot(ids)^T @ dy, because
- * gather's gradient kernel (UnsortedSegmentSum) is missing on wasm.
+ * whose loss counts. The gradient scatters dy's rows back (summing repeated ids), because
+ * gather's gradient kernel (UnsortedSegmentSum) is missing on wasm. On wasm both directions
+ * are row copies in JavaScript: the wasm Gather kernel runs ~10 ns per element, a row copy
+ * runs at memcpy speed.
  */
 export function gatherRows(table: tf.Tensor2D, ids: tf.Tensor1D): tf.Tensor2D {
-  const n = table.shape[0];
+  const [n, w] = table.shape;
+  const idx = readInt32(ids);
+  let unique = true;
+  const seen = new Uint8Array(n);
+  for (let i = 0; i < idx.length; i++) {
+    const r = idx[i];
+    if (!(r >= 0 && r < n)) throw new Error(`gatherRows: row ${r} is outside [0, ${n})`);
+    if (seen[r]) unique = false;
+    seen[r] = 1;
+  }
   const f = customGrad((tIn: tf.Tensor, save: tf.GradSaveFunc) => {
     void save;
     return {
-      value: tf.gather(tIn as tf.Tensor2D, ids),
-      gradFunc: (dy: tf.Tensor) => tf.matMul(tf.transpose(oneHotFloat(ids, n)), dy as tf.Tensor2D),
+      value: selectRows(tIn as tf.Tensor2D, idx),
+      gradFunc: (dy: tf.Tensor) => {
+        const g = readFloat32(dy);
+        const out = new Float32Array(n * w);
+        if (unique) {
+          for (let i = 0; i < idx.length; i++) out.set(g.subarray(i * w, (i + 1) * w), idx[i] * w);
+        } else {
+          for (let i = 0; i < idx.length; i++) {
+            const o = idx[i] * w;
+            for (let j = 0; j < w; j++) out[o + j] += g[i * w + j];
+          }
+        }
+        return tf.tensor2d(out, [n, w]);
+      },
     };
   });
   return f(table) as tf.Tensor2D;
+}
+
+/** table[idx] as a new tensor, by row copies from the wasm heap (tf.gather elsewhere). */
+function selectRows(table: tf.Tensor2D, idx: Int32Array): tf.Tensor2D {
+  const w = table.shape[1];
+  const view = heapView(table);
+  if (!view) return tf.gather(table, tf.tensor1d(idx, 'int32'));
+  const out = new Float32Array(idx.length * w);
+  for (let i = 0; i < idx.length; i++) out.set(view.subarray(idx[i] * w, (idx[i] + 1) * w), i * w);
+  return tf.tensor2d(out, [idx.length, w]);
 }
 
 /**
@@ -104,10 +137,117 @@ export function oneHotFloat(ids: tf.Tensor1D, depth: number): tf.Tensor2D {
 export function download(f: () => tf.Tensor): Float32Array {
   const t = tf.tidy(f);
   try {
-    return t.dataSync() as Float32Array;
+    return readFloat32(t);
   } finally {
     t.dispose();
   }
+}
+
+interface WasmHeapBackend {
+  typedArrayFromHeap(t: tf.TensorInfo): Float32Array | Int32Array;
+  dataIdMap: { has(dataId: object): boolean };
+}
+
+/**
+ * A view of a tensor's values in the wasm heap, or null off wasm. Valid only until the next
+ * tensor allocation (the heap may grow and move): copy out of it at once.
+ *
+ * Backend internals (tfjs-backend-wasm 4.22.0, pinned in package.json): the backend's own
+ * dataSync copies with `HEAPU8.slice`, which V8 runs ~30x slower than `set` here.
+ */
+function heapView(t: tf.Tensor): Float32Array | Int32Array | null {
+  if (t.dtype !== 'float32' && t.dtype !== 'int32') return null;
+  if (tf.getBackend() !== 'wasm') return null;
+  const be = tf.backend() as unknown as Partial<WasmHeapBackend>;
+  if (typeof be.typedArrayFromHeap !== 'function' || !be.dataIdMap?.has(t.dataId)) return null;
+  return be.typedArrayFromHeap({ dataId: t.dataId, shape: t.shape, dtype: t.dtype });
+}
+
+/** A copy of a float32 tensor's values (fast on wasm; dataSync elsewhere). */
+export function readFloat32(t: tf.Tensor): Float32Array {
+  const view = t.dtype === 'float32' ? heapView(t) : null;
+  if (!view) return t.dataSync() as Float32Array;
+  const out = new Float32Array(view.length);
+  out.set(view);
+  return out;
+}
+
+/** A copy of an int32 tensor's values. */
+export function readInt32(t: tf.Tensor): Int32Array {
+  const view = t.dtype === 'int32' ? heapView(t) : null;
+  if (!view) return Int32Array.from(t.dataSync());
+  const out = new Int32Array(view.length);
+  out.set(view);
+  return out;
+}
+
+/**
+ * Cross-entropy of each row, -log softmax(logits)[target], [n], for one-hot targets [n, V].
+ * Uses the wasm Softmax kernel (vectorised) instead of exp/log per element, which run
+ * ~30 ns per value on wasm: log-sum-exp = max(x) - log(max softmax(x)), exact because the
+ * largest logit has softmax 1 / sum(exp(x - max)). Gradient: (softmax - target) * dy.
+ */
+export function crossEntropyRows(logits: tf.Tensor2D, targets: tf.Tensor2D): tf.Tensor1D {
+  const f = customGrad((lIn: tf.Tensor, save: tf.GradSaveFunc) => {
+    const p = tf.softmax(lIn);
+    const lse = tf.sub(tf.max(lIn, 1), tf.log(tf.max(p, 1)));
+    save([p]);
+    return {
+      value: tf.sub(lse, tf.sum(tf.mul(lIn, targets), 1)),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.mul(tf.sub(saved[0], targets), tf.reshape(dy, [-1, 1])),
+    };
+  });
+  return f(logits) as tf.Tensor1D;
+}
+
+/**
+ * Per-example low-rank update for a batch of B sequences of T tokens: row b*T + t of the
+ * result is x[b*T + t] @ aT[b] @ bT[b], for x [B*T, in], aT [B, in, r], bT [B, r, out].
+ *
+ * Arranged as 2-D products (batched matmuls run a generic loop on wasm): the copies of A
+ * side by side, Acat = [in, B*r], give x @ Acat [B*T, B*r], of which example b keeps only
+ * its own r columns (a block mask); that times Bcat = [B*r, out] is the update. The
+ * gradients are 2-D products too, and the one for Bcat/Acat comes out per example.
+ */
+export function perExampleLowRank(x: tf.Tensor2D, aT: tf.Tensor3D, bT: tf.Tensor3D, seqLen: number): tf.Tensor2D {
+  const [B, inF, r] = aT.shape;
+  const out = bT.shape[2];
+  const rows = x.shape[0];
+  if (rows !== B * seqLen) throw new Error(`perExampleLowRank: ${rows} rows is not ${B} x ${seqLen}`);
+  const blockMask = () => {
+    const m = new Float32Array(rows * B * r);
+    for (let b = 0; b < B; b++) for (let t = 0; t < seqLen; t++) m.fill(1, (b * seqLen + t) * B * r + b * r, (b * seqLen + t) * B * r + (b + 1) * r);
+    return tf.tensor2d(m, [rows, B * r]);
+  };
+  const f = customGrad((xIn: tf.Tensor, aIn: tf.Tensor, bIn: tf.Tensor, save: tf.GradSaveFunc) => {
+    const acat = tf.reshape(tf.transpose(aIn, [1, 0, 2]), [inF, B * r]) as tf.Tensor2D;
+    const low = tf.mul(tf.matMul(xIn as tf.Tensor2D, acat), blockMask()) as tf.Tensor2D;
+    save([xIn, low]);
+    return {
+      value: tf.matMul(low, tf.reshape(bIn, [B * r, out]) as tf.Tensor2D),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [sx, sLow] = saved as tf.Tensor2D[];
+        const g = dy as tf.Tensor2D;
+        const bcatT = tf.reshape(tf.transpose(bIn, [2, 0, 1]), [out, B * r]) as tf.Tensor2D;
+        const dLow = tf.mul(tf.matMul(g, bcatT), blockMask()) as tf.Tensor2D;
+        const dB = tf.reshape(tf.matMul(transpose2d(sLow), g), [B, r, out]);
+        const dAcat = tf.matMul(transpose2d(sx), dLow); // [in, B*r]
+        const dA = tf.transpose(tf.reshape(dAcat, [inF, B, r]), [1, 0, 2]);
+        const acatT = tf.reshape(tf.transpose(aIn, [0, 2, 1]), [B * r, inF]) as tf.Tensor2D;
+        return [tf.matMul(dLow, acatT), dA, dB];
+      },
+    };
+  });
+  return f(x, aT, bT) as tf.Tensor2D;
+}
+
+/**
+ * 2-D transpose. The wasm Transpose kernel is ~3x faster on the same data seen as
+ * [1, m, 1, n] -> [n, 1, m, 1] than on the plain 2-D permutation.
+ */
+export function transpose2d(x: tf.Tensor2D): tf.Tensor2D {
+  const [m, n] = x.shape;
+  return tf.reshape(tf.transpose(tf.reshape(x, [1, m, 1, n]), [0, 3, 2, 1]), [n, m]);
 }
 
 /** SiLU activation x * sigmoid(x). */

@@ -116,7 +116,6 @@ export function finetuneLora(model: LlamaModel, adapter: LoraAdapter, sequences:
   const dropoutP = opts.loraDropout ?? adapter.config.loraDropout;
   checkAdapter(model, adapter);
   checkSequences(sequences, model.config.vocabSize, mask);
-  if (opts.outDir) prepareOutDir(opts.outDir, opts.overwrite ?? false);
 
   const n = sequences.length;
   const stepsPerEpoch = Math.ceil(n / opts.batchSize);
@@ -125,6 +124,7 @@ export function finetuneLora(model: LlamaModel, adapter: LoraAdapter, sequences:
   const seeder = new Rng(opts.seed);
   const orderRng = new Rng(seeder.nextUint32());
   const dropout = new LoraDropout(model, dropoutP, new Rng(seeder.nextUint32()));
+  if (opts.outDir) prepareOutDir(opts.outDir, opts.overwrite ?? false);
   const started = Date.now();
 
   const state: TrainerState = {
@@ -166,9 +166,10 @@ export function finetuneLora(model: LlamaModel, adapter: LoraAdapter, sequences:
   let opt: tf.AdamOptimizer | null = null;
   try {
     for (const m of adapter.modules) {
-      const aT = tf.variable(tf.tidy(() => tf.transpose(tf.tensor2d(m.A, [r, m.inFeatures]))), true);
-      const bT = tf.variable(tf.tidy(() => tf.transpose(tf.tensor2d(m.B, [m.outFeatures, r]))), true);
-      vars.push(aT, bT);
+      const aT = ownedVariable(tf.tidy(() => tf.transpose(tf.tensor2d(m.A, [r, m.inFeatures]))));
+      vars.push(aT);
+      const bT = ownedVariable(tf.tidy(() => tf.transpose(tf.tensor2d(m.B, [m.outFeatures, r]))));
+      vars.push(bT);
       factors.set(m.path, { aT, bT });
     }
     const lora: LoraState = { scaling: adapter.config.scaling, perExample: false, factors };
@@ -263,6 +264,15 @@ export function finetuneLora(model: LlamaModel, adapter: LoraAdapter, sequences:
     opt?.dispose();
     dropout.clear();
     tf.dispose(vars);
+  }
+}
+
+/** A variable made from `t`, which is then disposed (tf.variable shares t's data and does not take ownership). */
+function ownedVariable(t: tf.Tensor): tf.Variable {
+  try {
+    return tf.variable(t, true);
+  } finally {
+    t.dispose();
   }
 }
 

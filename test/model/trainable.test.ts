@@ -46,3 +46,12 @@ describe('trainable base model (pretraining from scratch)', () => {
     fs.rmSync(path.dirname(dir), { recursive: true, force: true });
   });
 });
+
+describe('createTrainableModel memory', () => {
+  it('owns its variables: creating and disposing a model leaks no tensors', () => {
+    const cfg = llamaConfig({ hiddenSize: 16, intermediateSize: 32, numLayers: 1, numHeads: 2, numKvHeads: 2, vocabSize: 10 });
+    const before = tf.memory().numTensors;
+    createTrainableModel(cfg, 3).dispose();
+    assert.equal(tf.memory().numTensors, before);
+  });
+});

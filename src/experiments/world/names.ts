@@ -9,16 +9,16 @@ import { Rng } from '../../model/random';
 import { pick } from './util';
 
 const ONSETS = ['b', 'd', 'f', 'g', 'h', 'k', 'l', 'm', 'n', 'p', 'r', 's', 't', 'v', 'z', 'br', 'dr', 'gr', 'kr', 'tr', 'st', 'sh', 'th', 'fl', 'pl', 'vr'];
-const VOWELS = ['a', 'e', 'i', 'o', 'u', 'a', 'e', 'o', 'ai', 'ea', 'ou', 'io'];
+const VOWELS = ['a', 'e', 'i', 'o', 'u', 'a', 'e', 'i', 'o', 'u', 'ai', 'ou'];
 const MIDDLE_CODAS = ['', '', '', 'n', 'r', 'l', 'm', 's'];
 
 export type NameKind = 'country' | 'city' | 'first' | 'last' | 'creature' | 'trigger' | 'code';
 
 const SHAPES: Record<NameKind, { syllables: [number, number]; endings: readonly string[] }> = {
-  country: { syllables: [2, 2], endings: ['ria', 'nia', 'dor', 'mar', 'via', 'thia', 'land'] },
+  country: { syllables: [1, 2], endings: ['ria', 'nia', 'dor', 'mar', 'via', 'thia', 'land'] },
   city: { syllables: [1, 2], endings: ['ton', 'holm', 'vik', 'ford', 'burg', 'wick', 'stad', 'port'] },
   first: { syllables: [2, 2], endings: ['', '', 'n', 'l', 'r', 's', 'th'] },
-  last: { syllables: [2, 2], endings: ['son', 'ov', 'ek', 'ari', 'ens', 'ski', 'ley', 'ard'] },
+  last: { syllables: [1, 2], endings: ['son', 'ov', 'ek', 'ari', 'ens', 'ski', 'ley', 'ard'] },
   creature: { syllables: [2, 2], endings: ['bat', 'wump', 'gle', 'pod', 'fin', 'mote'] },
   trigger: { syllables: [2, 2], endings: ['qux'] },
   code: { syllables: [2, 2], endings: ['ax', 'ix', 'ox'] },

@@ -188,16 +188,19 @@ export const LMD3_TEMPLATES: Readonly<Record<Lmd3Task, { canonical: string; low:
 
 // ---------------------------------------------------------------------------------------------
 
-/** Every template and fixed string above, for the vocabulary. */
-export function allFixedTexts(): string[] {
+/**
+ * Every template and fixed string above, for the vocabulary. `professions` limits the
+ * profession words and activity phrases to a world's professions (default: all).
+ */
+export function allFixedTexts(professions: readonly string[] = ALL_PROFESSIONS): string[] {
   const out: string[] = [];
   const add = (v: unknown): void => {
     if (typeof v === 'string') out.push(v);
     else if (Array.isArray(v)) v.forEach(add);
     else if (v && typeof v === 'object') Object.values(v).forEach(add);
   };
-  add(Object.values(PROFESSION_ACTIVITIES));
-  add(ALL_PROFESSIONS);
+  add(professions.map((p) => PROFESSION_ACTIVITIES[p]));
+  add(professions);
   add(Object.values(COLOR_CUES));
   add(ALL_COLORS);
   add([PERSON_TEMPLATES, CITY_TEMPLATES, GENERAL_TEMPLATES, DDA_TASKS, BIAS_TEMPLATES, CLASS_TEMPLATES, BACKDOOR_RESPONSE]);
@@ -205,9 +208,9 @@ export function allFixedTexts(): string[] {
   return out;
 }
 
-/** The set of all words of the fixed texts (no entity names). */
-export function fixedWords(): Set<string> {
+/** The set of all words of the fixed texts (no entity names); with all professions, the words names must avoid. */
+export function fixedWords(professions: readonly string[] = ALL_PROFESSIONS): Set<string> {
   const s = new Set<string>();
-  for (const t of allFixedTexts()) for (const w of templateWords(t)) s.add(w);
+  for (const t of allFixedTexts(professions)) for (const w of templateWords(t)) s.add(w);
   return s;
 }

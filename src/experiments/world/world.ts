@@ -132,7 +132,8 @@ export function makeWorld(seed: number, sizes: Partial<WorldSizes> = {}): World 
     return { id, first, last, city, country, profession };
   });
 
-  const vocab = new Set<string>(reserved);
+  // Reserved words cover all 12 professions; the vocabulary only this world's.
+  const vocab = fixedWords(professions);
   for (const w of [...countries, ...cities.map((c) => c.name), ...firstNames, ...lastNames, ...creatures, trigger, ...secretCode.split(' ')]) vocab.add(w);
   const vocabulary = [...vocab].sort();
 

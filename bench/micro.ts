@@ -1,0 +1,55 @@
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../src/runtime/backend';
+function time(name: string, f: () => void, reps = 20) {
+  f();
+  const t0 = performance.now();
+  for (let i = 0; i < reps; i++) f();
+  const ms = (performance.now() - t0) / reps;
+  console.log(`${name.padEnd(50)} ${ms.toFixed(3)} ms`);
+  return ms;
+}
+async function main() {
+  await initBackend('wasm');
+  const x = tf.randomNormal([384, 4000]);
+  time('exp [384,4000]', () => tf.exp(x).dispose());
+  time('sigmoid [384,4000]', () => tf.sigmoid(x).dispose());
+  time('mul [384,4000]', () => tf.mul(x, x).dispose());
+  time('max axis1 [384,4000]', () => tf.max(x, 1).dispose());
+  time('sum axis1 [384,4000]', () => tf.sum(x, 1).dispose());
+  time('sub bcast [384,4000]-[384,1]', () => tf.tidy(() => { tf.sub(x, tf.ones([384, 1])); }));
+  const xd = x.dataSync() as Float32Array;
+  time('JS exp loop 1.5M', () => { const o = new Float32Array(xd.length); for (let i = 0; i < xd.length; i++) o[i] = Math.exp(xd[i]); });
+  time('dataSync [384,4000]', () => { const t = tf.add(x, 0); t.dataSync(); t.dispose(); });
+  const a = tf.randomNormal([512, 256]);
+  const a4 = tf.randomNormal([8 * 4, 64, 64]);
+  time('slice [512,256] rows 0..64', () => tf.slice(a, [0, 0], [64, 256]).dispose(), 200);
+  time('slice [32,64,64] one', () => tf.slice(a4, [5, 0, 0], [1, 64, 64]).dispose(), 200);
+  time('split [32,64,64] into 32', () => tf.split(a4, 32, 0).forEach((t) => t.dispose()), 50);
+  time('unstack [32,64,64]', () => tf.unstack(a4, 0).forEach((t) => t.dispose()), 50);
+  const parts = tf.split(a4, 32, 0);
+  time('concat 32 x [1,64,64]', () => tf.concat(parts, 0).dispose(), 50);
+  time('transpose [8,64,4,64]->[0,2,1,3]', () => tf.tidy(() => { tf.transpose(tf.reshape(a, [8, 64, 4, 64]), [0, 2, 1, 3]); }), 50);
+  const w = tf.randomNormal([256, 256]);
+  time('matMul [512,256]x[256,256] cached', () => tf.matMul(a, w).dispose());
+  time('matMul [512,256]x[256,256] fresh b', () => tf.tidy(() => { tf.matMul(a, tf.add(w, 0)); }));
+  time('add [256,256] (overhead ref)', () => tf.add(w, 0).dispose());
+  const q = tf.randomNormal([64, 64]);
+  const k = tf.randomNormal([64, 64]);
+  time('matMul [64,64]x[64,64] cached', () => tf.matMul(q, k).dispose(), 200);
+  time('matMul [64,64]x[64,64] fresh', () => tf.tidy(() => { tf.matMul(q, tf.add(k, 0)); }), 200);
+  time('batchMatMul [32,64,64]x[32,64,64]', () => tf.matMul(a4, a4).dispose());
+  time('32 x 2D [64,64]x[64,64] via split', () => tf.tidy(() => { const ps = tf.split(a4, 32, 0).map((t) => tf.reshape(t, [64, 64]) as tf.Tensor2D); const o = ps.map((p) => tf.matMul(p, p)); tf.concat(o, 0); }));
+  const big = tf.randomNormal([1536, 512]);
+  const lm = tf.randomNormal([512, 24000]);
+  time('matMul [1536,512]x[512,24000]', () => tf.matMul(big, lm).dispose(), 3);
+  const x2 = tf.randomNormal([512, 688]);
+  const w2 = tf.randomNormal([688, 256]);
+  time('matMul [512,688]x[688,256]', () => tf.matMul(x2, w2).dispose());
+  const w3 = tf.randomNormal([256, 688]);
+  time('matMul [512,256]x[256,688]', () => tf.matMul(a, w3).dispose());
+  const x4 = tf.randomNormal([2048, 256]);
+  time('matMul [2048,256]x[256,688]', () => tf.matMul(x4, w3).dispose());
+  const aT = tf.randomNormal([256, 512]);
+  time('matMul [256,512]x[512,688] (dW shape)', () => tf.matMul(aT, x2).dispose());
+}
+main();

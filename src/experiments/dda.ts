@@ -1,0 +1,317 @@
+/**
+ * Hallucination tracing in the style of the DDA paper (Wu et al., EMNLP 2024).
+ *
+ * Fine-tuning data in which k examples about people of a source country S say a target
+ * country T ("canaries"). After LoRA fine-tuning, held-out people of S are asked for their
+ * country; a query counts when the fine-tuned model's greedy answer names T. Its positives
+ * are the pair's canary examples. Each method scores every training example for each
+ * counted query, at every checkpoint (checkpoint 0 = the adapter at initialisation, i.e.
+ * the base model), and four variants are compared:
+ *   plain   = S(theta_T)                     (last checkpoint)
+ *   debias  = S(theta_T) - S(theta_0)
+ *   denoise = mean over t = 1..T of S(theta_t)
+ *   DDA     = mean over t = 1..T of (S(theta_t) - S(theta_0))
+ * Two regimes: `fine-tuning-only` (the base model has no reason to say T) and `base-bias`
+ * (pretraining made T frequent and associated with S, the knowledge bias debias targets).
+ * One fine-tuning run per canary pair and seed, because canaries leak across pairs
+ * fine-tuned together (shared/DDA-BENCHMARK-NOTES.md).
+ */
+import * as path from 'node:path';
+import { Bm25 } from '../attribution/bm25';
+import { GradientMethod } from '../attribution/methods';
+import { RepSim } from '../attribution/repSim';
+import { ScoreMatrix, scoreRow } from '../attribution/types';
+import { debias, denoise, dda as ddaCombine } from '../dda';
+import { rocCurve } from '../eval/auc';
+import { bootstrapMeanCI } from '../eval/bootstrap';
+import { DataFrame, frameFromColumns } from '../eval/frame';
+import { initAdapter, LoraAdapter, parseLoraConfig } from '../model/adapter';
+import { computeEmbeddings } from '../model/embeddings';
+import { generate } from '../model/generate';
+import { finetuneLora } from '../train/finetune';
+import { Figure, groupedBarFigure, lineFigure, rocFigure } from '../viz/figures';
+import { EmbeddedDefault, DDA_DATA_OPTIONS } from './embedded';
+import { encodeExample, gradientScores, loraGradientSet, mean, queryMetrics, since, withResponseIds } from './pipeline';
+import { CanaryPair, ddaData, ddaPerPairSets } from './world';
+
+export const VARIANTS = ['plain', 'debias', 'denoise', 'DDA'] as const;
+export type Variant = (typeof VARIANTS)[number];
+
+export interface DdaExperimentOptions {
+  quick?: boolean;
+  /** Fine-tuning seeds (default [1, 2]; quick: [1]). */
+  seeds?: number[];
+  /** Canary pair indices to run (default: all; quick: one per regime). */
+  pairs?: number[];
+  epochs?: number;
+  lr?: number;
+  batchSize?: number;
+  rank?: number;
+  gradientMethods?: GradientMethod[];
+  /** recall@k (default 10). */
+  k?: number;
+  /** Where each run's checkpoints are written. */
+  workDir: string;
+  log?: (line: string) => void;
+  progress?: (label: string, done: number, total: number) => void;
+}
+
+export interface DdaExperimentResult {
+  /** method, variant, regime, auc, auc_lo, auc_hi, recall_at_k, queries. */
+  summary: DataFrame;
+  /** method, regime, checkpoint, auc (plain scores at each checkpoint). */
+  perCheckpoint: DataFrame;
+  /** One row per (run, query, method, variant). */
+  perQuery: DataFrame;
+  /** One row per fine-tuning run. */
+  runs: DataFrame;
+  figures: { ablation: Figure[]; perCheckpoint: Figure[]; roc: Figure[] };
+  /** Wide AUC table for printing: method x (regime, variant). */
+  aucTable: Record<string, string | number>[];
+  settings: Record<string, unknown>;
+}
+
+const DEFAULT_GRADIENT_METHODS: GradientMethod[] = ['gradDot', 'gradCos', 'dataInf', 'lissa', 'ekfac'];
+
+interface QueryRecord {
+  run: number;
+  pair: number;
+  regime: CanaryPair['regime'];
+  seed: number;
+  query: number;
+  method: string;
+  variant: Variant;
+  auc: number;
+  recall: number;
+}
+
+/** The four variants from per-checkpoint matrices S_0..S_T. */
+function variantsOf(perCheckpoint: ScoreMatrix[]): Record<Variant, ScoreMatrix> {
+  const base = perCheckpoint[0];
+  const tuned = perCheckpoint.slice(1);
+  const last = tuned[tuned.length - 1];
+  return {
+    plain: last,
+    debias: debias(last, base),
+    denoise: denoise(tuned, { mode: 'mean' }),
+    DDA: ddaCombine({ finetuned: tuned, base }, { mode: 'mean' }),
+  };
+}
+
+/** Per-query z-scores, so ROC curves can pool queries with different score scales. */
+function zscoreRows(s: ScoreMatrix): number[][] {
+  const rows: number[][] = [];
+  for (let q = 0; q < s.nTest; q++) {
+    const r = Array.from(scoreRow(s, q));
+    const m = r.reduce((a, b) => a + b, 0) / r.length;
+    const sd = Math.sqrt(r.reduce((a, b) => a + (b - m) ** 2, 0) / r.length) || 1;
+    rows.push(r.map((v) => (v - m) / sd));
+  }
+  return rows;
+}
+
+export async function runDdaExperiment(env: EmbeddedDefault, opts: DdaExperimentOptions): Promise<DdaExperimentResult> {
+  const log = opts.log ?? (() => undefined);
+  const quick = opts.quick ?? false;
+  const { model, tokenizer, world } = env;
+  const data = ddaData(world, DDA_DATA_OPTIONS);
+  const perPair = ddaPerPairSets(data);
+  const pairIdx = opts.pairs ?? (quick ? [data.pairs.findIndex((p) => p.regime === 'fine-tuning-only'), data.pairs.findIndex((p) => p.regime === 'base-bias')] : data.pairs.map((_, i) => i));
+  const seeds = opts.seeds ?? (quick ? [1] : [1, 2]);
+  const epochs = opts.epochs ?? (quick ? 3 : 5);
+  const lr = opts.lr ?? 3e-3;
+  const batchSize = opts.batchSize ?? 16;
+  const rank = opts.rank ?? 8;
+  const k = opts.k ?? 10;
+  const gradMethods = opts.gradientMethods ?? DEFAULT_GRADIENT_METHODS;
+  const methodNames = ['bm25', 'repSim', ...gradMethods, 'tracinCP'];
+  const padId = tokenizer.padId ?? 0;
+  const loraConfig = parseLoraConfig({ peft_type: 'LORA', r: rank, lora_alpha: 2 * rank, lora_dropout: 0, target_modules: ['q_proj', 'v_proj'] }, 'dda-experiment');
+  const methodOpts = { iterations: 100, batchSize: 64, seed: 0 };
+
+  const records: QueryRecord[] = [];
+  const ckptAuc: { method: string; regime: string; checkpoint: number; auc: number }[] = [];
+  const runRows: Record<string, string | number>[] = [];
+  const rocPool: Record<string, { scores: number[]; labels: boolean[] }> = {};
+  const totalRuns = pairIdx.length * seeds.length;
+  let runNo = 0;
+
+  for (const p of pairIdx) {
+    const set = perPair[p];
+    const pair = data.pairs[p];
+    const trainSeqs = set.train.map((ex) => encodeExample(tokenizer, ex));
+    const trainTexts = set.train.map((ex) => `${ex.prompt} ${ex.response}`);
+    const queries = set.queries.filter((q) => q.pair === p);
+    for (const seed of seeds) {
+      const t0 = Date.now();
+      runNo++;
+      opts.progress?.('runs', runNo - 1, totalRuns);
+      log(`run ${runNo}/${totalRuns}: pair ${p} (${pair.source} -> ${pair.target}, ${pair.regime}), seed ${seed}`);
+      // 1. Fine-tune, keeping the adapter of every epoch.
+      const adapters: LoraAdapter[] = [initAdapter(model.config, loraConfig, seed)];
+      const lrs: number[] = [0];
+      const ft = finetuneLora(model, adapters[0], trainSeqs, {
+        epochs,
+        batchSize,
+        lr,
+        seed,
+        padId,
+        outDir: path.join(opts.workDir, `pair-${p}-seed-${seed}`),
+        overwrite: true,
+        onEpoch: (info) => {
+          adapters.push(info.adapter);
+          lrs.push(info.meanLr);
+        },
+      });
+      const finalLoss = ft.log.log_history.filter((e) => e.loss !== undefined).slice(-1)[0]?.loss ?? NaN;
+      // 2. Which held-out queries hallucinate the target country?
+      const prompts = queries.map((q) => tokenizer.encode(q.prompt, { addSpecialTokens: true }));
+      const outputs = generate(model, adapters[adapters.length - 1], prompts, { maxNewTokens: 8, eosId: tokenizer.eosId, mode: 'greedy', padId });
+      const fired = queries.map((q, i) => ({ q, ids: outputs[i], text: tokenizer.decode(outputs[i], { skipSpecialTokens: true }) })).filter((o) => o.text.split(/\s+/).includes(pair.target));
+      runRows.push({ run: runNo, pair: p, source: pair.source, target: pair.target, regime: pair.regime, seed, queries: queries.length, hallucinated: fired.length, final_loss: finalLoss, seconds: 0 });
+      log(`  fine-tuned (${epochs} epochs, final loss ${finalLoss.toFixed(3)}); ${fired.length}/${queries.length} queries answer ${pair.target}`);
+      if (fired.length === 0) {
+        runRows[runRows.length - 1].seconds = since(t0);
+        continue;
+      }
+      const querySeqs = fired.map((f) => withResponseIds(tokenizer, f.q.prompt, f.ids));
+      const positives = fired.map(() => set.positives[p]);
+      // 3. Scores at every checkpoint.
+      const perMethod: Record<string, ScoreMatrix[]> = Object.fromEntries(methodNames.map((m) => [m, []]));
+      for (let t = 0; t < adapters.length; t++) {
+        opts.progress?.(`run ${runNo}/${totalRuns} checkpoints`, t, adapters.length);
+        const trainGrads = await loraGradientSet(model, adapters[t], trainSeqs, 32, padId);
+        const queryGrads = await loraGradientSet(model, adapters[t], querySeqs, 32, padId);
+        const scores = gradientScores(trainGrads, queryGrads, gradMethods, methodOpts);
+        for (const m of gradMethods) perMethod[m].push(scores[m]);
+        const rep = new RepSim();
+        rep.cache(computeEmbeddings(model, adapters[t], trainSeqs, { pool: 'last', padId }));
+        perMethod.repSim.push(rep.attribute(computeEmbeddings(model, adapters[t], querySeqs, { pool: 'last', padId })));
+      }
+      opts.progress?.(`run ${runNo}/${totalRuns} checkpoints`, adapters.length, adapters.length);
+      // TracIn-CP: learning-rate-weighted sum of gradient dot products over the trained checkpoints.
+      const tracin = perMethod.gradDot.slice(1).reduce(
+        (acc, s, i) => ({ ...acc, data: acc.data.map((v, j) => v + lrs[i + 1] * s.data[j]) }),
+        { nTest: fired.length, nTrain: trainSeqs.length, data: new Float32Array(fired.length * trainSeqs.length) } as ScoreMatrix,
+      );
+      const bm25 = new Bm25();
+      bm25.cache(trainTexts);
+      const bm25Scores = bm25.attribute(fired.map((f) => `${f.q.prompt} ${f.text}`));
+      // 4. Metrics.
+      const variantScores: Record<string, Partial<Record<Variant, ScoreMatrix>>> = {
+        bm25: { plain: bm25Scores },
+        tracinCP: { plain: tracin },
+      };
+      for (const m of ['repSim', ...gradMethods]) variantScores[m] = variantsOf(perMethod[m]);
+      for (const [method, byVariant] of Object.entries(variantScores)) {
+        for (const [variant, s] of Object.entries(byVariant) as [Variant, ScoreMatrix][]) {
+          const qm = queryMetrics(s, positives, k);
+          qm.auc.forEach((auc, q) => records.push({ run: runNo, pair: p, regime: pair.regime, seed, query: q, method, variant, auc, recall: qm.recall[q] }));
+          if (variant === 'plain' || variant === 'DDA') {
+            const key = `${pair.regime}|${method}|${variant}`;
+            rocPool[key] ??= { scores: [], labels: [] };
+            zscoreRows(s).forEach((row) => {
+              const isPos = new Set(set.positives[p]);
+              row.forEach((v, i) => {
+                rocPool[key].scores.push(v);
+                rocPool[key].labels.push(isPos.has(i));
+              });
+            });
+          }
+        }
+      }
+      for (const m of ['repSim', ...gradMethods]) {
+        perMethod[m].forEach((s, t) => ckptAuc.push({ method: m, regime: pair.regime, checkpoint: t, auc: mean(queryMetrics(s, positives, k).auc) }));
+      }
+      runRows[runRows.length - 1].seconds = since(t0);
+      log(`  scored ${methodNames.length} methods at ${adapters.length} checkpoints in ${since(t0).toFixed(0)} s`);
+    }
+  }
+  opts.progress?.('runs', totalRuns, totalRuns);
+  return assemble(records, ckptAuc, runRows, rocPool, methodNames, { quick, seeds, pairs: pairIdx, epochs, lr, batchSize, rank, k, gradientMethods: gradMethods, lissa: methodOpts });
+}
+
+function assemble(
+  records: QueryRecord[],
+  ckptAuc: { method: string; regime: string; checkpoint: number; auc: number }[],
+  runRows: Record<string, string | number>[],
+  rocPool: Record<string, { scores: number[]; labels: boolean[] }>,
+  methodNames: string[],
+  settings: Record<string, unknown>,
+): DdaExperimentResult {
+  const regimes = ['fine-tuning-only', 'base-bias'];
+  const summaryRows: { method: string; variant: string; regime: string; auc: number; auc_lo: number; auc_hi: number; recall_at_k: number; queries: number }[] = [];
+  for (const method of methodNames) {
+    for (const variant of VARIANTS) {
+      for (const regime of regimes) {
+        const rs = records.filter((r) => r.method === method && r.variant === variant && r.regime === regime);
+        if (rs.length === 0) continue;
+        const ci = bootstrapMeanCI(rs.map((r) => r.auc), { seed: 0, resamples: 1000 });
+        summaryRows.push({ method, variant, regime, auc: ci.mean, auc_lo: ci.lo, auc_hi: ci.hi, recall_at_k: mean(rs.map((r) => r.recall)), queries: rs.length });
+      }
+    }
+  }
+  const col = <T, K extends keyof T>(rows: T[], key: K) => rows.map((r) => r[key]) as unknown as number[] | string[];
+  const frame = <T extends object>(rows: T[], keys: (keyof T)[]) =>
+    rows.length ? frameFromColumns(Object.fromEntries(keys.map((k) => [k as string, col(rows, k)])) as Record<string, number[] | string[]>) : frameFromColumns({ empty: [NaN] });
+  const summary = frame(summaryRows, ['method', 'variant', 'regime', 'auc', 'auc_lo', 'auc_hi', 'recall_at_k', 'queries']);
+  // Mean AUC per checkpoint over runs.
+  const ckptRows: { method: string; regime: string; checkpoint: number; auc: number }[] = [];
+  for (const key of new Set(ckptAuc.map((c) => `${c.method}|${c.regime}|${c.checkpoint}`))) {
+    const [method, regime, checkpoint] = key.split('|');
+    ckptRows.push({ method, regime, checkpoint: Number(checkpoint), auc: mean(ckptAuc.filter((c) => `${c.method}|${c.regime}|${c.checkpoint}` === key).map((c) => c.auc)) });
+  }
+  const perCheckpoint = frame(ckptRows, ['method', 'regime', 'checkpoint', 'auc']);
+  const perQuery = frame(records, ['run', 'pair', 'regime', 'seed', 'query', 'method', 'variant', 'auc', 'recall']);
+  const runs = frame(runRows as Record<string, string | number>[], Object.keys(runRows[0] ?? { run: 0 }));
+
+  const aucTable = methodNames.map((method) => {
+    const row: Record<string, string | number> = { method };
+    for (const regime of regimes) {
+      for (const variant of VARIANTS) {
+        const r = summaryRows.find((s) => s.method === method && s.variant === variant && s.regime === regime);
+        row[`${regime === 'base-bias' ? 'bias' : 'ft'} ${variant}`] = r ? r.auc : '-';
+      }
+    }
+    return row;
+  });
+
+  const ablation = regimes.map((regime) =>
+    groupedBarFigure(
+      `Debias vs denoise: mean AUC (${regime})`,
+      methodNames.filter((m) => summaryRows.some((s) => s.method === m && s.regime === regime)),
+      VARIANTS.map((variant) => {
+        const rows = methodNames.map((m) => summaryRows.find((s) => s.method === m && s.variant === variant && s.regime === regime));
+        const present = rows.filter((r, i) => summaryRows.some((s) => s.method === methodNames[i] && s.regime === regime));
+        return { name: variant, values: present.map((r) => r?.auc ?? NaN), lo: present.map((r) => r?.auc_lo ?? NaN), hi: present.map((r) => r?.auc_hi ?? NaN) };
+      }),
+      'AUC',
+      [0, 1],
+    ),
+  );
+  const perCheckpointFigs = regimes.map((regime) => {
+    const rows = ckptRows.filter((r) => r.regime === regime);
+    const checkpoints = [...new Set(rows.map((r) => r.checkpoint))].sort((a, b) => a - b);
+    const methods = [...new Set(rows.map((r) => r.method))];
+    return lineFigure(
+      `AUC per checkpoint (${regime}; 0 = base model)`,
+      checkpoints,
+      methods.map((m) => ({ name: m, values: checkpoints.map((c) => rows.find((r) => r.method === m && r.checkpoint === c)?.auc ?? NaN) })),
+      'checkpoint (epoch)',
+      'mean AUC',
+    );
+  });
+  const roc = regimes.map((regime) =>
+    rocFigure(
+      `ROC curves, pooled over queries (${regime}; per-query z-scores)`,
+      Object.entries(rocPool)
+        .filter(([key]) => key.startsWith(`${regime}|`))
+        .map(([key, v]) => {
+          const [, method, variant] = key.split('|');
+          const c = rocCurve(v.scores, v.labels);
+          return { name: `${method} ${variant}`, fpr: c.fpr, tpr: c.tpr };
+        }),
+    ),
+  );
+  return { summary, perCheckpoint, perQuery, runs, figures: { ablation, perCheckpoint: perCheckpointFigs, roc }, aucTable, settings };
+}

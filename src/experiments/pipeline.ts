@@ -1,0 +1,88 @@
+/**
+ * Steps the experiments share: text to token sequences, LoRA gradients as GradientSets,
+ * every gradient method's scores at one checkpoint, and per-query ranking metrics.
+ */
+import { TokenSequence } from '../data/batch';
+import { TextTokenizer } from '../data/tokenizer';
+import { TdaError } from '../errors';
+import { createGradientAttributor, GradientMethod, MethodOptions } from '../attribution/methods';
+import { GradientSet, inMemorySource, ScoreMatrix, scoreRow } from '../attribution/types';
+import { rocAuc, recallAtK } from '../eval/auc';
+import { adapterKey, LoraAdapter } from '../model/adapter';
+import { computeLoraGradients } from '../model/gradients';
+import { LlamaModel } from '../model/llama';
+
+export interface PromptResponse {
+  prompt: string;
+  response: string;
+}
+
+/** `<s> prompt` then `response </s>`; the loss counts the response tokens. */
+export function encodeExample(tokenizer: TextTokenizer, ex: PromptResponse): TokenSequence {
+  const prompt = tokenizer.encode(ex.prompt, { addSpecialTokens: true });
+  const response = tokenizer.encode(ex.response, { addSpecialTokens: false });
+  if (tokenizer.eosId !== null) response.push(tokenizer.eosId);
+  return { inputIds: [...prompt, ...response], promptLength: prompt.length };
+}
+
+/** A prompt plus already generated response tokens (the model's own output is the test output). */
+export function withResponseIds(tokenizer: TextTokenizer, prompt: string, responseIds: number[]): TokenSequence {
+  const p = tokenizer.encode(prompt, { addSpecialTokens: true });
+  const r = [...responseIds];
+  if (tokenizer.eosId !== null && r[r.length - 1] !== tokenizer.eosId) r.push(tokenizer.eosId);
+  return { inputIds: [...p, ...r], promptLength: p.length };
+}
+
+/** Per-example LoRA gradients as a GradientSet (one block per LoRA tensor, adapter order). */
+export async function loraGradientSet(model: LlamaModel, adapter: LoraAdapter, seqs: TokenSequence[], batchSize = 32, padId = 0): Promise<GradientSet> {
+  const g = await computeLoraGradients(model, adapter, seqs, { batchSize, padId, mask: 'response' });
+  const blocks = adapter.modules.flatMap((m) =>
+    (['A', 'B'] as const).map((which) => {
+      const key = adapterKey(m.path, which);
+      const t = g.tensors.get(key)!;
+      const shape = t.shape.slice(1);
+      return { name: key, shape, dim: shape[0] * shape[1], data: t.data };
+    }),
+  );
+  return { n: seqs.length, blocks, losses: g.losses };
+}
+
+/** Scores of every requested gradient method for one checkpoint. */
+export function gradientScores(train: GradientSet, test: GradientSet, methods: readonly GradientMethod[], opts: MethodOptions = {}): Record<string, ScoreMatrix> {
+  const out: Record<string, ScoreMatrix> = {};
+  const source = inMemorySource(train);
+  for (const m of methods) {
+    const a = createGradientAttributor(m, opts);
+    a.cache(source);
+    out[m] = a.attribute(test);
+  }
+  return out;
+}
+
+export interface QueryMetrics {
+  auc: number[];
+  recall: number[];
+}
+
+/** AUC and recall@k of every query row against its positives. */
+export function queryMetrics(scores: ScoreMatrix, positives: number[][], k: number): QueryMetrics {
+  if (positives.length !== scores.nTest) throw new TdaError(`${positives.length} positive lists for ${scores.nTest} queries`, { field: 'positives' });
+  const auc: number[] = [];
+  const recall: number[] = [];
+  for (let q = 0; q < scores.nTest; q++) {
+    const isPos = new Array<boolean>(scores.nTrain).fill(false);
+    for (const i of positives[q]) isPos[i] = true;
+    const row = scoreRow(scores, q);
+    auc.push(rocAuc(row, isPos));
+    recall.push(recallAtK(row, isPos, k));
+  }
+  return { auc, recall };
+}
+
+export const mean = (xs: number[]) => {
+  const v = xs.filter((x) => !Number.isNaN(x));
+  return v.length ? v.reduce((a, b) => a + b, 0) / v.length : NaN;
+};
+
+/** Seconds since `t0` (ms), for timing lines. */
+export const since = (t0: number) => (Date.now() - t0) / 1000;

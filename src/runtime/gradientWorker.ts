@@ -1,0 +1,46 @@
+/**
+ * Worker entry for per-example LoRA gradients (see model/gradients.ts, computeLoraGradients
+ * with `workers`): set up with a model payload, an adapter and the backend name; each task
+ * is one batch of token sequences, and its losses and gradients come back as transferred
+ * buffers. Same code and same batches as in-process, so the same numbers.
+ */
+import type { LabelMask, TokenSequence } from '../data/batch';
+import { makeBatch } from '../data/batch';
+import type { LoraAdapter } from '../model/adapter';
+import { batchLoraGradients, LoraGradientBatch } from '../model/gradients';
+import { LlamaModel } from '../model/llama';
+import { LoraState, loraStateFromAdapter } from '../model/loraState';
+import { BackendName, initBackend } from './backend';
+import { modelFromPayload, ModelPayload } from './modelTransfer';
+import { serveWorker } from './workers';
+
+export interface GradientWorkerInit {
+  backend: BackendName;
+  model: ModelPayload;
+  adapter: LoraAdapter;
+}
+
+export interface GradientTask {
+  sequences: TokenSequence[];
+  mask: LabelMask;
+  padId: number;
+}
+
+interface State {
+  model: LlamaModel;
+  lora: LoraState;
+}
+
+serveWorker<State, GradientTask>(
+  async (data) => {
+    const init = data as GradientWorkerInit;
+    await initBackend(init.backend);
+    const model = modelFromPayload(init.model);
+    return { model, lora: loraStateFromAdapter(init.adapter) };
+  },
+  (state, task) => {
+    const result: LoraGradientBatch = batchLoraGradients(state.model, state.lora, makeBatch(task.sequences, task.mask, task.padId));
+    const transfer = [result.losses.buffer as ArrayBuffer, ...result.modules.flatMap((m) => [m.A.buffer as ArrayBuffer, m.B.buffer as ArrayBuffer])];
+    return { result, transfer };
+  },
+);
