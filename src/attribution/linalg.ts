@@ -3,7 +3,7 @@
  * wasm: explicit transposes, never the transposeA/B flags).
  */
 import * as tf from '@tensorflow/tfjs';
-import { download } from '../runtime/ops';
+import { download, readFloat32, transpose2d } from '../runtime/ops';
 
 /** A @ B^T for A [a, d] and B [b, d]: [a, b]. Transposes whichever operand is smaller. */
 export function matMulABt(A: Float32Array, a: number, B: Float32Array, b: number, d: number): Float32Array {
@@ -44,5 +44,156 @@ export function addColumns(target: Float32Array, nTrain: number, block: Float32A
   for (let q = 0; q < nTest; q++) {
     const row = q * nTrain + start;
     for (let i = 0; i < m; i++) target[row + i] += block[q * m + i];
+  }
+}
+
+/**
+ * Columns per slab of the inner (gradient) dimension. XNNPACK's matmul does not block the
+ * inner dimension, so for 100k-long gradient rows each tile streams megabytes; slabs of a
+ * few thousand columns keep the packed test-side slab in cache.
+ */
+export const SLAB_COLUMNS = 4096;
+
+/** One block of a fixed (test-side) matrix: V [rows, dim] row-major. */
+export interface FixedBlock {
+  data: Float32Array;
+  rows: number;
+  dim: number;
+}
+
+/** [lo, hi) column ranges of the slabs of a dim-long row. */
+function slabRanges(dim: number, slab: number): [number, number][] {
+  const out: [number, number][] = [];
+  for (let lo = 0; lo < dim; lo += slab) out.push([lo, Math.min(dim, lo + slab)]);
+  return out;
+}
+
+/** Columns [lo, hi) of a row-major [m, dim] matrix, as a tensor [m, hi - lo] (one strided copy). */
+function columnSlab(G: Float32Array, m: number, dim: number, lo: number, hi: number, scratch: Float32Array): tf.Tensor2D {
+  const w = hi - lo;
+  if (w === dim) return tf.tensor2d(G.subarray(0, m * dim), [m, dim]);
+  const buf = scratch.subarray(0, m * w);
+  for (let i = 0; i < m; i++) buf.set(G.subarray(i * dim + lo, i * dim + hi), i * w);
+  return tf.tensor2d(buf, [m, w]);
+}
+
+/**
+ * Blocked matrix products of fixed test-side matrices V_l [nT, dim_l] (one per gradient
+ * block) with streamed chunks of training gradients G_l [m, dim_l]: the scoring kernel of
+ * every gradient attributor, and DataInf's inverse-Hessian update.
+ *
+ * V_l^T is kept as slabs [w, nT] that live for the whole stream: the wasm matmul packs its
+ * right operand once per tensor and caches the packing, so each chunk costs only its own
+ * upload and the products. Runs in the calling thread; scoringWorker.ts runs the same code
+ * on worker threads.
+ */
+export class StreamedProducts {
+  private readonly vT: tf.Tensor2D[][];
+  /** DataInf: running sum over chunks of C_l @ G_l per block and slab, [nT, w]. */
+  private updates: (tf.Tensor2D | null)[][];
+  private scratch = new Float32Array(0);
+
+  constructor(
+    readonly blocks: FixedBlock[],
+    readonly slab = SLAB_COLUMNS,
+  ) {
+    const nT = blocks[0]?.rows ?? 0;
+    if (blocks.some((b) => b.rows !== nT)) throw new Error('StreamedProducts: every block needs the same number of rows');
+    this.vT = blocks.map((b) =>
+      slabRanges(b.dim, slab).map(([lo, hi]) =>
+        tf.tidy(() => {
+          const s = columnSlab(b.data, b.rows, b.dim, lo, hi, this.scratchFor(b.rows * (hi - lo)));
+          return transpose2d(s);
+        }),
+      ),
+    );
+    this.updates = this.vT.map((slabs) => slabs.map(() => null));
+  }
+
+  get rows(): number {
+    return this.blocks[0]?.rows ?? 0;
+  }
+
+  private scratchFor(n: number): Float32Array {
+    if (this.scratch.length < n) this.scratch = new Float32Array(n);
+    return this.scratch;
+  }
+
+  private upload(G: Float32Array, m: number, l: number): tf.Tensor2D[] {
+    const dim = this.blocks[l].dim;
+    if (G.length !== m * dim) throw new Error(`block ${l}: ${G.length} values is not ${m} x ${dim}`);
+    return slabRanges(dim, this.slab).map(([lo, hi]) => columnSlab(G, m, dim, lo, hi, this.scratchFor(m * (hi - lo))));
+  }
+
+  /** G_l @ V_l^T for one block, [m, nT], from its uploaded slabs. */
+  private productT(slabs: tf.Tensor2D[], l: number): tf.Tensor2D {
+    const parts = slabs.map((g, k) => tf.matMul(g, this.vT[l][k]) as tf.Tensor2D);
+    if (parts.length === 1) return parts[0];
+    const sum = tf.addN(parts) as tf.Tensor2D;
+    parts.forEach((p) => p.dispose());
+    return sum;
+  }
+
+  /** sum_l V_l @ G_l^T for a chunk of m training examples: [nT, m] row-major. */
+  dot(chunk: Float32Array[], m: number): Float32Array {
+    return download(() => {
+      const perBlock = chunk.map((G, l) => {
+        const slabs = this.upload(G, m, l);
+        const p = this.productT(slabs, l);
+        slabs.forEach((s) => s.dispose());
+        return p;
+      });
+      const total = perBlock.length === 1 ? perBlock[0] : tf.addN(perBlock);
+      return transpose2d(total as tf.Tensor2D);
+    });
+  }
+
+  /**
+   * DataInf's update for a chunk: per block l with lambda_l > 0, C = V_l G_l^T scaled column
+   * i by 1 / (lambda_l + |g_il|^2), then sum C @ G_l into the running update.
+   */
+  accumulateDataInf(chunk: Float32Array[], m: number, lambdas: ArrayLike<number>): void {
+    chunk.forEach((G, l) => {
+      const lambda = lambdas[l];
+      if (lambda === 0) return;
+      const dim = this.blocks[l].dim;
+      const norms = rowSquaredNorms(G, m, dim);
+      const inv = Float32Array.from(norms, (v) => 1 / (lambda + v));
+      const slabs = this.upload(G, m, l);
+      const coef = tf.tidy(() => transpose2d(tf.mul(this.productT(slabs, l), tf.tensor2d(inv, [m, 1])) as tf.Tensor2D)); // [nT, m]
+      slabs.forEach((g, k) => {
+        const prev = this.updates[l][k];
+        const next = tf.tidy(() => {
+          const u = tf.matMul(coef, g) as tf.Tensor2D;
+          return prev ? (tf.add(prev, u) as tf.Tensor2D) : u;
+        });
+        prev?.dispose();
+        this.updates[l][k] = next;
+        g.dispose();
+      });
+      coef.dispose();
+    });
+  }
+
+  /** The DataInf updates summed so far, [nT, dim_l] per block (zeros where nothing was added); resets them. */
+  takeUpdates(): Float32Array[] {
+    return this.blocks.map((b, l) => {
+      const out = new Float32Array(b.rows * b.dim);
+      slabRanges(b.dim, this.slab).forEach(([lo, hi], k) => {
+        const u = this.updates[l][k];
+        if (!u) return;
+        const w = hi - lo;
+        const vals = readFloat32(u);
+        for (let q = 0; q < b.rows; q++) out.set(vals.subarray(q * w, (q + 1) * w), q * b.dim + lo);
+        u.dispose();
+        this.updates[l][k] = null;
+      });
+      return out;
+    });
+  }
+
+  dispose(): void {
+    this.vT.forEach((slabs) => slabs.forEach((t) => t.dispose()));
+    this.updates.forEach((slabs) => slabs.forEach((t) => t?.dispose()));
   }
 }

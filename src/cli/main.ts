@@ -6,6 +6,7 @@ import { runDemo } from './demo';
 import { runGrads } from './grads';
 import { registerMetricsCommand } from './metrics';
 import { registerScoreCommand } from './score';
+import { registerReproduceCommand } from './reproduce';
 
 function positiveInt(value: string): number {
   const n = Number(value);
@@ -51,6 +52,7 @@ export function buildProgram(): Command {
 
   registerScoreCommand(program, backend);
   registerMetricsCommand(program);
+  registerReproduceCommand(program, backend);
   return program;
 }
 

@@ -141,7 +141,9 @@ export async function runDdaExperiment(env: EmbeddedDefault, opts: DdaExperiment
     const pair = data.pairs[p];
     const trainSeqs = set.train.map((ex) => encodeExample(tokenizer, ex));
     const trainTexts = set.train.map((ex) => `${ex.prompt} ${ex.response}`);
-    const queries = set.queries.filter((q) => q.pair === p);
+    // The per-pair set holds this pair alone, re-indexed as pair 0.
+    const queries = set.queries;
+    const pairPositives = set.positives[0];
     for (const seed of seeds) {
       const t0 = Date.now();
       runNo++;
@@ -175,7 +177,7 @@ export async function runDdaExperiment(env: EmbeddedDefault, opts: DdaExperiment
         continue;
       }
       const querySeqs = fired.map((f) => withResponseIds(tokenizer, f.q.prompt, f.ids));
-      const positives = fired.map(() => set.positives[p]);
+      const positives = fired.map(() => pairPositives);
       // 3. Scores at every checkpoint.
       const perMethod: Record<string, ScoreMatrix[]> = Object.fromEntries(methodNames.map((m) => [m, []]));
       for (let t = 0; t < adapters.length; t++) {
@@ -211,7 +213,7 @@ export async function runDdaExperiment(env: EmbeddedDefault, opts: DdaExperiment
             const key = `${pair.regime}|${method}|${variant}`;
             rocPool[key] ??= { scores: [], labels: [] };
             zscoreRows(s).forEach((row) => {
-              const isPos = new Set(set.positives[p]);
+              const isPos = new Set(pairPositives);
               row.forEach((v, i) => {
                 rocPool[key].scores.push(v);
                 rocPool[key].labels.push(isPos.has(i));

@@ -10,6 +10,10 @@ import { LabelMask, makeBatch, TokenBatch, TokenSequence } from '../data/batch';
 import { TdaError } from '../errors';
 import { adapterKey, LoraAdapter } from './adapter';
 import { crossEntropyRows, download, gatherRows, readFloat32 } from '../runtime/ops';
+import { adapterPayload, modelPayload } from '../runtime/modelTransfer';
+import { availableCores, WorkerPool } from '../runtime/workers';
+import type { GradientTask, GradientWorkerInit } from '../runtime/gradientWorker';
+import { BackendName } from '../runtime/backend';
 import { BatchConstants } from './llama';
 import { disposeBatchConstants, LlamaModel } from './llama';
 import { disposeLossConstants, LossConstants, lossConstants } from './loss';
@@ -27,6 +31,26 @@ export interface GradientOptions {
   padId?: number;
   /** Called after each batch with the number of examples done. */
   onProgress?: (done: number, total: number) => void;
+  /**
+   * Worker threads to spread batches over (one tfjs instance each; wasm has no threads in
+   * Node). 0 computes in this thread. Default: every core when the dataset has at least
+   * WORKER_MIN_BATCHES batches and the backend is wasm, else 0. Results are the same
+   * numbers either way: the same batches go through the same code.
+   */
+  workers?: number;
+}
+
+/** Below this many batches, starting workers (a model copy each) costs more than it saves. */
+export const WORKER_MIN_BATCHES = 8;
+
+function workerCount(opts: GradientOptions, batches: number): number {
+  if (opts.workers !== undefined) {
+    if (!Number.isInteger(opts.workers) || opts.workers < 0) throw new TdaError(`must be a whole number >= 0, got ${opts.workers}`, { field: 'workers' });
+    return Math.min(opts.workers, batches);
+  }
+  if (tf.getBackend() !== 'wasm' || batches < WORKER_MIN_BATCHES) return 0;
+  const cores = availableCores();
+  return cores > 1 ? Math.min(cores, batches) : 0;
 }
 
 /**
@@ -123,18 +147,42 @@ export async function computeLoraGradients(
     tensors.set(adapterKey(m.path, 'B'), { shape: [n, m.outFeatures, r], data: new Float32Array(n * m.outFeatures * r) });
   }
   const losses = new Float32Array(n);
+  const store = (start: number, result: LoraGradientBatch) => {
+    losses.set(result.losses, start);
+    for (const m of result.modules) {
+      const a = tensors.get(adapterKey(m.path, 'A'))!;
+      a.data.set(m.A, start * (a.data.length / n));
+      const b = tensors.get(adapterKey(m.path, 'B'))!;
+      b.data.set(m.B, start * (b.data.length / n));
+    }
+  };
+  const starts = Array.from({ length: Math.ceil(n / batchSize) }, (_, i) => i * batchSize);
+  const mask = opts.mask ?? 'response';
+  const padId = opts.padId ?? 0;
+  const nWorkers = workerCount(opts, starts.length);
+  if (nWorkers > 0) {
+    const init: GradientWorkerInit = { backend: tf.getBackend() as BackendName, model: modelPayload(model), adapter: adapterPayload(adapter) };
+    const pool = await WorkerPool.start<GradientTask, LoraGradientBatch>('gradientWorker', nWorkers, init);
+    try {
+      let done = 0;
+      await Promise.all(
+        starts.map(async (start) => {
+          const sequences = examples.slice(start, start + batchSize);
+          store(start, await pool.run({ sequences, mask, padId }));
+          done += sequences.length;
+          opts.onProgress?.(done, n);
+        }),
+      );
+    } finally {
+      await pool.close();
+    }
+    return { losses, tensors };
+  }
   const shared = loraStateFromAdapter(adapter);
   try {
-    for (let start = 0; start < n; start += batchSize) {
+    for (const start of starts) {
       const chunk = examples.slice(start, start + batchSize);
-      const result = batchLoraGradients(model, shared, makeBatch(chunk, opts.mask ?? 'response', opts.padId ?? 0));
-      losses.set(result.losses, start);
-      for (const m of result.modules) {
-        const a = tensors.get(adapterKey(m.path, 'A'))!;
-        a.data.set(m.A, start * (a.data.length / n));
-        const b = tensors.get(adapterKey(m.path, 'B'))!;
-        b.data.set(m.B, start * (b.data.length / n));
-      }
+      store(start, batchLoraGradients(model, shared, makeBatch(chunk, mask, padId)));
       opts.onProgress?.(Math.min(n, start + batchSize), n);
       await new Promise((resolve) => setImmediate(resolve));
     }

@@ -166,7 +166,8 @@ function heapView(t: tf.Tensor): Float32Array | Int32Array | null {
 /** A copy of a float32 tensor's values (fast on wasm; dataSync elsewhere). */
 export function readFloat32(t: tf.Tensor): Float32Array {
   const view = t.dtype === 'float32' ? heapView(t) : null;
-  if (!view) return t.dataSync() as Float32Array;
+  // A copy off wasm too: the cpu backend's dataSync hands out its own storage.
+  if (!view) return Float32Array.from(t.dataSync());
   const out = new Float32Array(view.length);
   out.set(view);
   return out;

@@ -1,15 +1,21 @@
 /**
- * A small worker_threads pool. The wasm backend has no threads in Node, so using more
- * than one core means one tfjs instance per worker thread: each worker is set up once
- * (e.g. loads a model) and then runs tasks one at a time; results come back as
- * transferable ArrayBuffers (moved, not copied).
+ * worker_threads pools. The wasm backend has no threads in Node, so using more than one
+ * core means one tfjs instance per worker thread: each worker is set up once (loads a
+ * model, or a test-gradient matrix) and then runs tasks one at a time; results come back
+ * as transferable ArrayBuffers (moved, not copied).
+ *
+ * Two front ends over one wire protocol (a MessageChannel per worker plus a shared counter
+ * the worker bumps after each reply):
+ *  - WorkerPool: promise-based, for async APIs (per-example gradients);
+ *  - SyncWorkerPool: blocks the calling thread (Atomics.wait, receiveMessageOnPort) so that
+ *    synchronous APIs (the attributors' cache/attribute) can use every core.
  *
  * Entry scripts run from TypeScript sources under tsx (the worker is started with
  * `--require tsx/cjs`) or from the compiled `dist/` JavaScript, whichever this module is.
  */
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { isMainThread, parentPort, Transferable, Worker } from 'node:worker_threads';
+import { MessageChannel, MessagePort, receiveMessageOnPort, Transferable, Worker, workerData } from 'node:worker_threads';
 import { TdaError } from '../errors';
 
 /** Cores this process may use. */
@@ -32,10 +38,7 @@ interface WireError {
 }
 
 type ToWorker = { type: 'init'; data: unknown } | { type: 'task'; id: number; data: unknown };
-type FromWorker =
-  | { type: 'ready' }
-  | { type: 'result'; id: number; data: unknown }
-  | { type: 'error'; id: number | null; error: WireError };
+type FromWorker = { type: 'ready' } | { type: 'result'; id: number; data: unknown } | { type: 'error'; id: number | null; error: WireError } | { type: 'exit' };
 
 function toWire(e: unknown): WireError {
   if (e instanceof TdaError) return { message: e.message, name: e.name, file: e.file, field: e.field };
@@ -45,7 +48,7 @@ function toWire(e: unknown): WireError {
 
 function fromWire(w: WireError): Error {
   if (w.name === 'TdaError') {
-    // The message already names file and field; rebuild without prefixing them again.
+    // The message already names file and field; keep it as it is.
     const e = new TdaError(w.message);
     Object.assign(e, { file: w.file, field: w.field });
     return e;
@@ -55,14 +58,20 @@ function fromWire(w: WireError): Error {
   return e;
 }
 
-interface Pending {
-  resolve: (v: unknown) => void;
-  reject: (e: Error) => void;
-}
-
 interface Slot {
   worker: Worker;
+  port: MessagePort;
   busy: boolean;
+  /** Task id the worker is running. */
+  current: number | null;
+}
+
+function spawn(entry: string, signal: Int32Array, init: unknown): Slot {
+  const { file, execArgv } = workerEntry(entry);
+  const { port1, port2 } = new MessageChannel();
+  const worker = new Worker(file, { execArgv, workerData: { port: port2, signal }, transferList: [port2] });
+  port1.postMessage({ type: 'init', data: init } satisfies ToWorker);
+  return { worker, port: port1, busy: false, current: null };
 }
 
 /**
@@ -70,9 +79,8 @@ interface Slot {
  * big read-only data through SharedArrayBuffers). Tasks go to the first idle worker.
  */
 export class WorkerPool<TTask, TResult> {
-  private readonly pending = new Map<number, Pending>();
+  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   private readonly queue: { id: number; data: TTask; transfer: Transferable[] }[] = [];
-  private readonly assigned = new Map<number, Slot>();
   private nextId = 0;
   private failure: Error | null = null;
   private closed = false;
@@ -80,34 +88,34 @@ export class WorkerPool<TTask, TResult> {
   private constructor(private readonly slots: Slot[]) {}
 
   static async start<TTask, TResult>(entry: string, count: number, init: unknown): Promise<WorkerPool<TTask, TResult>> {
-    const { file, execArgv } = workerEntry(entry);
-    const slots: Slot[] = [];
-    const ready: Promise<void>[] = [];
-    for (let i = 0; i < count; i++) {
-      const worker = new Worker(file, { execArgv });
-      slots.push({ worker, busy: false });
-      ready.push(
-        new Promise<void>((resolve, reject) => {
-          const onMessage = (m: FromWorker) => {
-            if (m.type === 'ready') resolve();
-            else if (m.type === 'error') reject(fromWire(m.error));
-            worker.off('message', onMessage);
-          };
-          worker.on('message', onMessage);
-          worker.once('error', reject);
-          worker.once('exit', (code) => reject(new Error(`worker exited with code ${code} while starting`)));
-        }),
-      );
-      worker.postMessage({ type: 'init', data: init } satisfies ToWorker);
-    }
+    const signal = new Int32Array(new SharedArrayBuffer(4));
+    const slots = Array.from({ length: count }, () => spawn(entry, signal, init));
     const pool = new WorkerPool<TTask, TResult>(slots);
+    const ready = slots.map(
+      (slot) =>
+        new Promise<void>((resolve, reject) => {
+          slot.port.on('message', (m: FromWorker) => {
+            if (m.type === 'ready') resolve();
+            else if (m.type === 'error' && m.id === null) reject(fromWire(m.error));
+            else pool.onMessage(slot, m);
+          });
+          slot.worker.on('error', (e) => {
+            reject(e);
+            pool.die(e);
+          });
+          slot.worker.on('exit', (code) => {
+            const e = new Error(`a worker exited unexpectedly (code ${code})`);
+            reject(e);
+            pool.die(e);
+          });
+        }),
+    );
     try {
       await Promise.all(ready);
     } catch (e) {
       await pool.close();
       throw e;
     }
-    for (const slot of slots) pool.listen(slot);
     return pool;
   }
 
@@ -131,31 +139,27 @@ export class WorkerPool<TTask, TResult> {
     if (this.closed) return;
     this.closed = true;
     this.failAll(new Error('the worker pool was closed'));
+    for (const s of this.slots) s.port.close();
     await Promise.all(this.slots.map((s) => s.worker.terminate()));
   }
 
-  private listen(slot: Slot): void {
-    slot.worker.on('message', (m: FromWorker) => {
-      if (m.type === 'ready') return;
-      const id = m.id;
-      if (id === null) return;
-      slot.busy = false;
-      this.assigned.delete(id);
-      const p = this.pending.get(id);
-      this.pending.delete(id);
-      if (p) {
-        if (m.type === 'result') p.resolve(m.data);
-        else p.reject(fromWire(m.error));
-      }
-      this.dispatch();
-    });
-    const die = (e: Error) => {
-      if (this.closed) return;
-      this.failure = e;
-      this.failAll(e);
-    };
-    slot.worker.on('error', die);
-    slot.worker.on('exit', (code) => die(new Error(`a gradient worker exited unexpectedly (code ${code})`)));
+  private onMessage(slot: Slot, m: FromWorker): void {
+    if (m.type !== 'result' && m.type !== 'error') return;
+    slot.busy = false;
+    slot.current = null;
+    const p = m.id === null ? undefined : this.pending.get(m.id);
+    if (m.id !== null) this.pending.delete(m.id);
+    if (p) {
+      if (m.type === 'result') p.resolve(m.data);
+      else p.reject(fromWire(m.error));
+    }
+    this.dispatch();
+  }
+
+  private die(e: Error): void {
+    if (this.closed) return;
+    this.failure = e;
+    this.failAll(e);
   }
 
   private dispatch(): void {
@@ -164,8 +168,8 @@ export class WorkerPool<TTask, TResult> {
       const task = this.queue.shift();
       if (!task) return;
       slot.busy = true;
-      this.assigned.set(task.id, slot);
-      slot.worker.postMessage({ type: 'task', id: task.id, data: task.data } satisfies ToWorker, task.transfer);
+      slot.current = task.id;
+      slot.port.postMessage({ type: 'task', id: task.id, data: task.data } satisfies ToWorker, task.transfer);
     }
   }
 
@@ -173,6 +177,146 @@ export class WorkerPool<TTask, TResult> {
     this.queue.length = 0;
     for (const p of this.pending.values()) p.reject(e);
     this.pending.clear();
+  }
+}
+
+/** How long a blocked caller waits for a worker before checking that the workers are alive. */
+const WAIT_SLICE_MS = 1000;
+
+/**
+ * The same pool for synchronous callers: every call blocks until its tasks are done. The
+ * workers reply on their MessagePorts and bump a shared counter; the caller sleeps on the
+ * counter (Atomics.wait) and reads replies with receiveMessageOnPort, so no event loop turn
+ * is needed. A worker that dies is reported by the worker itself (see serveWorker).
+ */
+export class SyncWorkerPool<TTask, TResult> {
+  private closed = false;
+
+  private constructor(
+    private readonly slots: Slot[],
+    private readonly signal: Int32Array,
+  ) {}
+
+  /** Starts `count` workers and blocks until each has run its set-up. */
+  static start<TTask, TResult>(entry: string, count: number, init: unknown): SyncWorkerPool<TTask, TResult> {
+    const signal = new Int32Array(new SharedArrayBuffer(4));
+    const slots = Array.from({ length: count }, () => spawn(entry, signal, init));
+    for (const s of slots) s.worker.unref();
+    const pool = new SyncWorkerPool<TTask, TResult>(slots, signal);
+    try {
+      let ready = 0;
+      pool.pump(() => ready < count, (slot, m) => {
+        if (m.type === 'ready') ready++;
+        else if (m.type === 'error') throw fromWire(m.error);
+        else if (m.type === 'exit') throw new Error('a worker exited while starting');
+        void slot;
+      });
+    } catch (e) {
+      pool.close();
+      throw e;
+    }
+    return pool;
+  }
+
+  get size(): number {
+    return this.slots.length;
+  }
+
+  /**
+   * Runs every task of `tasks` (drawn lazily, so at most `size` + `ahead` are in flight and
+   * a streaming source is never read far ahead), calling `onResult` with the task's index
+   * as results arrive, in completion order. Blocks until all are done; the first error
+   * stops the run and is thrown.
+   */
+  runAll(tasks: Iterable<{ data: TTask; transfer?: Transferable[] }>, onResult: (index: number, result: TResult) => void): void {
+    const it = tasks[Symbol.iterator]();
+    let next = 0;
+    let exhausted = false;
+    let inFlight = 0;
+    const feed = () => {
+      for (const slot of this.slots) {
+        if (slot.busy || exhausted) continue;
+        const r = it.next();
+        if (r.done) {
+          exhausted = true;
+          return;
+        }
+        slot.busy = true;
+        slot.current = next++;
+        inFlight++;
+        slot.port.postMessage({ type: 'task', id: slot.current, data: r.value.data } satisfies ToWorker, r.value.transfer ?? []);
+      }
+    };
+    feed();
+    this.pump(
+      () => inFlight > 0,
+      (slot, m) => {
+        if (m.type === 'exit') throw new Error('a worker exited unexpectedly');
+        if (m.type === 'ready') return;
+        slot.busy = false;
+        slot.current = null;
+        inFlight--;
+        if (m.type === 'error') throw fromWire(m.error);
+        onResult(m.id, m.data as TResult);
+        feed();
+      },
+    );
+  }
+
+  /** Runs the same task once on every worker (e.g. to load new data) and returns each result. */
+  broadcast(data: TTask): TResult[] {
+    const results: TResult[] = new Array(this.slots.length);
+    let left = this.slots.length;
+    this.slots.forEach((slot, i) => {
+      slot.busy = true;
+      slot.current = i;
+      slot.port.postMessage({ type: 'task', id: i, data } satisfies ToWorker);
+    });
+    this.pump(
+      () => left > 0,
+      (slot, m) => {
+        if (m.type === 'exit') throw new Error('a worker exited unexpectedly');
+        if (m.type === 'ready') return;
+        slot.busy = false;
+        left--;
+        if (m.type === 'error') throw fromWire(m.error);
+        results[m.id] = m.data as TResult;
+      },
+    );
+    return results;
+  }
+
+  /** Stops the workers (they finish exiting in the background). */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const s of this.slots) {
+      s.port.close();
+      void s.worker.terminate();
+    }
+  }
+
+  /** Handles replies until `more()` is false, sleeping on the shared counter in between. */
+  private pump(more: () => boolean, handle: (slot: Slot, m: FromWorker) => void): void {
+    if (this.closed) throw new Error('the worker pool is closed');
+    try {
+      while (more()) {
+        const seen = Atomics.load(this.signal, 0);
+        let got = false;
+        for (const slot of this.slots) {
+          for (let r = receiveMessageOnPort(slot.port); r; r = receiveMessageOnPort(slot.port)) {
+            got = true;
+            handle(slot, r.message as FromWorker);
+            if (!more()) return;
+          }
+        }
+        if (!got) Atomics.wait(this.signal, 0, seen, WAIT_SLICE_MS);
+      }
+    } catch (e) {
+      // A failed run leaves workers mid-task: this pool cannot be used again.
+      this.close();
+      throw e;
+    }
   }
 }
 
@@ -184,24 +328,32 @@ export function serveWorker<TState, TTask>(
   setup: (init: unknown) => Promise<TState> | TState,
   handle: (state: TState, task: TTask) => { result: unknown; transfer?: Transferable[] },
 ): void {
-  if (isMainThread || !parentPort) throw new Error('serveWorker must run in a worker thread');
-  const port = parentPort;
+  const wd = workerData as { port?: MessagePort; signal?: Int32Array } | null;
+  if (!wd?.port || !wd.signal) throw new Error('serveWorker must run in a worker started by a WorkerPool');
+  const port = wd.port;
+  const signal = wd.signal;
+  const reply = (m: FromWorker, transfer: Transferable[] = []) => {
+    port.postMessage(m, transfer);
+    Atomics.add(signal, 0, 1);
+    Atomics.notify(signal, 0);
+  };
+  process.on('exit', () => reply({ type: 'exit' }));
   let state: TState | undefined;
   port.on('message', async (m: ToWorker) => {
     if (m.type === 'init') {
       try {
         state = await setup(m.data);
-        port.postMessage({ type: 'ready' } satisfies FromWorker);
+        reply({ type: 'ready' });
       } catch (e) {
-        port.postMessage({ type: 'error', id: null, error: toWire(e) } satisfies FromWorker);
+        reply({ type: 'error', id: null, error: toWire(e) });
       }
       return;
     }
     try {
       const { result, transfer } = handle(state as TState, m.data as TTask);
-      port.postMessage({ type: 'result', id: m.id, data: result } satisfies FromWorker, transfer ?? []);
+      reply({ type: 'result', id: m.id, data: result }, transfer);
     } catch (e) {
-      port.postMessage({ type: 'error', id: m.id, error: toWire(e) } satisfies FromWorker);
+      reply({ type: 'error', id: m.id, error: toWire(e) });
     }
   });
 }

@@ -1,7 +1,21 @@
 import * as assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/runtime/backend';
-import { batchMatMul, frozenLinear, frozenMatrix, gatherRows, matMul2d, oneHotFloat } from '../../src/runtime/ops';
+import { attentionCore } from '../../src/runtime/attention';
+import {
+  batchMatMul,
+  crossEntropyRows,
+  download,
+  frozenLinear,
+  frozenMatrix,
+  gatherRows,
+  matMul2d,
+  oneHotFloat,
+  perExampleLowRank,
+  readFloat32,
+  readInt32,
+  transpose2d,
+} from '../../src/runtime/ops';
 import { relativeL2 } from '../helpers/fixtures';
 
 /** Reference gradients from tfjs's own (flag-based) autodiff of the plain expression. */
@@ -36,6 +50,88 @@ describe('runtime ops (gradients with explicit transposes)', () => {
     const ids = tf.tensor1d([4, 0, 4, 2], 'int32');
     const plain = (t: tf.Tensor) => tf.matMul(oneHotFloat(ids, 6), t as tf.Tensor2D); // selection as a product
     compareGrads((t) => gatherRows(t as tf.Tensor2D, ids), plain, [table]);
+  });
+
+  it('perExampleLowRank (2-D products with a block mask) equals the batched per-example product, values and gradients', () => {
+    const [B, T, inF, r, out] = [3, 4, 5, 2, 6];
+    const x = tf.randomNormal([B * T, inF], 0, 1, 'float32', 11);
+    const aT = tf.randomNormal([B, inF, r], 0, 1, 'float32', 12); // distinct copies: the arrangement must not assume equal ones
+    const bT = tf.randomNormal([B, r, out], 0, 1, 'float32', 13);
+    compareGrads(
+      (xx, a, b) => perExampleLowRank(xx as tf.Tensor2D, a as tf.Tensor3D, b as tf.Tensor3D, T),
+      (xx, a, b) => tf.reshape(tf.matMul(tf.matMul(tf.reshape(xx, [B, T, inF]) as tf.Tensor3D, a as tf.Tensor3D), b as tf.Tensor3D), [B * T, out]),
+      [x, aT, bT],
+    );
+  });
+
+  for (const [H, Hkv] of [
+    [4, 4],
+    [4, 2],
+    [6, 1],
+  ]) {
+    it(`attentionCore equals softmax(q k^T / sqrt(d) + bias) v per example and head, values and gradients (H=${H}, Hkv=${Hkv})`, () => {
+      const [B, T, d] = [2, 5, 4];
+      const g = H / Hkv;
+      const q = tf.randomNormal([B * T, H * d], 0, 1, 'float32', 21);
+      const k = tf.randomNormal([B * T, Hkv * d], 0, 1, 'float32', 22);
+      const v = tf.randomNormal([B * T, Hkv * d], 0, 1, 'float32', 23);
+      const biasData = new Float32Array(B * T * T);
+      for (let b = 0; b < B; b++) for (let i = 0; i < T; i++) for (let j = 0; j < T; j++) biasData[(b * T + i) * T + j] = j <= i && j < T - b ? 0 : -1e9;
+      const bias = tf.tensor4d(biasData, [B, 1, T, T]);
+      const plain = (qq: tf.Tensor, kk: tf.Tensor, vv: tf.Tensor) => {
+        const q4 = tf.transpose(tf.reshape(qq, [B, T, H, d]), [0, 2, 1, 3]); // [B, H, T, d]
+        // Head h reads K/V head floor(h / g): an expansion matrix [Hkv, H] applied on the head axis.
+        const expand = tf.tensor2d(Array.from({ length: Hkv * H }, (_, i) => (Math.floor((i % H) / g) === Math.floor(i / H) ? 1 : 0)), [Hkv, H]);
+        const rep = (t: tf.Tensor) => {
+          const cols = tf.reshape(tf.transpose(tf.reshape(t, [B, T, Hkv, d]), [0, 1, 3, 2]), [B * T * d, Hkv]) as tf.Tensor2D;
+          return tf.transpose(tf.reshape(tf.matMul(cols, expand), [B, T, d, H]), [0, 3, 1, 2]); // [B, H, T, d]
+        };
+        const s = tf.add(tf.div(tf.matMul(q4 as tf.Tensor4D, rep(kk) as tf.Tensor4D, false, true), Math.sqrt(d)), bias);
+        const o = tf.matMul(tf.softmax(s) as tf.Tensor4D, rep(vv) as tf.Tensor4D);
+        return tf.reshape(tf.transpose(o, [0, 2, 1, 3]), [B * T, H * d]);
+      };
+      const shape = { batchSize: B, seqLen: T, numHeads: H, numKvHeads: Hkv, headDim: d };
+      compareGrads((qq, kk, vv) => attentionCore(qq as tf.Tensor2D, kk as tf.Tensor2D, vv as tf.Tensor2D, bias, shape), plain, [q, k, v]);
+    });
+  }
+
+  it('crossEntropyRows equals -log softmax at the target, with its gradient', () => {
+    const logits = tf.mul(tf.randomNormal([4, 9], 0, 1, 'float32', 31), 5);
+    const targets = oneHotFloat(tf.tensor1d([3, 0, 8, 3], 'int32'), 9);
+    compareGrads(
+      (l) => crossEntropyRows(l as tf.Tensor2D, targets),
+      (l) => tf.neg(tf.sum(tf.mul(tf.logSoftmax(l), targets), 1)),
+      [logits],
+    );
+  });
+
+  it('readFloat32, readInt32, download and transpose2d agree with dataSync and tf.transpose', () => {
+    const a = tf.randomNormal([7, 5], 0, 1, 'float32', 41);
+    assert.deepEqual([...readFloat32(a)], [...a.dataSync()]);
+    const i = tf.tensor1d([3, -1, 7], 'int32');
+    assert.deepEqual([...readInt32(i)], [3, -1, 7]);
+    assert.deepEqual([...download(() => transpose2d(a as tf.Tensor2D))], [...tf.transpose(a).dataSync()]);
+    const copy = readFloat32(a);
+    copy[0] = 123;
+    assert.notEqual(a.dataSync()[0], 123, 'readFloat32 returns a copy');
+  });
+
+  it('the new ops leak no tensors', () => {
+    const before = tf.memory().numTensors;
+    const x = tf.randomNormal([6, 5]);
+    const aT = tf.randomNormal([2, 5, 2]);
+    const bT = tf.randomNormal([2, 2, 4]);
+    const q = tf.randomNormal([6, 8]);
+    const bias = tf.zeros([2, 1, 3, 3]) as tf.Tensor4D;
+    const g = tf.grads((xx: tf.Tensor, a: tf.Tensor, b: tf.Tensor, qq: tf.Tensor) =>
+      tf.add(
+        tf.sum(perExampleLowRank(xx as tf.Tensor2D, a as tf.Tensor3D, b as tf.Tensor3D, 3)),
+        tf.sum(attentionCore(qq as tf.Tensor2D, qq as tf.Tensor2D, qq as tf.Tensor2D, bias, { batchSize: 2, seqLen: 3, numHeads: 2, numKvHeads: 2, headDim: 4 })),
+      ) as tf.Scalar,
+    )([x, aT, bT, q]);
+    g.forEach((t) => t.dispose());
+    [x, aT, bT, q, bias].forEach((t) => t.dispose());
+    assert.equal(tf.memory().numTensors, before);
   });
 
   it('oneHotFloat holds real 0/1 floats (the wasm kernel writes integer bits for float dtype)', () => {

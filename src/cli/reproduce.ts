@@ -1,0 +1,152 @@
+/** `tda-lab reproduce <dda|if-llm|lmd3>`: runs an experiment on the embedded default model. */
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Command, InvalidArgumentError } from 'commander';
+import { TdaError } from '../errors';
+import { frameRows } from '../eval/frame';
+import { runDdaExperiment } from '../experiments/dda';
+import { loadEmbeddedDefault } from '../experiments/embedded';
+import { runIfLlmExperiment } from '../experiments/ifLlm';
+import { runLmd3Experiment } from '../experiments/lmd3';
+import { newRunDir, writeJson, writeRunReport, writeTables } from '../experiments/output';
+import { currentBackend } from '../runtime/backend';
+import { progressBar, Progress } from './progress';
+import { formatTable } from './table';
+
+export const EXPERIMENTS = ['dda', 'if-llm', 'lmd3'] as const;
+export type ExperimentName = (typeof EXPERIMENTS)[number];
+
+export interface ReproduceOptions {
+  experiment: ExperimentName;
+  out?: string;
+  quick?: boolean;
+  seeds?: number[];
+  /** Base model directory (default: the embedded one in data/base-model). */
+  baseModel?: string;
+  progress?: boolean;
+  log?: (line: string) => void;
+}
+
+/** One progress bar per label, created on first use and closed when it completes. */
+function progressBars(enabled: boolean) {
+  const bars = new Map<string, Progress>();
+  return (label: string, done: number, total: number) => {
+    if (!enabled) return;
+    let bar = bars.get(label);
+    if (!bar) {
+      bar = progressBar(label);
+      bars.set(label, bar);
+    }
+    bar.update(done, total);
+    if (done >= total) {
+      bar.stop();
+      bars.delete(label);
+    }
+  };
+}
+
+export interface ReproduceSummary {
+  dir: string;
+  report: string;
+  seconds: number;
+  /** The headline table as printed. */
+  table: string;
+}
+
+export async function runReproduce(o: ReproduceOptions): Promise<ReproduceSummary> {
+  const log = o.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const started = Date.now();
+  const env = loadEmbeddedDefault(o.baseModel);
+  const dir = newRunDir(o.out ?? path.join(process.cwd(), 'runs'), o.experiment + (o.quick ? '-quick' : ''));
+  const progress = progressBars(o.progress ?? true);
+  const meta = { experiment: o.experiment, quick: o.quick ?? false, backend: currentBackend(), node: process.version, cpus: os.cpus().length, baseModel: env.dir };
+  let table = '';
+  let reportFile = '';
+  try {
+    if (o.experiment === 'dda') {
+      const r = await runDdaExperiment(env, { quick: o.quick, seeds: o.seeds, workDir: path.join(dir, 'checkpoints'), log, progress });
+      writeTables(dir, { summary: r.summary, per_checkpoint: r.perCheckpoint, per_query: r.perQuery, runs: r.runs });
+      table = `Mean AUC over hallucinated queries (ft = fine-tuning-only regime, bias = base-bias regime)\n${formatTable(r.aucTable, 3)}`;
+      reportFile = writeRunReport(dir, {
+        title: 'DDA: tracing hallucinations to their training examples',
+        subtitle: `embedded default model; ${new Date().toISOString()}`,
+        sections: [
+          {
+            heading: 'Mean AUC',
+            text: [
+              'AUC of each method at ranking the canary training examples above the rest, per hallucinated query, averaged over queries, canary pairs and seeds.',
+              'plain = last checkpoint; debias = last minus base (checkpoint 0); denoise = mean over checkpoints; DDA = mean over checkpoints of (checkpoint minus base).',
+            ],
+            table: r.aucTable,
+          },
+          { heading: 'Summary with 95% bootstrap intervals and recall@10', table: frameRows(r.summary) },
+          { heading: 'Debias vs denoise', figures: r.figures.ablation },
+          { heading: 'AUC per checkpoint', figures: r.figures.perCheckpoint },
+          { heading: 'ROC curves', figures: r.figures.roc },
+          { heading: 'Fine-tuning runs', table: frameRows(r.runs) },
+          { heading: 'Settings', text: [JSON.stringify({ ...meta, ...r.settings })] },
+        ],
+      });
+      writeJson(path.join(dir, 'settings.json'), { ...meta, ...r.settings });
+    } else if (o.experiment === 'if-llm') {
+      const r = await runIfLlmExperiment(env, { quick: o.quick, seed: o.seeds?.[0], log, progress });
+      writeTables(dir, { summary: r.summary });
+      table = `Acc / Cover / AUC per task\n${formatTable(r.table)}`;
+      reportFile = writeRunReport(dir, {
+        title: 'Do influence functions work on LLMs? Class attribution, backdoor and harmful-data tasks',
+        subtitle: `embedded default model; ${new Date().toISOString()}`,
+        sections: [
+          { heading: 'Acc / Cover / AUC', table: r.table },
+          { heading: 'All metrics with 95% bootstrap intervals of AUC', table: frameRows(r.summary) },
+          { heading: 'Figures', figures: r.figures },
+          { heading: 'Settings', text: [JSON.stringify({ ...meta, ...r.settings })] },
+        ],
+      });
+      writeJson(path.join(dir, 'settings.json'), { ...meta, ...r.settings });
+    } else {
+      const r = await runLmd3Experiment(env, { quick: o.quick, seed: o.seeds?.[0], log, progress });
+      writeTables(dir, { summary: r.summary, per_query: r.perQuery });
+      const fit = (f: typeof r.regression) => `slope ${f.slope.toFixed(4)}, R^2 ${f.r2.toFixed(3)}, p ${f.pValue.toExponential(2)}, n ${f.n}`;
+      table = `${formatTable(frameRows(r.summary), 4)}\nloss improvement ~ density change: ${fit(r.regression)}\nloss ~ log-density (before): ${fit(r.densityPredictsLoss)}`;
+      reportFile = writeRunReport(dir, {
+        title: 'LMD3: data density and the paraphrase-leakage intervention',
+        subtitle: `embedded default model; ${new Date().toISOString()}`,
+        sections: [
+          { heading: 'Treated vs control queries', table: frameRows(r.summary) },
+          { heading: 'Regressions', text: [`Loss improvement on density change: ${fit(r.regression)}.`, `Loss on log-density before injection: ${fit(r.densityPredictsLoss)}.`] },
+          { heading: 'Figures', figures: r.figures },
+          { heading: 'Settings', text: [JSON.stringify({ ...meta, ...r.settings })] },
+        ],
+      });
+      writeJson(path.join(dir, 'settings.json'), { ...meta, ...r.settings, regression: r.regression, densityPredictsLoss: r.densityPredictsLoss });
+    }
+  } finally {
+    env.model.dispose();
+  }
+  return { dir, report: reportFile, seconds: (Date.now() - started) / 1000, table };
+}
+
+function seedList(value: string): number[] {
+  const seeds = value.split(',').map((s) => Number(s.trim()));
+  if (seeds.some((s) => !Number.isInteger(s) || s < 0)) throw new InvalidArgumentError('must be a comma-separated list of non-negative integers');
+  return seeds;
+}
+
+export function registerReproduceCommand(program: Command, startBackend: () => Promise<unknown>): void {
+  program
+    .command('reproduce')
+    .description('run a paper experiment on the embedded default model: dda, if-llm or lmd3')
+    .argument('<experiment>', EXPERIMENTS.join(' | '))
+    .option('--out <dir>', 'parent directory of the run directory', 'runs')
+    .option('--quick', 'a small, fast version (used by the tests)', false)
+    .option('--seeds <list>', 'fine-tuning seeds, e.g. 1,2,3', seedList)
+    .option('--base-model <dir>', 'a base model made by `npm run train-base -- --out DIR` (default: data/base-model)')
+    .action(async (experiment: string, o) => {
+      if (!(EXPERIMENTS as readonly string[]).includes(experiment)) {
+        throw new TdaError(`unknown experiment '${experiment}' (use ${EXPERIMENTS.join(', ')})`, { field: 'experiment' });
+      }
+      await startBackend();
+      const r = await runReproduce({ experiment: experiment as ExperimentName, out: o.out, quick: o.quick, seeds: o.seeds, baseModel: o.baseModel });
+      process.stdout.write(`\n${r.table}\n\nwrote ${r.dir} (tables as CSV, report.html) in ${r.seconds.toFixed(0)} s\n`);
+    });
+}

@@ -1,0 +1,168 @@
+/**
+ * The three tasks of "Do Influence Functions Work on Large Language Models?" (Li et al.
+ * 2024) at laptop scale, on the embedded default model:
+ *   - class attribution: three task families (profession from activities, country from a
+ *     city, color of a made-up creature from cue words); Acc = the top-1 training example has
+ *     the query's class, Cover = share of same-class examples among the top k
+ *     (k = training examples of the family / its classes); AUC with same-class positives;
+ *   - backdoor-trigger detection: positives are the triggered training examples;
+ *   - harmful-data identification: positives are the harmful training examples of the
+ *     query's kind.
+ * One LoRA fine-tuning run per task; scores at the final adapter. For the backdoor and
+ * harmful tasks, Acc = the top-1 example is a positive and Cover = share of positives among
+ * the top (number of positives).
+ */
+import { RepSim } from '../attribution/repSim';
+import { GradientMethod } from '../attribution/methods';
+import { ScoreMatrix, scoreRow } from '../attribution/types';
+import { classAccCover } from '../eval/classMetrics';
+import { bootstrapMeanCI } from '../eval/bootstrap';
+import { DataFrame, frameFromColumns } from '../eval/frame';
+import { initAdapter, parseLoraConfig } from '../model/adapter';
+import { computeEmbeddings } from '../model/embeddings';
+import { finetuneLora } from '../train/finetune';
+import { Figure, groupedBarFigure } from '../viz/figures';
+import { EmbeddedDefault } from './embedded';
+import { encodeExample, gradientScores, loraGradientSet, mean, PromptResponse, queryMetrics, since } from './pipeline';
+import { backdoorData, CLASS_FAMILIES, classAttributionData, harmfulData } from './world';
+
+export interface IfLlmOptions {
+  quick?: boolean;
+  seed?: number;
+  epochs?: number;
+  gradientMethods?: GradientMethod[];
+  log?: (line: string) => void;
+  progress?: (label: string, done: number, total: number) => void;
+}
+
+export interface IfLlmResult {
+  /** task, method, acc, cover, auc, auc_lo, auc_hi, queries. */
+  summary: DataFrame;
+  figures: Figure[];
+  table: Record<string, string | number>[];
+  settings: Record<string, unknown>;
+}
+
+interface TaskInput {
+  task: string;
+  train: PromptResponse[];
+  tests: PromptResponse[];
+  /** Per query, the positive training indices. */
+  positives: number[][];
+  /** Class ids (class-attribution tasks only), for Acc and Cover. */
+  classes?: { train: number[]; tests: number[] };
+}
+
+/** Acc and Cover for positive sets: top-1 is a positive; share of positives among the top |positives|. */
+function accCoverFromPositives(s: ScoreMatrix, positives: number[][]): { acc: number[]; cover: number[] } {
+  const acc: number[] = [];
+  const cover: number[] = [];
+  for (let q = 0; q < s.nTest; q++) {
+    const row = scoreRow(s, q);
+    const order = Array.from(row.keys()).sort((a, b) => row[b] - row[a] || a - b);
+    const pos = new Set(positives[q]);
+    acc.push(pos.has(order[0]) ? 1 : 0);
+    cover.push(order.slice(0, pos.size).filter((i) => pos.has(i)).length / pos.size);
+  }
+  return { acc, cover };
+}
+
+export async function runIfLlmExperiment(env: EmbeddedDefault, opts: IfLlmOptions = {}): Promise<IfLlmResult> {
+  const log = opts.log ?? (() => undefined);
+  const quick = opts.quick ?? false;
+  const seed = opts.seed ?? 1;
+  const epochs = opts.epochs ?? (quick ? 3 : 5);
+  const gradMethods = opts.gradientMethods ?? (['gradDot', 'dataInf', 'lissa', 'exact'] as GradientMethod[]);
+  const { model, tokenizer, world } = env;
+  const padId = tokenizer.padId ?? 0;
+  const scale = quick ? 0.5 : 1;
+
+  const cls = classAttributionData(world, { perClassTrain: Math.round(20 * scale), perClassTest: quick ? 2 : 5 });
+  const bd = backdoorData(world, quick ? { nClean: 150, nTriggered: 10, nTests: 8 } : {});
+  const hm = harmfulData(world, quick ? { nBenign: 150, nHarmful: 10, nTests: 8 } : {});
+  const tasks: TaskInput[] = [
+    ...CLASS_FAMILIES.map((family) => {
+      const train = cls.train.filter((e) => e.family === family);
+      const tests = cls.tests.filter((e) => e.family === family);
+      return {
+        task: `class: ${family}`,
+        train,
+        tests,
+        positives: tests.map((t) => train.flatMap((e, i) => (e.classId === t.classId ? [i] : []))),
+        classes: { train: train.map((e) => e.classId), tests: tests.map((e) => e.classId) },
+      };
+    }),
+    { task: 'backdoor', train: bd.train, tests: bd.tests, positives: bd.tests.map(() => bd.positives) },
+    { task: 'harmful', train: hm.train, tests: hm.tests, positives: hm.tests.map((t) => hm.positivesByKind[t.kind]) },
+  ];
+  const lora = parseLoraConfig({ peft_type: 'LORA', r: 8, lora_alpha: 16, target_modules: ['q_proj', 'v_proj'] }, 'if-llm');
+  const rows: { task: string; method: string; acc: number; cover: number; auc: number; auc_lo: number; auc_hi: number; queries: number }[] = [];
+
+  for (const [ti, t] of tasks.entries()) {
+    const t0 = Date.now();
+    opts.progress?.('tasks', ti, tasks.length);
+    // The class families are fine-tuned together, as one task mixture; the others alone.
+    const trainSeqs = t.train.map((e) => encodeExample(tokenizer, e));
+    const testSeqs = t.tests.map((e) => encodeExample(tokenizer, e));
+    const adapter = finetuneLora(model, initAdapter(model.config, lora, seed), trainSeqs, { epochs, batchSize: 16, lr: 3e-3, seed, padId }).adapter;
+    const trainGrads = await loraGradientSet(model, adapter, trainSeqs, 32, padId);
+    const testGrads = await loraGradientSet(model, adapter, testSeqs, 32, padId);
+    const scores: Record<string, ScoreMatrix> = gradientScores(trainGrads, testGrads, gradMethods, { iterations: 100, batchSize: 64, seed: 0 });
+    const rep = new RepSim();
+    rep.cache(computeEmbeddings(model, adapter, trainSeqs, { pool: 'last', padId }));
+    scores.repSim = rep.attribute(computeEmbeddings(model, adapter, testSeqs, { pool: 'last', padId }));
+    for (const [method, s] of Object.entries(scores)) {
+      const { auc } = queryMetrics(s, t.positives, 10);
+      let acc: number;
+      let cover: number;
+      if (t.classes) {
+        const m = classAccCover(s, t.classes.tests, t.classes.train);
+        acc = m.acc;
+        cover = m.cover;
+      } else {
+        const m = accCoverFromPositives(s, t.positives);
+        acc = mean(m.acc);
+        cover = mean(m.cover);
+      }
+      const ci = bootstrapMeanCI(auc, { seed: 0 });
+      rows.push({ task: t.task, method, acc, cover, auc: ci.mean, auc_lo: ci.lo, auc_hi: ci.hi, queries: auc.length });
+    }
+    log(`${t.task}: ${t.train.length} training examples, ${t.tests.length} queries, ${since(t0).toFixed(0)} s`);
+  }
+  opts.progress?.('tasks', tasks.length, tasks.length);
+
+  const methods = [...new Set(rows.map((r) => r.method))];
+  const taskNames = tasks.map((t) => t.task);
+  const summary = frameFromColumns({
+    task: rows.map((r) => r.task),
+    method: rows.map((r) => r.method),
+    acc: rows.map((r) => r.acc),
+    cover: rows.map((r) => r.cover),
+    auc: rows.map((r) => r.auc),
+    auc_lo: rows.map((r) => r.auc_lo),
+    auc_hi: rows.map((r) => r.auc_hi),
+    queries: rows.map((r) => r.queries),
+  });
+  const metricFigure = (metric: 'acc' | 'cover' | 'auc', title: string) =>
+    groupedBarFigure(
+      title,
+      taskNames,
+      methods.map((m) => ({ name: m, values: taskNames.map((t) => rows.find((r) => r.task === t && r.method === m)?.[metric] ?? NaN) })),
+      metric,
+      [0, 1],
+    );
+  const table = methods.map((m) => {
+    const row: Record<string, string | number> = { method: m };
+    for (const t of taskNames) {
+      const r = rows.find((x) => x.task === t && x.method === m);
+      row[`${t} acc/cover/auc`] = r ? `${r.acc.toFixed(2)}/${r.cover.toFixed(2)}/${r.auc.toFixed(2)}` : '-';
+    }
+    return row;
+  });
+  return {
+    summary,
+    figures: [metricFigure('acc', 'Acc: top-1 training example is relevant'), metricFigure('cover', 'Cover: share of relevant examples in the top k'), metricFigure('auc', 'AUC')],
+    table,
+    settings: { quick, seed, epochs, gradientMethods: gradMethods },
+  };
+}

@@ -1,0 +1,45 @@
+/**
+ * Worker entry for gradient scoring (see attribution/gradientAttributor.ts): holds the
+ * test-side matrices of a StreamedProducts and runs chunks of training gradients against
+ * them. Tasks: `load` (new test-side blocks), `dot` (scores of a chunk), `dataInf` (add a
+ * chunk's DataInf update to this worker's running sum), `take` (return and reset it).
+ */
+import { FixedBlock, StreamedProducts } from '../attribution/linalg';
+import { BackendName, initBackend } from './backend';
+import { serveWorker } from './workers';
+
+export type ScoringTask =
+  | { op: 'load'; blocks: FixedBlock[]; slab: number }
+  | { op: 'dot'; m: number; chunk: Float32Array[] }
+  | { op: 'dataInf'; m: number; chunk: Float32Array[]; lambdas: number[] }
+  | { op: 'take' };
+
+interface State {
+  products: StreamedProducts | null;
+}
+
+serveWorker<State, ScoringTask>(
+  async (init) => {
+    await initBackend((init as { backend: BackendName }).backend);
+    return { products: null };
+  },
+  (state, task) => {
+    if (task.op === 'load') {
+      state.products?.dispose();
+      state.products = new StreamedProducts(task.blocks, task.slab);
+      return { result: null };
+    }
+    const products = state.products;
+    if (!products) throw new Error('scoring worker: no test-side blocks loaded');
+    if (task.op === 'dot') {
+      const scores = products.dot(task.chunk, task.m);
+      return { result: scores, transfer: [scores.buffer as ArrayBuffer] };
+    }
+    if (task.op === 'dataInf') {
+      products.accumulateDataInf(task.chunk, task.m, task.lambdas);
+      return { result: null };
+    }
+    const updates = products.takeUpdates();
+    return { result: updates, transfer: updates.map((u) => u.buffer as ArrayBuffer) };
+  },
+);
