@@ -9,35 +9,43 @@
  * Public DataInf code puts the damping with the wrong sign; this follows the paper's math.
  * A block whose gradients are all zero (lora_A at B = 0) has lambda_l = 0 and contributes 0.
  */
-import { DampedAttributor, withBlocks } from './gradientAttributor';
-import { matMul, matMulABt, rowSquaredNorms } from './linalg';
-import { GradientSet, GradientSource } from './types';
+import { DampedAttributor, ScoringEngine, withBlocks } from './gradientAttributor';
+import { GradientSet, GradientSource, ScoreMatrix } from './types';
 
 export class DataInf extends DampedAttributor {
   readonly name = 'dataInf';
 
-  protected transform(test: GradientSet, train: GradientSource): GradientSet {
-    const nT = test.n;
-    const acc = test.blocks.map((b) => new Float32Array(nT * b.dim));
-    for (const { set } of train.chunks()) {
-      set.blocks.forEach((b, l) => {
-        const lambda = this.damping[l];
-        if (lambda === 0) return;
-        const m = set.n;
-        const coef = matMulABt(test.blocks[l].data, nT, b.data, m, b.dim); // [nT, m]: g_q . g_i
-        const norms = rowSquaredNorms(b.data, m, b.dim);
-        for (let q = 0; q < nT; q++) for (let i = 0; i < m; i++) coef[q * m + i] /= lambda + norms[i];
-        const update = matMul(coef, nT, m, b.data, b.dim);
-        const a = acc[l];
-        for (let j = 0; j < a.length; j++) a[j] += update[j];
-      });
+  /** One engine (one set of workers) for the transform and the scoring pass. */
+  protected override score(test: GradientSet, train: GradientSource): ScoreMatrix {
+    const engine = ScoringEngine.open(test.n, train, this.scoring);
+    try {
+      return engine.scores(this.transformWith(engine, test, train), train);
+    } finally {
+      engine.close();
     }
+  }
+
+  protected transform(test: GradientSet, train: GradientSource): GradientSet {
+    const engine = ScoringEngine.open(test.n, train, this.scoring);
+    try {
+      return this.transformWith(engine, test, train);
+    } finally {
+      engine.close();
+    }
+  }
+
+  /** v_ql = (g_ql - (1/n) sum_i g_il (g_il . g_ql) / (lambda_l + |g_il|^2)) / lambda_l, as blocked products. */
+  private transformWith(engine: ScoringEngine, test: GradientSet, train: GradientSource): GradientSet {
+    const acc = engine.dataInfUpdates(test, train, this.damping);
     return withBlocks(
       test,
       test.blocks.map((b, l) => {
         const lambda = this.damping[l];
         if (lambda === 0) return new Float32Array(b.data.length);
-        return b.data.map((v, j) => (v - acc[l][j] / train.n) / lambda);
+        const a = acc[l];
+        const out = new Float32Array(b.data.length);
+        for (let j = 0; j < out.length; j++) out[j] = (b.data[j] - a[j] / train.n) / lambda;
+        return out;
       }),
     );
   }

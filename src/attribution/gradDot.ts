@@ -44,7 +44,7 @@ export class GradCos extends GradientAttributor {
   }
 
   protected override score(test: GradientSet, train: GradientSource): ScoreMatrix {
-    const s = dotScores(this.transform(test), train);
+    const s = dotScores(this.transform(test), train, this.scoring);
     // A zero gradient has no direction: its cosine is defined as 0.
     for (let q = 0; q < s.nTest; q++) {
       for (let i = 0; i < s.nTrain; i++) s.data[q * s.nTrain + i] = this.trainNorms[i] > 0 ? s.data[q * s.nTrain + i] / this.trainNorms[i] : 0;

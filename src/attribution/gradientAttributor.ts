@@ -6,22 +6,161 @@
  *
  * Sign: positive = upweighting the training example lowers the test loss (it helps).
  */
+import * as tf from '@tensorflow/tfjs';
 import { TdaError } from '../errors';
+import type { ChunkResult, ScoringTask } from '../runtime/scoringWorker';
+import { availableCores, SyncWorkerPool } from '../runtime/workers';
 import { blockDamping, DampingOptions } from './damping';
 import { checkCompatible, checkFinite } from './gradientChecks';
-import { addColumns, matMulABt } from './linalg';
+import { addColumns, FixedBlock, SLAB_COLUMNS, StreamedProducts } from './linalg';
 import { Attributor, GradientSet, GradientSource, ScoreMatrix, scoreMatrix } from './types';
 
-/** sum_l V_l @ G_l^T over training chunks: [nTest, nTrain]. */
-export function dotScores(v: GradientSet, train: GradientSource): ScoreMatrix {
-  const s = scoreMatrix(v.n, train.n);
-  for (const { start, set } of train.chunks()) {
-    set.blocks.forEach((b, l) => {
-      const block = matMulABt(v.blocks[l].data, v.n, b.data, set.n, b.dim);
-      addColumns(s.data, train.n, block, v.n, start, set.n);
-    });
+export interface ScoringOptions {
+  /**
+   * Worker threads for the products with the training gradients (one tfjs instance each;
+   * wasm has no threads in Node). 0 runs them in this thread. Default: every core when a
+   * pass over the training set is at least SCORING_WORKER_MIN_MACS multiply-adds on wasm.
+   */
+  workers?: number;
+}
+
+/** Below this much work per pass (nTest x nTrain x dim), starting workers costs more than it saves. */
+export const SCORING_WORKER_MIN_MACS = 2e10;
+
+function scoringWorkerCount(opts: ScoringOptions, nTest: number, train: GradientSource): number {
+  if (opts.workers !== undefined) {
+    if (!Number.isInteger(opts.workers) || opts.workers < 0) throw new TdaError(`must be a whole number >= 0, got ${opts.workers}`, { field: 'workers' });
+    return opts.workers;
   }
-  return s;
+  const dim = train.blocks.reduce((a, b) => a + b.dim, 0);
+  if (tf.getBackend() !== 'wasm' || nTest * train.n * dim < SCORING_WORKER_MIN_MACS) return 0;
+  const cores = availableCores();
+  return cores > 1 ? cores : 0;
+}
+
+/** Block data in shared memory, so every worker reads the same copy. */
+function sharedBlocks(set: GradientSet): FixedBlock[] {
+  return set.blocks.map((b) => {
+    const data = new Float32Array(new SharedArrayBuffer(b.data.length * 4));
+    data.set(b.data);
+    return { data, rows: set.n, dim: b.dim };
+  });
+}
+
+/**
+ * The products of test-side vectors with a stream of training chunks, as blocked 2-D
+ * matmuls (linalg.ts StreamedProducts), in this thread or spread over worker threads
+ * chunk by chunk. Open it for one scoring job and close it after.
+ */
+export class ScoringEngine {
+  /** Chunk buffers the workers have handed back, reused for the next copies. */
+  private spare: ArrayBuffer[] = [];
+
+  private constructor(private readonly pool: SyncWorkerPool<ScoringTask, unknown> | null) {}
+
+  static open(nTest: number, train: GradientSource, opts: ScoringOptions = {}): ScoringEngine {
+    const workers = scoringWorkerCount(opts, nTest, train);
+    return new ScoringEngine(workers > 0 ? SyncWorkerPool.start<ScoringTask, unknown>('scoringWorker', workers, { backend: tf.getBackend() }) : null);
+  }
+
+  get workers(): number {
+    return this.pool?.size ?? 0;
+  }
+
+  /** A buffer of at least `bytes`, reused when one is spare. */
+  private buffer(bytes: number): ArrayBuffer {
+    const i = this.spare.findIndex((b) => b.byteLength >= bytes);
+    return i >= 0 ? this.spare.splice(i, 1)[0] : new ArrayBuffer(bytes);
+  }
+
+  private recycle(r: ChunkResult): void {
+    this.spare.push(...r.spent);
+  }
+
+  /** Copies of a chunk's block data, to transfer to a worker (the source keeps its own). */
+  private task(set: GradientSet, lambdas: number[] | null): { data: ScoringTask; transfer: ArrayBuffer[] } {
+    const chunk = set.blocks.map((b) => {
+      const copy = new Float32Array(this.buffer(b.data.byteLength), 0, b.data.length);
+      copy.set(b.data);
+      return copy;
+    });
+    const transfer = chunk.map((c) => c.buffer as ArrayBuffer);
+    return lambdas ? { data: { op: 'dataInf', m: set.n, chunk, lambdas }, transfer } : { data: { op: 'dot', m: set.n, chunk }, transfer };
+  }
+
+  /** sum_l V_l @ G_l^T over the training chunks: [nTest, nTrain]. */
+  scores(v: GradientSet, train: GradientSource): ScoreMatrix {
+    const s = scoreMatrix(v.n, train.n);
+    if (!this.pool) {
+      const products = new StreamedProducts(v.blocks.map((b) => ({ data: b.data, rows: v.n, dim: b.dim })));
+      try {
+        for (const { start, set } of train.chunks()) {
+          addColumns(s.data, train.n, products.dot(set.blocks.map((b) => b.data), set.n), v.n, start, set.n);
+        }
+      } finally {
+        products.dispose();
+      }
+      return s;
+    }
+    this.pool.broadcast({ op: 'load', blocks: sharedBlocks(v), slab: SLAB_COLUMNS });
+    const placed: { start: number; m: number }[] = [];
+    const self = this;
+    const tasks = function* () {
+      for (const { start, set } of train.chunks()) {
+        placed.push({ start, m: set.n });
+        yield self.task(set, null);
+      }
+    };
+    this.pool.runAll(tasks(), (i, result) => {
+      const r = result as ChunkResult;
+      addColumns(s.data, train.n, r.scores as Float32Array, v.n, placed[i].start, placed[i].m);
+      this.recycle(r);
+    });
+    this.spare = [];
+    return s;
+  }
+
+  /**
+   * DataInf's update, summed over the training chunks: per block l,
+   * sum_i (V_l g_il / (lambda_l + |g_il|^2)) g_il^T as [nTest, dim_l].
+   */
+  dataInfUpdates(test: GradientSet, train: GradientSource, lambdas: ArrayLike<number>): Float32Array[] {
+    const lam = Array.from(lambdas);
+    if (!this.pool) {
+      const products = new StreamedProducts(test.blocks.map((b) => ({ data: b.data, rows: test.n, dim: b.dim })));
+      try {
+        for (const { set } of train.chunks()) products.accumulateDataInf(set.blocks.map((b) => b.data), set.n, lam);
+        return products.takeUpdates();
+      } finally {
+        products.dispose();
+      }
+    }
+    this.pool.broadcast({ op: 'load', blocks: sharedBlocks(test), slab: SLAB_COLUMNS });
+    const self = this;
+    const tasks = function* () {
+      for (const { set } of train.chunks()) yield self.task(set, lam);
+    };
+    this.pool.runAll(tasks(), (_, result) => this.recycle(result as ChunkResult));
+    this.spare = [];
+    const perWorker = this.pool.broadcast({ op: 'take' }) as Float32Array[][];
+    const total = perWorker[0];
+    for (const other of perWorker.slice(1)) total.forEach((t, l) => other[l].forEach((v, j) => (t[j] += v)));
+    return total;
+  }
+
+  close(): void {
+    this.pool?.close();
+  }
+}
+
+/** sum_l V_l @ G_l^T over training chunks: [nTest, nTrain]. */
+export function dotScores(v: GradientSet, train: GradientSource, opts: ScoringOptions = {}): ScoreMatrix {
+  const engine = ScoringEngine.open(v.n, train, opts);
+  try {
+    return engine.scores(v, train);
+  } finally {
+    engine.close();
+  }
 }
 
 /** A copy of a GradientSet's structure with new block data. */
@@ -32,6 +171,8 @@ export function withBlocks(set: GradientSet, data: Float32Array[]): GradientSet 
 export abstract class GradientAttributor implements Attributor<GradientSource, GradientSet> {
   abstract readonly name: string;
   private trainSource?: GradientSource;
+
+  constructor(protected readonly scoring: ScoringOptions = {}) {}
 
   cache(train: GradientSource): void {
     if (train.n === 0) throw new TdaError('the training set has no examples', { field: 'train' });
@@ -59,7 +200,7 @@ export abstract class GradientAttributor implements Attributor<GradientSource, G
 
   /** Default: transform test gradients, then dot with training gradients. */
   protected score(test: GradientSet, train: GradientSource): ScoreMatrix {
-    return dotScores(this.transform(test, train), train);
+    return dotScores(this.transform(test, train), train, this.scoring);
   }
 
   protected abstract transform(test: GradientSet, train: GradientSource): GradientSet;
@@ -69,8 +210,8 @@ export abstract class GradientAttributor implements Attributor<GradientSource, G
 export abstract class DampedAttributor extends GradientAttributor {
   protected damping = new Float64Array(0);
 
-  constructor(protected readonly dampingOptions: DampingOptions = {}) {
-    super();
+  constructor(protected readonly dampingOptions: DampingOptions & ScoringOptions = {}) {
+    super({ workers: dampingOptions.workers });
   }
 
   protected override prepare(train: GradientSource): void {

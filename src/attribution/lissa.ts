@@ -7,11 +7,12 @@
  * by power iteration. The damping sign is +lambda (public code often has it wrong).
  * A convergence report (relative change of y per iteration) is kept in `report`.
  */
+import * as tf from '@tensorflow/tfjs';
 import { TdaError } from '../errors';
+import { download } from '../runtime/ops';
 import { Rng } from '../model/random';
 import { DampingOptions } from './damping';
 import { DampedAttributor, materializeBlock, withBlocks } from './gradientAttributor';
-import { matMul, matMulABt } from './linalg';
 import { GradientSet, GradientSource } from './types';
 
 export interface LissaOptions extends DampingOptions {
@@ -67,29 +68,43 @@ export class Lissa extends DampedAttributor {
       const runs = this.opts.batchSize === null ? 1 : this.opts.repeats;
       const sum = new Float32Array(v.length);
       let changes: number[] = [];
-      for (let run = 0; run < runs; run++) {
-        let y = Float32Array.from(v);
-        changes = [];
-        for (let t = 0; t < this.opts.iterations; t++) {
-          const [rows, m] = this.sample(G, train.n, d, rng);
-          const hy = matMul(matMulABt(y, nT, rows, m, d), nT, m, rows, d); // y G_b^T G_b, [nT, d]
-          const next = new Float32Array(y.length);
-          let diff = 0;
-          let norm = 0;
-          for (let j = 0; j < y.length; j++) {
-            next[j] = v[j] + y[j] - (hy[j] / m + lambda * y[j]) / scale;
-            diff += (next[j] - y[j]) ** 2;
-            norm += y[j] ** 2;
-          }
-          if (!Number.isFinite(diff)) {
-            throw new TdaError(`LiSSA diverged at iteration ${t + 1} (scale ${scale} is below the top eigenvalue of H + lambda I; use a larger scale or 'auto')`, {
-              field: b.name,
+      // The training block stays on the backend for all iterations (uploading it per
+      // product dominated the run time); mini-batches are gathered rows of it.
+      const g = tf.tensor2d(G, [train.n, d]);
+      const gT = tf.transpose(g);
+      const vT = tf.tensor2d(v, [nT, d]);
+      try {
+        for (let run = 0; run < runs; run++) {
+          let y = tf.clone(vT);
+          changes = [];
+          for (let t = 0; t < this.opts.iterations; t++) {
+            const idx = this.sampleRows(train.n, rng);
+            const m = idx ? idx.length : train.n;
+            const next = tf.tidy(() => {
+              const rows = idx ? tf.gather(g, tf.tensor1d(idx, 'int32')) : g;
+              const rowsT = idx ? tf.transpose(rows) : gT;
+              const hy = tf.matMul(tf.matMul(y, rowsT), rows); // y G_b^T G_b, [nT, d]
+              return tf.sub(tf.add(vT, y), tf.div(tf.add(tf.div(hy, m), tf.mul(y, lambda)), scale));
             });
+            const [diff, norm] = download(() => tf.stack([tf.sum(tf.square(tf.sub(next, y))), tf.sum(tf.square(y))]));
+            if (!Number.isFinite(diff)) {
+              next.dispose();
+              throw new TdaError(`LiSSA diverged at iteration ${t + 1} (scale ${scale} is below the top eigenvalue of H + lambda I; use a larger scale or 'auto')`, {
+                field: b.name,
+              });
+            }
+            changes.push(Math.sqrt(diff) / Math.max(Math.sqrt(norm), 1e-30));
+            y.dispose();
+            y = next as tf.Tensor2D;
           }
-          changes.push(Math.sqrt(diff) / Math.max(Math.sqrt(norm), 1e-30));
-          y = next;
+          const yData = y.dataSync();
+          for (let j = 0; j < yData.length; j++) sum[j] += yData[j];
+          y.dispose();
         }
-        for (let j = 0; j < y.length; j++) sum[j] += y[j];
+      } finally {
+        g.dispose();
+        gT.dispose();
+        vT.dispose();
       }
       this.report.push({ block: b.name, scale, relativeChange: changes });
       return sum.map((x) => x / (scale * runs));
@@ -97,33 +112,38 @@ export class Lissa extends DampedAttributor {
     return withBlocks(test, out);
   }
 
-  /** A mini-batch of training rows (with replacement) or all of them. */
-  private sample(G: Float32Array, n: number, d: number, rng: Rng): [Float32Array, number] {
+  /** Row indices of a mini-batch (with replacement), or null for all rows. */
+  private sampleRows(n: number, rng: Rng): number[] | null {
     const bs = this.opts.batchSize;
-    if (bs === null || bs >= n) return [G, n];
-    const rows = new Float32Array(bs * d);
-    for (let k = 0; k < bs; k++) {
-      const i = rng.int(n);
-      rows.set(G.subarray(i * d, (i + 1) * d), k * d);
-    }
-    return [rows, bs];
+    if (bs === null || bs >= n) return null;
+    return Array.from({ length: bs }, () => rng.int(n));
   }
 }
 
 /** Largest eigenvalue of G^T G / n by power iteration (G is [n, d]). */
 export function topEigenvalue(G: Float32Array, n: number, d: number, seed: number, iterations = 50): number {
   const rng = new Rng(seed + 7919);
-  let x = Float32Array.from({ length: d }, () => rng.normal());
+  const g = tf.tensor2d(G, [n, d]);
+  const gT = tf.transpose(g);
+  let x = tf.tensor2d(Float32Array.from({ length: d }, () => rng.normal()), [1, d]);
   let estimate = 0;
-  for (let t = 0; t < iterations; t++) {
-    const gx = matMulABt(x, 1, G, n, d); // [1, n]
-    const hx = matMul(gx, 1, n, G, d); // [1, d]
-    let norm = 0;
-    for (let j = 0; j < d; j++) norm += hx[j] ** 2;
-    norm = Math.sqrt(norm);
-    if (norm === 0) return 0;
-    estimate = norm / n;
-    x = hx.map((v) => v / norm);
+  try {
+    for (let t = 0; t < iterations; t++) {
+      const hx = tf.tidy(() => tf.matMul(tf.matMul(x, gT), g)); // [1, d]
+      const norm = download(() => tf.norm(hx))[0];
+      x.dispose();
+      if (norm === 0) {
+        hx.dispose();
+        return 0;
+      }
+      estimate = norm / n;
+      x = tf.tidy(() => tf.div(hx, norm)) as tf.Tensor2D;
+      hx.dispose();
+    }
+  } finally {
+    x.dispose();
+    g.dispose();
+    gT.dispose();
   }
   return estimate;
 }

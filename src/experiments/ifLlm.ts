@@ -107,7 +107,7 @@ export async function runIfLlmExperiment(env: EmbeddedDefault, opts: IfLlmOption
     const adapter = finetuneLora(model, initAdapter(model.config, lora, seed), trainSeqs, { epochs, batchSize: 16, lr: 3e-3, seed, padId }).adapter;
     const trainGrads = await loraGradientSet(model, adapter, trainSeqs, 32, padId);
     const testGrads = await loraGradientSet(model, adapter, testSeqs, 32, padId);
-    const scores: Record<string, ScoreMatrix> = gradientScores(trainGrads, testGrads, gradMethods, { iterations: 100, batchSize: 64, seed: 0 });
+    const scores: Record<string, ScoreMatrix> = gradientScores(trainGrads, testGrads, gradMethods, { iterations: quick ? 50 : 100, batchSize: null, seed: 0 });
     const rep = new RepSim();
     rep.cache(computeEmbeddings(model, adapter, trainSeqs, { pool: 'last', padId }));
     scores.repSim = rep.attribute(computeEmbeddings(model, adapter, testSeqs, { pool: 'last', padId }));

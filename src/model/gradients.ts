@@ -37,13 +37,41 @@ export interface GradientOptions {
    * WORKER_MIN_BATCHES batches and the backend is wasm, else 0. Results are the same
    * numbers either way: the same batches go through the same code.
    */
-  workers?: number;
+  workers?: number | GradientWorkers;
+}
+
+/**
+ * Worker threads holding one model and adapter, kept across computeLoraGradients calls
+ * (pass it as `workers`), so repeated calls (a gradient store's shards, a benchmark) pay
+ * the start-up (a model copy per worker) once. Close it when done.
+ */
+export class GradientWorkers {
+  private constructor(
+    readonly model: LlamaModel,
+    readonly adapter: LoraAdapter,
+    readonly pool: WorkerPool<GradientTask, LoraGradientBatch>,
+  ) {}
+
+  static async start(model: LlamaModel, adapter: LoraAdapter, count = availableCores()): Promise<GradientWorkers> {
+    if (!Number.isInteger(count) || count < 1) throw new TdaError(`must be a whole number >= 1, got ${count}`, { field: 'workers' });
+    const init: GradientWorkerInit = { backend: tf.getBackend() as BackendName, model: modelPayload(model), adapter: adapterPayload(adapter) };
+    return new GradientWorkers(model, adapter, await WorkerPool.start<GradientTask, LoraGradientBatch>('gradientWorker', count, init));
+  }
+
+  get size(): number {
+    return this.pool.size;
+  }
+
+  close(): Promise<void> {
+    return this.pool.close();
+  }
 }
 
 /** Below this many batches, starting workers (a model copy each) costs more than it saves. */
 export const WORKER_MIN_BATCHES = 8;
 
 function workerCount(opts: GradientOptions, batches: number): number {
+  if (opts.workers instanceof GradientWorkers) return opts.workers.size;
   if (opts.workers !== undefined) {
     if (!Number.isInteger(opts.workers) || opts.workers < 0) throw new TdaError(`must be a whole number >= 0, got ${opts.workers}`, { field: 'workers' });
     return Math.min(opts.workers, batches);
@@ -161,8 +189,12 @@ export async function computeLoraGradients(
   const padId = opts.padId ?? 0;
   const nWorkers = workerCount(opts, starts.length);
   if (nWorkers > 0) {
-    const init: GradientWorkerInit = { backend: tf.getBackend() as BackendName, model: modelPayload(model), adapter: adapterPayload(adapter) };
-    const pool = await WorkerPool.start<GradientTask, LoraGradientBatch>('gradientWorker', nWorkers, init);
+    const given = opts.workers instanceof GradientWorkers ? opts.workers : null;
+    if (given && (given.model !== model || given.adapter !== adapter)) {
+      throw new TdaError('these GradientWorkers were started for another model or adapter', { field: 'workers' });
+    }
+    const workers = given ?? (await GradientWorkers.start(model, adapter, nWorkers));
+    const pool = workers.pool;
     try {
       let done = 0;
       await Promise.all(
@@ -174,7 +206,7 @@ export async function computeLoraGradients(
         }),
       );
     } finally {
-      await pool.close();
+      if (!given) await workers.close();
     }
     return { losses, tensors };
   }

@@ -1,3 +1,9 @@
+/** Result of a `dot` task; `dataInf` returns only `spent`. */
+export interface ChunkResult {
+  scores?: Float32Array;
+  spent: ArrayBuffer[];
+}
+
 /**
  * Worker entry for gradient scoring (see attribution/gradientAttributor.ts): holds the
  * test-side matrices of a StreamedProducts and runs chunks of training gradients against
@@ -31,13 +37,16 @@ serveWorker<State, ScoringTask>(
     }
     const products = state.products;
     if (!products) throw new Error('scoring worker: no test-side blocks loaded');
+    // The chunk's buffers go back with the result, for the caller to reuse: fresh buffers
+    // of hundreds of MB cost more in page faults than the copy itself.
+    const spent = task.op === 'dot' || task.op === 'dataInf' ? task.chunk.map((c) => c.buffer as ArrayBuffer) : [];
     if (task.op === 'dot') {
       const scores = products.dot(task.chunk, task.m);
-      return { result: scores, transfer: [scores.buffer as ArrayBuffer] };
+      return { result: { scores, spent }, transfer: [scores.buffer as ArrayBuffer, ...spent] };
     }
     if (task.op === 'dataInf') {
       products.accumulateDataInf(task.chunk, task.m, task.lambdas);
-      return { result: null };
+      return { result: { spent }, transfer: spent };
     }
     const updates = products.takeUpdates();
     return { result: updates, transfer: updates.map((u) => u.buffer as ArrayBuffer) };

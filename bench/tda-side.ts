@@ -1,0 +1,145 @@
+/**
+ * tda-lab side of the side-by-side benchmark (bench/side-by-side.ts runs it, one process
+ * per measurement so peak memory is per measurement). Prints one JSON object.
+ *
+ *   grads    --model DIR --adapter DIR --data tokens.json --examples N --batch-size B --workers W [--dump file]
+ *   graddot  --shards DIR --workers W [--dump file]
+ *   datainf  --shards DIR --workers W [--dump file]
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { DataInf } from '../src/attribution/dataInf';
+import { GradDot } from '../src/attribution/gradDot';
+import { GradientSource } from '../src/attribution/types';
+import { adapterKey, loadAdapter } from '../src/model/adapter';
+import { computeLoraGradients, GradientWorkers } from '../src/model/gradients';
+import { LlamaModel } from '../src/model/llama';
+import { initBackend } from '../src/runtime/backend';
+
+function arg(name: string, fallback?: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  if (i >= 0) return process.argv[i + 1];
+  if (fallback === undefined) throw new Error(`missing --${name}`);
+  return fallback;
+}
+
+const peakRssMb = () => process.resourceUsage().maxRSS / 1024;
+
+export interface ShardMeta {
+  dim: number;
+  n: number;
+  n_test: number;
+  test: string;
+  shards: { file: string; rows: number }[];
+}
+
+/** Training gradients streamed from raw float32 shard files, read into one reused buffer. */
+export function shardSource(dir: string): { source: GradientSource; meta: ShardMeta; test: Float32Array } {
+  const meta = JSON.parse(fs.readFileSync(path.join(dir, 'meta.json'), 'utf8')) as ShardMeta;
+  const readInto = (file: string, out: Float32Array) => {
+    const fd = fs.openSync(path.join(dir, file), 'r');
+    try {
+      const bytes = new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+      for (let off = 0; off < bytes.length; ) {
+        const n = fs.readSync(fd, bytes, off, bytes.length - off, off);
+        if (n <= 0) throw new Error(`${file}: short read`);
+        off += n;
+      }
+    } finally {
+      fs.closeSync(fd);
+    }
+    return out;
+  };
+  const test = readInto(meta.test, new Float32Array(meta.n_test * meta.dim));
+  const maxRows = Math.max(...meta.shards.map((s) => s.rows));
+  const buffer = new Float32Array(maxRows * meta.dim);
+  const source: GradientSource = {
+    n: meta.n,
+    blocks: [{ name: 'g', shape: [meta.dim], dim: meta.dim }],
+    chunks: function* () {
+      let start = 0;
+      for (const s of meta.shards) {
+        // Valid until the next chunk is read: the scorers copy or upload what they keep.
+        const data = readInto(s.file, buffer.subarray(0, s.rows * meta.dim));
+        yield { start, set: { n: s.rows, blocks: [{ name: 'g', shape: [meta.dim], dim: meta.dim, data }] } };
+        start += s.rows;
+      }
+    },
+  };
+  return { source, meta, test };
+}
+
+async function grads(workers: number) {
+  const model = LlamaModel.load(arg('model'));
+  const adapter = loadAdapter(arg('adapter'), model.config);
+  const data = JSON.parse(fs.readFileSync(arg('data'), 'utf8')) as { input_ids: number[][]; prompt_length: number };
+  const examples = data.input_ids.map((ids) => ({ inputIds: ids, promptLength: data.prompt_length }));
+  const n = Math.min(Number(arg('examples')), examples.length);
+  const batchSize = Number(arg('batch-size', '8'));
+  const t0 = performance.now();
+  const pool = workers > 0 ? await GradientWorkers.start(model, adapter, workers) : null;
+  const startup = (performance.now() - t0) / 1000;
+  const opts = { batchSize, workers: pool ?? 0 };
+  try {
+    // Warm-up: one batch per worker (kernels, memory pools).
+    await computeLoraGradients(model, adapter, examples.slice(0, batchSize * Math.max(1, workers)), opts);
+    const t1 = performance.now();
+    const result = await computeLoraGradients(model, adapter, examples.slice(0, n), opts);
+    const seconds = (performance.now() - t1) / 1000;
+    const dump = arg('dump', '');
+    if (dump) {
+      // First examples' gradients, flattened per example in adapter module order, A then B (PEFT layout).
+      const k = Number(arg('dump-examples', '2'));
+      const parts: Float32Array[] = [];
+      for (let e = 0; e < k; e++) {
+        for (const m of adapter.modules) {
+          for (const which of ['A', 'B'] as const) {
+            const t = result.tensors.get(adapterKey(m.path, which))!;
+            const per = t.data.length / n;
+            parts.push(t.data.subarray(e * per, (e + 1) * per));
+          }
+        }
+      }
+      const flat = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
+      let o = 0;
+      for (const p of parts) {
+        flat.set(p, o);
+        o += p.length;
+      }
+      fs.writeFileSync(dump, Buffer.from(flat.buffer));
+    }
+    console.log(JSON.stringify({ examples: n, seconds, examples_per_s: n / seconds, startup_seconds: startup, workers, peak_rss_mb: peakRssMb() }));
+  } finally {
+    await pool?.close();
+    model.dispose();
+  }
+}
+
+function scoring(mode: 'graddot' | 'datainf', workers: number) {
+  const { source, meta, test } = shardSource(arg('shards'));
+  const testSet = { n: meta.n_test, blocks: [{ name: 'g', shape: [meta.dim], dim: meta.dim, data: test }] };
+  const method = mode === 'graddot' ? new GradDot({ workers }) : new DataInf({ workers });
+  const t0 = performance.now();
+  method.cache(source);
+  const s = method.attribute(testSet);
+  const seconds = (performance.now() - t0) / 1000;
+  const dump = arg('dump', '');
+  if (dump) fs.writeFileSync(dump, Buffer.from(s.data.buffer, s.data.byteOffset, s.data.byteLength));
+  console.log(JSON.stringify({ seconds, pairs_per_s: (meta.n_test * meta.n) / seconds, workers, peak_rss_mb: peakRssMb() }));
+}
+
+async function main() {
+  const mode = process.argv[2];
+  await initBackend('wasm');
+  const workers = Number(arg('workers', '0'));
+  if (mode === 'grads') await grads(workers);
+  else if (mode === 'graddot' || mode === 'datainf') scoring(mode, workers);
+  else throw new Error(`unknown mode '${mode}'`);
+}
+
+if (require.main === module) {
+  main().catch((e) => {
+    console.error(e);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,82 @@
+/**
+ * The three experiments in --quick mode on the embedded default model: structure and
+ * sanity of the outputs, plus one behavioural check each that could fail.
+ */
+import * as assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { frameRows } from '../../src/eval/frame';
+import { runDdaExperiment } from '../../src/experiments/dda';
+import { EmbeddedDefault, loadEmbeddedDefault } from '../../src/experiments/embedded';
+import { runIfLlmExperiment } from '../../src/experiments/ifLlm';
+import { runLmd3Experiment } from '../../src/experiments/lmd3';
+import { runReproduce } from '../../src/cli/reproduce';
+import { Figure, isFigure } from '../../src/viz/figures';
+import { coloredPixelShare, screenshot } from '../helpers/chromium';
+import { tmpDir } from '../helpers/fixtures';
+
+/** Plotly JSON that survives a round trip and has drawable traces. */
+function assertValidFigure(f: Figure): void {
+  assert.ok(isFigure(f));
+  const back = JSON.parse(JSON.stringify(f));
+  assert.ok(back.data.length > 0, `figure '${JSON.stringify(f.layout.title)}' has no traces`);
+  for (const t of back.data) assert.equal(typeof t.type, 'string');
+}
+
+describe('experiments on the embedded default model (--quick)', function () {
+  this.timeout(300000);
+  let env: EmbeddedDefault;
+  let work: string;
+  before(() => {
+    env = loadEmbeddedDefault();
+    work = tmpDir('tda-exp-');
+  });
+  after(() => {
+    env.model.dispose();
+    fs.rmSync(work, { recursive: true, force: true });
+  });
+
+  it('dda: every method and variant reported, AUCs in [0, 1], canaries found above chance by gradDot', async () => {
+    const r = await runDdaExperiment(env, { quick: true, workDir: path.join(work, 'dda') });
+    const rows = frameRows(r.summary) as { method: string; variant: string; regime: string; auc: number; queries: number }[];
+    for (const m of ['bm25', 'repSim', 'gradDot', 'gradCos', 'dataInf', 'lissa', 'ekfac', 'tracinCP']) assert.ok(rows.some((x) => x.method === m), `method ${m} missing`);
+    for (const v of ['plain', 'debias', 'denoise', 'DDA']) assert.ok(rows.some((x) => x.method === 'gradDot' && x.variant === v), `variant ${v} missing`);
+    for (const x of rows) assert.ok(x.auc >= 0 && x.auc <= 1, `${x.method} ${x.variant}: AUC ${x.auc}`);
+    assert.ok(rows.every((x) => x.queries > 0), 'every row has hallucinated queries (positives are non-empty)');
+    const gd = rows.filter((x) => x.method === 'gradDot' && x.variant === 'plain');
+    assert.ok(gd.length > 0 && gd.every((x) => x.auc > 0.6), `gradDot should rank canaries above chance: ${gd.map((x) => x.auc)}`);
+    for (const f of [...r.figures.ablation, ...r.figures.perCheckpoint, ...r.figures.roc]) assertValidFigure(f);
+  });
+
+  it('if-llm: Acc, Cover and AUC for every task and method; class attribution beats chance', async () => {
+    const r = await runIfLlmExperiment(env, { quick: true });
+    const rows = frameRows(r.summary) as { task: string; method: string; acc: number; cover: number; auc: number }[];
+    const tasks = new Set(rows.map((x) => x.task));
+    for (const t of ['class: profession', 'class: country', 'class: color', 'backdoor', 'harmful']) assert.ok(tasks.has(t), `task ${t} missing`);
+    for (const m of ['gradDot', 'dataInf', 'lissa', 'exact', 'repSim']) assert.ok(rows.some((x) => x.method === m), `method ${m} missing`);
+    for (const x of rows) for (const v of [x.acc, x.cover, x.auc]) assert.ok(v >= 0 && v <= 1, `${x.task} ${x.method}: ${v}`);
+    const repSimClass = rows.filter((x) => x.method === 'repSim' && x.task.startsWith('class'));
+    assert.ok(repSimClass.some((x) => x.auc > 0.6), `RepSim should find same-class examples above chance: ${repSimClass.map((x) => x.auc)}`);
+    r.figures.forEach(assertValidFigure);
+  });
+
+  it('lmd3: paraphrase injection raises the density of treated queries, not of controls', async () => {
+    const r = await runLmd3Experiment(env, { quick: true });
+    const g = Object.fromEntries(frameRows(r.summary).map((x) => [x.group, x])) as Record<string, { density_change: number; queries: number }>;
+    assert.ok(g.treated.queries > 0 && g.control.queries > 0);
+    assert.ok(g.treated.density_change > g.control.density_change + 0.5, `treated ${g.treated.density_change} vs control ${g.control.density_change}`);
+    assert.ok(Number.isFinite(r.regression.slope) && r.regression.r2 >= 0 && r.regression.r2 <= 1);
+    assert.ok(r.regression.pValue >= 0 && r.regression.pValue <= 1);
+    r.figures.forEach(assertValidFigure);
+  });
+
+  it('reproduce writes CSV tables and a report whose plots render in Chromium', async () => {
+    const r = await runReproduce({ experiment: 'lmd3', quick: true, out: path.join(work, 'runs'), progress: false, log: () => undefined });
+    for (const f of ['summary.csv', 'per_query.csv', 'report.html', 'settings.json']) assert.ok(fs.existsSync(path.join(r.dir, f)), `${f} missing`);
+    const csv = fs.readFileSync(path.join(r.dir, 'summary.csv'), 'utf8').trim().split('\n');
+    assert.equal(csv[0], 'group,queries,density_change,loss_improvement,accuracy_before,accuracy_after');
+    assert.equal(csv.length, 4);
+    const png = screenshot(r.report, 1200, 2000);
+    assert.ok(coloredPixelShare(png, { x0: 0, y0: 150, x1: png.width, y1: png.height }) > 0.005, 'the report plots are blank');
+  });
+});
