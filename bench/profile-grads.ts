@@ -28,7 +28,7 @@ async function main() {
   const cfg =
     size === '5m'
       ? llamaConfig({ hiddenSize: 256, intermediateSize: 688, numLayers: 4, numHeads: 4, numKvHeads: 4, vocabSize: 4000 })
-      : llamaConfig({ hiddenSize: 512, intermediateSize: 1376, numLayers: 8, numHeads: 8, numKvHeads: 8, vocabSize: 32000 });
+      : llamaConfig({ hiddenSize: 512, intermediateSize: 1376, numLayers: 8, numHeads: 8, numKvHeads: 8, vocabSize: 24000 });
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tda-prof-'));
   writeRandomCheckpoint(dir, cfg, 0);
   const model = LlamaModel.load(dir);

@@ -43,6 +43,8 @@ export interface DdaExperimentOptions {
   seeds?: number[];
   /** Canary pair indices to run (default: all; quick: one per regime). */
   pairs?: number[];
+  /** Fine-tuning examples (default 1000; quick: 500). */
+  nTrain?: number;
   epochs?: number;
   lr?: number;
   batchSize?: number;
@@ -114,7 +116,9 @@ export async function runDdaExperiment(env: EmbeddedDefault, opts: DdaExperiment
   const log = opts.log ?? (() => undefined);
   const quick = opts.quick ?? false;
   const { model, tokenizer, world } = env;
-  const data = ddaData(world, DDA_DATA_OPTIONS);
+  const nTrain = opts.nTrain ?? (quick ? 500 : undefined);
+  // Same seed as the base model's data, so the canary pairs are the ones its bias sentences used.
+  const data = ddaData(world, { ...DDA_DATA_OPTIONS, nTrain });
   const perPair = ddaPerPairSets(data);
   const pairIdx = opts.pairs ?? (quick ? [data.pairs.findIndex((p) => p.regime === 'fine-tuning-only'), data.pairs.findIndex((p) => p.regime === 'base-bias')] : data.pairs.map((_, i) => i));
   const seeds = opts.seeds ?? (quick ? [1] : [1, 2]);
@@ -231,7 +235,7 @@ export async function runDdaExperiment(env: EmbeddedDefault, opts: DdaExperiment
     }
   }
   opts.progress?.('runs', totalRuns, totalRuns);
-  return assemble(records, ckptAuc, runRows, rocPool, methodNames, { quick, seeds, pairs: pairIdx, epochs, lr, batchSize, rank, k, gradientMethods: gradMethods, lissa: methodOpts });
+  return assemble(records, ckptAuc, runRows, rocPool, methodNames, { quick, nTrain: data.train.length, seeds, pairs: pairIdx, epochs, lr, batchSize, rank, k, gradientMethods: gradMethods, lissa: methodOpts });
 }
 
 function assemble(

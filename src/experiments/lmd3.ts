@@ -3,7 +3,7 @@
  * default model. Paraphrases of some test queries ("treated") are added to the fine-tuning
  * data; the rest are controls. For every query we measure
  *   - the change in log-density of the query among the training embeddings (Gaussian KDE,
- *     base-model mean-pooled hidden states, bandwidth fixed by Scott's rule on the original
+ *     base-model hidden state at the end of the prompt, bandwidth fixed by Scott's rule on the original
  *     training set so both densities use the same kernel), and
  *   - the change in performance: loss of the expected response under the adapter trained
  *     without the paraphrases minus under the adapter trained with them (positive = better),
@@ -73,7 +73,16 @@ export async function runLmd3Experiment(env: EmbeddedDefault, opts: Lmd3Options 
   opts.progress?.('fine-tuning', 2, 2);
 
   // Densities in the base model's representation space, one kernel for both training sets.
-  const embed = (seqs: typeof baseSeqs) => computeEmbeddings(model, null, seqs, { pool: 'mean', padId });
+  // An example is embedded by the hidden state at the end of its prompt (prompts end with the
+  // person's name): mean-pooled states are dominated by the template words, so a paraphrase
+  // would look farther from its query than same-template questions about other people.
+  const embed = (seqs: typeof baseSeqs) =>
+    computeEmbeddings(
+      model,
+      null,
+      seqs.map((s) => ({ inputIds: s.inputIds.slice(0, s.promptLength), promptLength: s.promptLength - 1 })),
+      { pool: 'last', padId },
+    );
   const baseEmb = embed(baseSeqs);
   const h = kdeBandwidth(baseEmb, 'scott');
   const density = (trainEmb: ReturnType<typeof embed>) => {

@@ -16,7 +16,6 @@ import type { GradientTask, GradientWorkerInit } from '../runtime/gradientWorker
 import { BackendName } from '../runtime/backend';
 import { BatchConstants } from './llama';
 import { disposeBatchConstants, LlamaModel } from './llama';
-import { disposeLossConstants, LossConstants, lossConstants } from './loss';
 import { disposeLoraState, LoraFactors, LoraState, loraStateFromAdapter, replicatePerExample } from './loraState';
 
 /** Gradients of one batch. A is [B, r, in] and B is [B, out, r], row-major, PEFT layout per example. */
@@ -85,10 +84,30 @@ function workerCount(opts: GradientOptions, batches: number): number {
  * Loss of every example in the batch, [B]: the same quantity as loss.ts's exampleLosses,
  * with the fused cross-entropy (no exp/log per vocabulary entry on wasm).
  */
-function batchLosses(model: LlamaModel, c: BatchConstants, lc: LossConstants, lora?: LoraState): tf.Tensor1D {
+function batchLosses(model: LlamaModel, c: BatchConstants, lc: CountedRows, lora?: LoraState): tf.Tensor1D {
   const logits = model.logits(gatherRows(model.hidden(c, lora), lc.rows));
-  const rowLoss = crossEntropyRows(logits, lc.targets);
+  const rowLoss = crossEntropyRows(logits, lc.labels);
   return tf.reshape(tf.matMul(lc.average, tf.reshape(rowLoss, [-1, 1])), [-1]) as tf.Tensor1D;
+}
+
+/** The positions whose loss counts (loss.ts LossConstants without the one-hot [n, vocab] targets). */
+interface CountedRows {
+  rows: tf.Tensor1D;
+  labels: Int32Array;
+  /** [B, n]: 1 / count_b where position i belongs to example b, else 0. */
+  average: tf.Tensor2D;
+}
+
+function countedRows(batch: TokenBatch): CountedRows {
+  const n = batch.lossRows.length;
+  const average = new Float32Array(batch.batchSize * n);
+  for (let i = 0; i < n; i++) average[batch.lossExample[i] * n + i] = 1 / batch.lossCounts[batch.lossExample[i]];
+  return { rows: tf.tensor1d(batch.lossRows, 'int32'), labels: batch.lossLabels, average: tf.tensor2d(average, [batch.batchSize, n]) };
+}
+
+function disposeCountedRows(lc: CountedRows): void {
+  lc.rows.dispose();
+  lc.average.dispose();
 }
 
 /** Per-example LoRA gradients and losses for one batch, with `shared` as the adapter's current weights. */
@@ -96,7 +115,7 @@ export function batchLoraGradients(model: LlamaModel, shared: LoraState, batch: 
   const B = batch.batchSize;
   const paths = [...shared.factors.keys()];
   const c = model.batchConstants(batch);
-  const lc = lossConstants(batch, model.config.vocabSize);
+  const lc = countedRows(batch);
   const perExample = replicatePerExample(shared, B);
   try {
     const params = paths.flatMap((p) => {
@@ -125,7 +144,7 @@ export function batchLoraGradients(model: LlamaModel, shared: LoraState, batch: 
   } finally {
     disposeLoraState(perExample);
     disposeBatchConstants(c);
-    disposeLossConstants(lc);
+    disposeCountedRows(lc);
   }
 }
 
@@ -233,12 +252,12 @@ export function computeLosses(model: LlamaModel, adapter: LoraAdapter | null, ex
     for (let start = 0; start < examples.length; start += batchSize) {
       const batch = makeBatch(examples.slice(start, start + batchSize), opts.mask ?? 'response', opts.padId ?? 0);
       const c = model.batchConstants(batch);
-      const lc = lossConstants(batch, model.config.vocabSize);
+      const lc = countedRows(batch);
       try {
         out.set(download(() => batchLosses(model, c, lc, shared)), start);
       } finally {
         disposeBatchConstants(c);
-        disposeLossConstants(lc);
+        disposeCountedRows(lc);
       }
     }
   } finally {

@@ -183,22 +183,46 @@ export function readInt32(t: tf.Tensor): Int32Array {
 }
 
 /**
- * Cross-entropy of each row, -log softmax(logits)[target], [n], for one-hot targets [n, V].
+ * Cross-entropy of each row, -log softmax(logits)[label], [n], for integer labels [n].
  * Uses the wasm Softmax kernel (vectorised) instead of exp/log per element, which run
  * ~30 ns per value on wasm: log-sum-exp = max(x) - log(max softmax(x)), exact because the
- * largest logit has softmax 1 / sum(exp(x - max)). Gradient: (softmax - target) * dy.
+ * largest logit has softmax 1 / sum(exp(x - max)). Gradient: (softmax - onehot) * dy, with
+ * no one-hot matrix ([n, vocab] is the largest tensor of a batch): the label entries are
+ * read and adjusted directly.
  */
-export function crossEntropyRows(logits: tf.Tensor2D, targets: tf.Tensor2D): tf.Tensor1D {
+export function crossEntropyRows(logits: tf.Tensor2D, labels: Int32Array): tf.Tensor1D {
+  const [n, V] = logits.shape;
+  if (labels.length !== n) throw new Error(`crossEntropyRows: ${labels.length} labels for ${n} rows`);
+  for (const y of labels) if (!(y >= 0 && y < V)) throw new Error(`crossEntropyRows: label ${y} is outside [0, ${V})`);
   const f = customGrad((lIn: tf.Tensor, save: tf.GradSaveFunc) => {
-    const p = tf.softmax(lIn);
-    const lse = tf.sub(tf.max(lIn, 1), tf.log(tf.max(p, 1)));
+    const x = lIn as tf.Tensor2D;
+    const p = tf.softmax(x);
+    const value = tf.tidy(() => tf.sub(tf.sub(tf.max(x, 1), tf.log(tf.max(p, 1))), labelValues(x, labels)));
     save([p]);
     return {
-      value: tf.sub(lse, tf.sum(tf.mul(lIn, targets), 1)),
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.mul(tf.sub(saved[0], targets), tf.reshape(dy, [-1, 1])),
+      value,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const g = tf.tidy(() => tf.mul(saved[0], tf.reshape(dy, [-1, 1])));
+        const view = heapView(g);
+        if (!view) return tf.tidy(() => tf.sub(g, tf.mul(oneHotFloat(tf.tensor1d(labels, 'int32'), V), tf.reshape(dy, [-1, 1]))));
+        // g is this op's own fresh output (no other reference): adjust its label entries in place.
+        const d = readFloat32(dy);
+        for (let i = 0; i < n; i++) view[i * V + labels[i]] -= d[i];
+        return g;
+      },
     };
   });
   return f(logits) as tf.Tensor1D;
+}
+
+/** x[i, labels[i]] for each row, [n]. */
+function labelValues(x: tf.Tensor2D, labels: Int32Array): tf.Tensor1D {
+  const [n, V] = x.shape;
+  const view = heapView(x);
+  if (!view) return tf.sum(tf.mul(x, oneHotFloat(tf.tensor1d(labels, 'int32'), V)), 1) as tf.Tensor1D;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = view[i * V + labels[i]];
+  return tf.tensor1d(out);
 }
 
 /**
@@ -223,18 +247,21 @@ export function perExampleLowRank(x: tf.Tensor2D, aT: tf.Tensor3D, bT: tf.Tensor
   const f = customGrad((xIn: tf.Tensor, aIn: tf.Tensor, bIn: tf.Tensor, save: tf.GradSaveFunc) => {
     const acat = tf.reshape(tf.transpose(aIn, [1, 0, 2]), [inF, B * r]) as tf.Tensor2D;
     const low = tf.mul(tf.matMul(xIn as tf.Tensor2D, acat), blockMask()) as tf.Tensor2D;
-    save([xIn, low]);
+    // Everything the backward pass reads is saved: tfjs disposes a forward pass's
+    // intermediates, inputs included, before running the backward pass.
+    save([xIn, low, aIn, bIn]);
     return {
       value: tf.matMul(low, tf.reshape(bIn, [B * r, out]) as tf.Tensor2D),
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [sx, sLow] = saved as tf.Tensor2D[];
+        const [sa, sb] = saved.slice(2);
         const g = dy as tf.Tensor2D;
-        const bcatT = tf.reshape(tf.transpose(bIn, [2, 0, 1]), [out, B * r]) as tf.Tensor2D;
+        const bcatT = tf.reshape(tf.transpose(sb, [2, 0, 1]), [out, B * r]) as tf.Tensor2D;
         const dLow = tf.mul(tf.matMul(g, bcatT), blockMask()) as tf.Tensor2D;
         const dB = tf.reshape(tf.matMul(transpose2d(sLow), g), [B, r, out]);
         const dAcat = tf.matMul(transpose2d(sx), dLow); // [in, B*r]
         const dA = tf.transpose(tf.reshape(dAcat, [inF, B, r]), [1, 0, 2]);
-        const acatT = tf.reshape(tf.transpose(aIn, [0, 2, 1]), [B * r, inF]) as tf.Tensor2D;
+        const acatT = tf.reshape(tf.transpose(sa, [0, 2, 1]), [B * r, inF]) as tf.Tensor2D;
         return [tf.matMul(dLow, acatT), dA, dB];
       },
     };

@@ -97,12 +97,14 @@ describe('runtime ops (gradients with explicit transposes)', () => {
 
   it('crossEntropyRows equals -log softmax at the target, with its gradient', () => {
     const logits = tf.mul(tf.randomNormal([4, 9], 0, 1, 'float32', 31), 5);
-    const targets = oneHotFloat(tf.tensor1d([3, 0, 8, 3], 'int32'), 9);
+    const labels = Int32Array.from([3, 0, 8, 3]);
+    const targets = oneHotFloat(tf.tensor1d(labels, 'int32'), 9);
     compareGrads(
-      (l) => crossEntropyRows(l as tf.Tensor2D, targets),
+      (l) => crossEntropyRows(l as tf.Tensor2D, labels),
       (l) => tf.neg(tf.sum(tf.mul(tf.logSoftmax(l), targets), 1)),
       [logits],
     );
+    assert.throws(() => crossEntropyRows(logits as tf.Tensor2D, Int32Array.from([0, 1, 9, 2])), /label 9/);
   });
 
   it('readFloat32, readInt32, download and transpose2d agree with dataSync and tf.transpose', () => {
@@ -125,8 +127,11 @@ describe('runtime ops (gradients with explicit transposes)', () => {
     const bias = tf.zeros([2, 1, 3, 3]) as tf.Tensor4D;
     const g = tf.grads((xx: tf.Tensor, a: tf.Tensor, b: tf.Tensor, qq: tf.Tensor) =>
       tf.add(
-        tf.sum(perExampleLowRank(xx as tf.Tensor2D, a as tf.Tensor3D, b as tf.Tensor3D, 3)),
-        tf.sum(attentionCore(qq as tf.Tensor2D, qq as tf.Tensor2D, qq as tf.Tensor2D, bias, { batchSize: 2, seqLen: 3, numHeads: 2, numKvHeads: 2, headDim: 4 })),
+        tf.sum(crossEntropyRows(qq as tf.Tensor2D, Int32Array.from([1, 2, 3, 4, 5, 6]))),
+        tf.add(
+          tf.sum(perExampleLowRank(xx as tf.Tensor2D, a as tf.Tensor3D, b as tf.Tensor3D, 3)),
+          tf.sum(attentionCore(qq as tf.Tensor2D, qq as tf.Tensor2D, qq as tf.Tensor2D, bias, { batchSize: 2, seqLen: 3, numHeads: 2, numKvHeads: 2, headDim: 4 })),
+        ),
       ) as tf.Scalar,
     )([x, aT, bT, q]);
     g.forEach((t) => t.dispose());
