@@ -10,6 +10,9 @@ import { loadAdapter } from '../model/adapter';
 import { computeLoraGradients } from '../model/gradients';
 import { LlamaModel } from '../model/llama';
 import { progressBar } from './progress';
+import { shardMetadata, shardRange, ShardSpec } from './shard';
+
+export const DEFAULT_BATCH_SIZE = 8;
 
 export interface GradsOptions {
   model: string;
@@ -19,6 +22,8 @@ export interface GradsOptions {
   mask?: LabelMask;
   batchSize?: number;
   progress?: boolean;
+  /** Compute only this slice of the examples (merge the slices with `tda-lab merge`). */
+  shard?: ShardSpec;
 }
 
 export interface GradsSummary {
@@ -36,12 +41,16 @@ export async function runGrads(opts: GradsOptions): Promise<GradsSummary> {
   try {
     const adapter = loadAdapter(opts.adapter, model.config);
     const tokenizer = fs.existsSync(path.join(opts.model, TOKENIZER_FILE)) ? loadTokenizer(opts.model) : undefined;
-    const examples = readExamplesJsonl(opts.data, tokenizer);
-    validateTokenIds(examples, model.config.vocabSize, opts.data);
+    const all = readExamplesJsonl(opts.data, tokenizer);
+    validateTokenIds(all, model.config.vocabSize, opts.data);
+    const batchSize = opts.batchSize ?? DEFAULT_BATCH_SIZE;
+    const range = opts.shard ? shardRange(all.length, opts.shard, batchSize) : { start: 0, end: all.length };
+    const examples = all.slice(range.start, range.end);
+    if (examples.length === 0) throw new TdaError(`shard ${opts.shard?.index}/${opts.shard?.count} of ${all.length} examples is empty (use fewer shards)`, { field: '--shard' });
     const bar = progressBar('gradients', opts.progress ?? true);
     const grads = await computeLoraGradients(model, adapter, examples, {
       mask,
-      batchSize: opts.batchSize,
+      batchSize,
       padId: tokenizer?.padId ?? 0,
       onProgress: (done, total) => bar.update(done, total),
     });
@@ -55,6 +64,8 @@ export async function runGrads(opts: GradsOptions): Promise<GradsSummary> {
       adapter: path.resolve(opts.adapter),
       data: path.resolve(opts.data),
       lora_scaling: String(adapter.config.scaling),
+      batch_size: String(batchSize),
+      ...shardMetadata(opts.shard, all.length, range, 'examples'),
     });
     return { examples: examples.length, tensors: grads.tensors.size, seconds: (Date.now() - started) / 1000, losses: grads.losses };
   } finally {

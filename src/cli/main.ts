@@ -3,7 +3,9 @@ import { Command, InvalidArgumentError } from 'commander';
 import { LabelMask } from '../data/batch';
 import { BackendChoice, initBackend } from '../runtime/backend';
 import { runDemo } from './demo';
-import { runGrads } from './grads';
+import { DEFAULT_BATCH_SIZE, runGrads } from './grads';
+import { registerMergeCommand } from './merge';
+import { parseShard } from './shard';
 import { registerMetricsCommand } from './metrics';
 import { registerScoreCommand } from './score';
 import { registerReproduceCommand } from './reproduce';
@@ -35,10 +37,11 @@ export function buildProgram(): Command {
     .requiredOption('--data <file>', 'JSONL: {"prompt","response"} or {"input_ids","prompt_length"} per line')
     .requiredOption('--out <file>', 'output .safetensors: one [nExamples, ...] tensor per adapter tensor, plus loss')
     .option('--mask <mask>', 'which tokens the loss counts: response or full', mask, 'response' as LabelMask)
-    .option('--batch-size <n>', 'examples per backward pass', positiveInt, 8)
+    .option('--batch-size <n>', 'examples per backward pass', positiveInt, DEFAULT_BATCH_SIZE)
+    .option('--shard <i/n>', 'compute only shard i of n of the examples (0-based); combine with tda-lab merge', parseShard)
     .action(async (o) => {
       await backend();
-      const s = await runGrads({ model: o.model, adapter: o.adapter, data: o.data, out: o.out, mask: o.mask, batchSize: o.batchSize });
+      const s = await runGrads({ model: o.model, adapter: o.adapter, data: o.data, out: o.out, mask: o.mask, batchSize: o.batchSize, shard: o.shard });
       process.stderr.write(`wrote ${o.out}: ${s.examples} examples, ${s.tensors} tensors in ${s.seconds.toFixed(1)} s\n`);
     });
 
@@ -53,6 +56,7 @@ export function buildProgram(): Command {
   registerScoreCommand(program, backend);
   registerMetricsCommand(program);
   registerReproduceCommand(program, backend);
+  registerMergeCommand(program);
   return program;
 }
 

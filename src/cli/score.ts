@@ -6,6 +6,8 @@ import { createGradientAttributor, GRADIENT_METHODS, MethodOptions } from '../at
 import { inMemorySource } from '../attribution/types';
 import { TdaError } from '../errors';
 import { DampedAttributor } from '../attribution/gradientAttributor';
+import { GradientSet } from '../attribution/types';
+import { parseShard, shardMetadata, shardRange, ShardSpec } from './shard';
 import { checkCompatible } from '../attribution/gradientChecks';
 
 export interface ScoreOptions extends MethodOptions {
@@ -13,6 +15,8 @@ export interface ScoreOptions extends MethodOptions {
   train: string;
   test: string;
   out: string;
+  /** Score only this slice of the test queries (rows); merge with `tda-lab merge`. */
+  shard?: ShardSpec;
 }
 
 export function runScore(o: ScoreOptions): { nTest: number; nTrain: number; seconds: number } {
@@ -28,13 +32,18 @@ export function runScore(o: ScoreOptions): { nTest: number; nTrain: number; seco
   const trainSource = inMemorySource(train.set);
   checkCompatible(trainSource, test.set, { test: o.test });
   method.cache(trainSource);
-  const scores = method.attribute(test.set);
+  // Rows are independent given the whole training set, so shards split the queries.
+  const range = o.shard ? shardRange(test.set.n, o.shard) : { start: 0, end: test.set.n };
+  if (range.end <= range.start) throw new TdaError(`shard ${o.shard?.index}/${o.shard?.count} of ${test.set.n} queries is empty (use fewer shards)`, { field: '--shard' });
+  const queries = o.shard ? sliceExamples(test.set, range.start, range.end) : test.set;
+  const scores = method.attribute(queries);
   const metadata: Record<string, string> = {
     method: method.name,
     sign: 'positive = the training example helps the test output',
     train: path.resolve(o.train),
     test: path.resolve(o.test),
     mask: maskTrain ?? 'unknown',
+    ...shardMetadata(o.shard, test.set.n, range, 'queries'),
   };
   if (method instanceof DampedAttributor) metadata.damping = JSON.stringify(method.dampingByBlock());
   writeScoreFile(o.out, scores, metadata);
@@ -58,9 +67,19 @@ export function registerScoreCommand(program: Command, startBackend: () => Promi
     .option('--damping-scale <c>', 'damping lambda_l = c * mean squared gradient of block l', positiveNumber, 0.1)
     .option('--lissa-iterations <n>', 'LiSSA iterations', positiveNumber, 200)
     .option('--max-block-size <n>', 'largest system the exact method solves per block', positiveNumber, 4096)
+    .option('--shard <i/n>', 'score only shard i of n of the test queries (0-based); combine with tda-lab merge', parseShard)
     .action(async (o) => {
       await startBackend();
-      const r = runScore({ method: o.method, train: o.train, test: o.test, out: o.out, dampingScale: o.dampingScale, iterations: o.lissaIterations, maxBlockSize: o.maxBlockSize });
+      const r = runScore({ method: o.method, train: o.train, test: o.test, out: o.out, dampingScale: o.dampingScale, iterations: o.lissaIterations, maxBlockSize: o.maxBlockSize, shard: o.shard });
       process.stderr.write(`wrote ${o.out}: ${r.nTest} x ${r.nTrain} scores in ${r.seconds.toFixed(1)} s\n`);
     });
+}
+
+/** Examples [start, end) of a gradient set. */
+export function sliceExamples(set: GradientSet, start: number, end: number): GradientSet {
+  return {
+    n: end - start,
+    blocks: set.blocks.map((b) => ({ ...b, data: b.data.slice(start * b.dim, end * b.dim) })),
+    losses: set.losses?.slice(start, end),
+  };
 }

@@ -12,7 +12,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { TokenBatch } from '../data/batch';
 import { attentionCore } from '../runtime/attention';
-import { gatherRows, FrozenMatrix, frozenLinear, frozenMatrix, matMul2d, perExampleLowRank, silu } from '../runtime/ops';
+import { addSame, gatherRows, FrozenMatrix, frozenLinear, frozenMatrix, matMul2d, perExampleLowRank, rmsNorm, rotary, swiGlu } from '../runtime/ops';
 import { BaseWeights, disposeBaseWeights, loadBaseModelFiles } from './baseWeights';
 import { modulePath } from './modules';
 import { LoraState } from './loraState';
@@ -95,12 +95,19 @@ export class LlamaModel {
     let h = gatherRows(w.embed, c.ids);
     for (let l = 0; l < this.config.numLayers; l++) {
       const layer = w.layers[l];
-      const x = this.rmsNorm(h, layer.inputNorm);
-      const attn = this.attention(x, l, c, lora);
-      h = tf.add(h, this.linear(attn, l, 'o_proj', c, lora));
-      const y = this.rmsNorm(h, layer.postAttentionNorm);
-      const act = tf.mul(silu(this.linear(y, l, 'gate_proj', c, lora)), this.linear(y, l, 'up_proj', c, lora)) as tf.Tensor2D;
-      h = tf.add(h, this.linear(act, l, 'down_proj', c, lora));
+      const input = h;
+      // One scope per layer: its intermediates are freed as soon as it is done (under a
+      // gradient tape the backward pass reads only what each op saved), which keeps the
+      // peak memory of a batch to about one layer's intermediates plus the saved tensors.
+      h = tf.tidy(() => {
+        const x = this.rmsNorm(input, layer.inputNorm);
+        const attn = this.attention(x, l, c, lora);
+        const h1 = addSame(input, this.linear(attn, l, 'o_proj', c, lora));
+        const y = this.rmsNorm(h1, layer.postAttentionNorm);
+        const act = swiGlu(this.linear(y, l, 'gate_proj', c, lora), this.linear(y, l, 'up_proj', c, lora));
+        return addSame(h1, this.linear(act, l, 'down_proj', c, lora));
+      });
+      if (l > 0) input.dispose();
     }
     return this.rmsNorm(h, w.finalNorm);
   }
@@ -111,8 +118,7 @@ export class LlamaModel {
   }
 
   private rmsNorm(x: tf.Tensor2D, weight: tf.Tensor1D): tf.Tensor2D {
-    const variance = tf.mean(tf.square(x), -1, true);
-    return tf.mul(tf.mul(x, tf.rsqrt(tf.add(variance, this.config.rmsNormEps))), weight) as tf.Tensor2D;
+    return rmsNorm(x, weight, this.config.rmsNormEps, this.trainable);
   }
 
   /** A linear layer: frozen weight, optional bias, optional LoRA update. */
@@ -123,23 +129,18 @@ export class LlamaModel {
     if (bias) y = tf.add(y, bias);
     const f = lora?.factors.get(modulePath(layer, module));
     if (f && lora) {
-      let delta: tf.Tensor2D;
       if (lora.perExample) {
-        delta = perExampleLowRank(x, f.aT as tf.Tensor3D, f.bT as tf.Tensor3D, c.seqLen);
+        y = addSame(y, perExampleLowRank(x, f.aT as tf.Tensor3D, f.bT as tf.Tensor3D, c.seqLen, lora.scaling));
       } else {
-        delta = matMul2d(matMul2d(x, f.aT as tf.Tensor2D), f.bT as tf.Tensor2D);
+        y = tf.add(y, tf.mul(matMul2d(matMul2d(x, f.aT as tf.Tensor2D), f.bT as tf.Tensor2D), lora.scaling));
       }
-      y = tf.add(y, tf.mul(delta, lora.scaling));
     }
     return y;
   }
 
-  /** Rotary embedding on [B*T, heads*d] projections. */
-  private rope(x: tf.Tensor2D, heads: number, c: BatchConstants): tf.Tensor4D {
-    const d = this.config.headDim;
-    const x4 = tf.reshape(x, [c.batchSize, c.seqLen, heads, d]);
-    const rotated = tf.reshape(frozenLinear(tf.reshape(x, [-1, d]) as tf.Tensor2D, this.rotateHalf), x4.shape);
-    return tf.add(tf.mul(x4, c.cos), tf.mul(rotated, c.sin)) as tf.Tensor4D;
+  /** Rotary embedding on [B*T, heads*d] projections (runtime/ops.ts rotary). */
+  private rope(x: tf.Tensor2D, heads: number, c: BatchConstants): tf.Tensor2D {
+    return rotary(x, c.cos, c.sin, this.rotateHalf, c.batchSize, c.seqLen, heads);
   }
 
   /**
@@ -150,8 +151,8 @@ export class LlamaModel {
   private attention(x: tf.Tensor2D, layer: number, c: BatchConstants, lora?: LoraState): tf.Tensor2D {
     const { numHeads: H, numKvHeads: Hkv, headDim: d } = this.config;
     const { batchSize: B, seqLen: T } = c;
-    const q = tf.reshape(this.rope(this.linear(x, layer, 'q_proj', c, lora), H, c), [B * T, H * d]) as tf.Tensor2D;
-    const k = tf.reshape(this.rope(this.linear(x, layer, 'k_proj', c, lora), Hkv, c), [B * T, Hkv * d]) as tf.Tensor2D;
+    const q = this.rope(this.linear(x, layer, 'q_proj', c, lora), H, c);
+    const k = this.rope(this.linear(x, layer, 'k_proj', c, lora), Hkv, c);
     const v = this.linear(x, layer, 'v_proj', c, lora);
     return attentionCore(q, k, v, c.attentionBias, { batchSize: B, seqLen: T, numHeads: H, numKvHeads: Hkv, headDim: d });
   }

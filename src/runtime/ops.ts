@@ -227,21 +227,22 @@ function labelValues(x: tf.Tensor2D, labels: Int32Array): tf.Tensor1D {
 
 /**
  * Per-example low-rank update for a batch of B sequences of T tokens: row b*T + t of the
- * result is x[b*T + t] @ aT[b] @ bT[b], for x [B*T, in], aT [B, in, r], bT [B, r, out].
+ * result is x[b*T + t] @ aT[b] @ bT[b] * scaling, for x [B*T, in], aT [B, in, r], bT [B, r, out].
  *
  * Arranged as 2-D products (batched matmuls run a generic loop on wasm): the copies of A
  * side by side, Acat = [in, B*r], give x @ Acat [B*T, B*r], of which example b keeps only
  * its own r columns (a block mask); that times Bcat = [B*r, out] is the update. The
  * gradients are 2-D products too, and the one for Bcat/Acat comes out per example.
  */
-export function perExampleLowRank(x: tf.Tensor2D, aT: tf.Tensor3D, bT: tf.Tensor3D, seqLen: number): tf.Tensor2D {
+export function perExampleLowRank(x: tf.Tensor2D, aT: tf.Tensor3D, bT: tf.Tensor3D, seqLen: number, scaling = 1): tf.Tensor2D {
   const [B, inF, r] = aT.shape;
   const out = bT.shape[2];
   const rows = x.shape[0];
   if (rows !== B * seqLen) throw new Error(`perExampleLowRank: ${rows} rows is not ${B} x ${seqLen}`);
   const blockMask = () => {
     const m = new Float32Array(rows * B * r);
-    for (let b = 0; b < B; b++) for (let t = 0; t < seqLen; t++) m.fill(1, (b * seqLen + t) * B * r + b * r, (b * seqLen + t) * B * r + (b + 1) * r);
+    // The block mask, scaled: example b's rows keep its own r columns, times `scaling`.
+    for (let b = 0; b < B; b++) for (let t = 0; t < seqLen; t++) m.fill(scaling, (b * seqLen + t) * B * r + b * r, (b * seqLen + t) * B * r + (b + 1) * r);
     return tf.tensor2d(m, [rows, B * r]);
   };
   const f = customGrad((xIn: tf.Tensor, aIn: tf.Tensor, bIn: tf.Tensor, save: tf.GradSaveFunc) => {
@@ -281,4 +282,100 @@ export function transpose2d(x: tf.Tensor2D): tf.Tensor2D {
 /** SiLU activation x * sigmoid(x). */
 export function silu(x: tf.Tensor): tf.Tensor {
   return tf.mul(x, tf.sigmoid(x));
+}
+
+// ---------------------------------------------------------------- fused layer ops
+//
+// tfjs saves a copy of every input an op's gradient reads (on wasm a real copy), so a
+// chain of small elementwise ops keeps several copies of each activation alive until the
+// backward pass. These ops write the gradient out and save only what it needs.
+
+/** a + b for same-shape tensors, saving nothing (tf.add saves copies of both inputs). */
+export function addSame<T extends tf.Tensor>(a: T, b: T): T {
+  const f = customGrad((aIn: tf.Tensor, bIn: tf.Tensor, save: tf.GradSaveFunc) => {
+    void save;
+    return { value: tf.add(aIn, bIn), gradFunc: (dy: tf.Tensor) => [dy, dy] };
+  });
+  return f(a, b) as T;
+}
+
+/**
+ * RMSNorm y = x * r * w with r = 1 / sqrt(mean(x^2) + eps) per row, for x [n, h].
+ * Gradient: with g = dy * w, dx = r g - x r^3 mean(g x); dw = sum over rows of dy x r.
+ * A frozen `w` is read from the closure; pass `trainableWeight` to differentiate it.
+ */
+export function rmsNorm(x: tf.Tensor2D, w: tf.Tensor1D, eps: number, trainableWeight = false): tf.Tensor2D {
+  const forward = (xIn: tf.Tensor, wIn: tf.Tensor, save: tf.GradSaveFunc) => {
+    const r = tf.tidy(() => tf.rsqrt(tf.add(tf.mean(tf.square(xIn), -1, true), eps)));
+    save([xIn, r, wIn]);
+    return {
+      value: tf.tidy(() => tf.mul(tf.mul(xIn, r), wIn)),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [sx, sr, sw] = saved;
+        return tf.tidy(() => {
+          const g = tf.mul(dy, sw);
+          const h = sx.shape[1] as number;
+          const dot = tf.div(tf.sum(tf.mul(g, sx), -1, true), h); // mean(g x) per row
+          const dx = tf.mul(tf.sub(g, tf.mul(sx, tf.mul(tf.square(sr), dot))), sr);
+          return trainableWeight ? [dx, tf.sum(tf.mul(dy, tf.mul(sx, sr)), 0)] : [dx];
+        });
+      },
+    };
+  };
+  if (trainableWeight) {
+    return customGrad((xIn: tf.Tensor, wIn: tf.Tensor, save: tf.GradSaveFunc) => forward(xIn, wIn, save))(x, w) as tf.Tensor2D;
+  }
+  return customGrad((xIn: tf.Tensor, save: tf.GradSaveFunc) => {
+    const out = forward(xIn, w, (ts: tf.Tensor[]) => save(ts.slice(0, 2)));
+    return { value: out.value, gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => out.gradFunc(dy, [...saved, w]) };
+  })(x) as tf.Tensor2D;
+}
+
+/**
+ * SwiGLU: silu(gate) * up. Gradient: d_up = dy silu(gate),
+ * d_gate = dy up s (1 + gate (1 - s)) with s = sigmoid(gate). Saves gate and up only.
+ */
+export function swiGlu(gate: tf.Tensor2D, up: tf.Tensor2D): tf.Tensor2D {
+  const f = customGrad((gIn: tf.Tensor, uIn: tf.Tensor, save: tf.GradSaveFunc) => {
+    save([gIn, uIn]);
+    return {
+      value: tf.tidy(() => tf.mul(tf.mul(gIn, tf.sigmoid(gIn)), uIn)),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [g, u] = saved;
+        return tf.tidy(() => {
+          const s = tf.sigmoid(g);
+          const silu = tf.mul(g, s);
+          const dGate = tf.mul(tf.mul(dy, u), tf.mul(s, tf.add(tf.sub(g, silu), 1))); // s (1 + g (1 - s)) = s (1 + g - g s)
+          return [dGate, tf.mul(dy, silu)];
+        });
+      },
+    };
+  });
+  return f(gate, up) as tf.Tensor2D;
+}
+
+/**
+ * Rotary embedding in the rotate-half form, x * cos + rotate(x) * sin, for x [B*T, heads*d]
+ * seen as [B, T, heads, d], with cos/sin [1, T, 1, d] and rotate-half as the frozen matrix
+ * `rotate` (x @ rotate.wT). Gradient dy * cos + (dy * sin) @ rotate.w; saves nothing.
+ */
+export function rotary(x: tf.Tensor2D, cos: tf.Tensor4D, sin: tf.Tensor4D, rotate: FrozenMatrix, batchSize: number, seqLen: number, heads: number): tf.Tensor2D {
+  const d = rotate.w.shape[0];
+  const shape4 = [batchSize, seqLen, heads, d];
+  const f = customGrad((xIn: tf.Tensor, save: tf.GradSaveFunc) => {
+    void save;
+    return {
+      value: tf.tidy(() => {
+        const rot = tf.reshape(tf.matMul(tf.reshape(xIn, [-1, d]) as tf.Tensor2D, rotate.wT), shape4);
+        return tf.reshape(tf.add(tf.mul(tf.reshape(xIn, shape4), cos), tf.mul(rot, sin)), xIn.shape);
+      }),
+      gradFunc: (dy: tf.Tensor) =>
+        tf.tidy(() => {
+          const dy4 = tf.reshape(dy, shape4);
+          const back = tf.reshape(tf.matMul(tf.reshape(tf.mul(dy4, sin), [-1, d]) as tf.Tensor2D, rotate.w), shape4);
+          return tf.reshape(tf.add(tf.mul(dy4, cos), back), dy.shape);
+        }),
+    };
+  });
+  return f(x) as tf.Tensor2D;
 }

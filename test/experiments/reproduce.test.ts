@@ -43,8 +43,9 @@ describe('experiments on the embedded default model (--quick)', function () {
     for (const v of ['plain', 'debias', 'denoise', 'DDA']) assert.ok(rows.some((x) => x.method === 'gradDot' && x.variant === v), `variant ${v} missing`);
     for (const x of rows) assert.ok(x.auc >= 0 && x.auc <= 1, `${x.method} ${x.variant}: AUC ${x.auc}`);
     assert.ok(rows.every((x) => x.queries > 0), 'every row has hallucinated queries (positives are non-empty)');
-    const gd = rows.filter((x) => x.method === 'gradDot' && x.variant === 'plain');
-    assert.ok(gd.length > 0 && gd.every((x) => x.auc > 0.6), `gradDot should rank canaries above chance: ${gd.map((x) => x.auc)}`);
+    // Where the hallucination comes from fine-tuning alone, gradients find the canaries.
+    const gd = rows.find((x) => x.method === 'gradDot' && x.variant === 'plain' && x.regime === 'fine-tuning-only');
+    assert.ok(gd && gd.auc > 0.7, `gradDot should rank the canaries well above chance: ${gd?.auc}`);
     for (const f of [...r.figures.ablation, ...r.figures.perCheckpoint, ...r.figures.roc]) assertValidFigure(f);
   });
 

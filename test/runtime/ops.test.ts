@@ -12,7 +12,11 @@ import {
   matMul2d,
   oneHotFloat,
   perExampleLowRank,
+  addSame,
   readFloat32,
+  rmsNorm,
+  rotary,
+  swiGlu,
   readInt32,
   transpose2d,
 } from '../../src/runtime/ops';
@@ -94,6 +98,32 @@ describe('runtime ops (gradients with explicit transposes)', () => {
       compareGrads((qq, kk, vv) => attentionCore(qq as tf.Tensor2D, kk as tf.Tensor2D, vv as tf.Tensor2D, bias, shape), plain, [q, k, v]);
     });
   }
+
+  it('fused layer ops (addSame, rmsNorm, swiGlu, rotary) equal their plain tfjs expressions, values and gradients', () => {
+    const x = tf.randomNormal([5, 6], 0, 1, 'float32', 51);
+    const y = tf.randomNormal([5, 6], 0, 1, 'float32', 52);
+    const w = tf.randomNormal([6], 1, 0.3, 'float32', 53) as tf.Tensor1D;
+    compareGrads((a, b) => addSame(a, b), (a, b) => tf.add(a, b), [x, y]);
+    const plainNorm = (a: tf.Tensor, ww: tf.Tensor) => tf.mul(tf.mul(a, tf.rsqrt(tf.add(tf.mean(tf.square(a), -1, true), 1e-5))), ww);
+    compareGrads((a) => rmsNorm(a as tf.Tensor2D, w, 1e-5), (a) => plainNorm(a, w), [x]);
+    compareGrads((a, ww) => rmsNorm(a as tf.Tensor2D, ww as tf.Tensor1D, 1e-5, true), plainNorm, [x, w]);
+    compareGrads((g, u) => swiGlu(g as tf.Tensor2D, u as tf.Tensor2D), (g, u) => tf.mul(tf.mul(g, tf.sigmoid(g)), u), [x, y]);
+    const [B, T, heads, d] = [2, 3, 2, 4];
+    const q = tf.randomNormal([B * T, heads * d], 0, 1, 'float32', 54);
+    const cos = tf.randomNormal([1, T, 1, d], 0, 1, 'float32', 55) as tf.Tensor4D;
+    const sin = tf.randomNormal([1, T, 1, d], 0, 1, 'float32', 56) as tf.Tensor4D;
+    const r = tf.randomNormal([d, d], 0, 1, 'float32', 57) as tf.Tensor2D;
+    const rot = frozenMatrix(r);
+    compareGrads(
+      (a) => rotary(a as tf.Tensor2D, cos, sin, rot, B, T, heads),
+      (a) => {
+        const a4 = tf.reshape(a, [B, T, heads, d]);
+        const rotated = tf.reshape(tf.matMul(tf.reshape(a, [-1, d]) as tf.Tensor2D, r, false, true), [B, T, heads, d]);
+        return tf.reshape(tf.add(tf.mul(a4, cos), tf.mul(rotated, sin)), [B * T, heads * d]);
+      },
+      [q],
+    );
+  });
 
   it('crossEntropyRows equals -log softmax at the target, with its gradient', () => {
     const logits = tf.mul(tf.randomNormal([4, 9], 0, 1, 'float32', 31), 5);

@@ -1,0 +1,83 @@
+/** `tda-lab merge`: combines the shard files of `grads --shard` or `score --shard` into one file. */
+import { Command } from 'commander';
+import { TdaError } from '../errors';
+import { SafetensorsFile, TensorToWrite, writeSafetensors } from '../io/safetensors';
+import { describeShard } from './shard';
+
+const SHARD_KEYS = ['shard', 'shard_total', 'shard_start', 'shard_end'];
+
+export function runMerge(files: string[], out: string): { shards: number; rows: number } {
+  if (files.length === 0) throw new TdaError('no shard files given', { field: 'files' });
+  const opened = files.map((f) => ({ file: f, st: SafetensorsFile.open(f) }));
+  try {
+    const shards = opened.map(({ file, st }) => ({ file, st, ...describeShard(st.metadata, file) }));
+    const first = shards[0];
+    const count = first.spec.count;
+    const seen = new Map<number, string>();
+    for (const s of shards) {
+      if (s.spec.count !== count || s.total !== first.total || s.axis !== first.axis) {
+        throw new TdaError(`shard ${s.spec.index}/${s.spec.count} of ${s.total} ${s.axis} does not belong with ${first.file} (shard ${first.spec.index}/${count} of ${first.total} ${first.axis})`, { file: s.file, field: 'shard' });
+      }
+      const other = seen.get(s.spec.index);
+      if (other) throw new TdaError(`shard ${s.spec.index}/${count} is given twice (also ${other})`, { file: s.file, field: 'shard' });
+      seen.set(s.spec.index, s.file);
+      // Everything that produced the shard must match (model, adapter, data, method, mask, ...).
+      for (const key of new Set([...Object.keys(first.st.metadata), ...Object.keys(s.st.metadata)])) {
+        if (SHARD_KEYS.includes(key)) continue;
+        if (first.st.metadata[key] !== s.st.metadata[key]) {
+          throw new TdaError(`'${key}' is ${JSON.stringify(s.st.metadata[key])} but ${JSON.stringify(first.st.metadata[key])} in ${first.file}`, { file: s.file, field: key });
+        }
+      }
+    }
+    const missing = Array.from({ length: count }, (_, i) => i).filter((i) => !seen.has(i));
+    if (missing.length) throw new TdaError(`missing shard${missing.length > 1 ? 's' : ''} ${missing.map((i) => `${i}/${count}`).join(', ')}`, { field: 'shard' });
+    shards.sort((a, b) => a.spec.index - b.spec.index);
+    shards.forEach((s, k) => {
+      const expectedStart = k === 0 ? 0 : shards[k - 1].end;
+      if (s.start !== expectedStart) throw new TdaError(`covers ${s.axis} [${s.start}, ${s.end}) but the previous shard ended at ${expectedStart}`, { file: s.file, field: 'shard_start' });
+    });
+    if (shards[shards.length - 1].end !== first.total) throw new TdaError(`shards cover ${shards[shards.length - 1].end} of ${first.total} ${first.axis}`, { field: 'shard_end' });
+
+    const names = first.st.names();
+    const tensors: Record<string, TensorToWrite> = {};
+    for (const name of names) {
+      const shape0 = first.st.info(name).shape;
+      const parts = shards.map((s) => {
+        if (!s.st.has(name)) throw new TdaError('tensor is missing from this shard', { file: s.file, field: name });
+        const shape = s.st.info(name).shape;
+        if (shape.length !== shape0.length || shape.slice(1).some((d, i) => d !== shape0[i + 1]) || shape[0] !== s.end - s.start) {
+          throw new TdaError(`shape [${shape}] does not fit shard rows [${s.start}, ${s.end}) and [${shape0}] in ${first.file}`, { file: s.file, field: name });
+        }
+        return s.st.readFloat32(name);
+      });
+      const data = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
+      let offset = 0;
+      for (const p of parts) {
+        data.set(p, offset);
+        offset += p.length;
+      }
+      tensors[name] = { shape: [first.total, ...shape0.slice(1)], data };
+    }
+    for (const s of shards) {
+      const extra = s.st.names().filter((n) => !names.includes(n));
+      if (extra.length) throw new TdaError(`has tensors the other shards lack: ${extra.join(', ')}`, { file: s.file, field: extra[0] });
+    }
+    const metadata = Object.fromEntries(Object.entries(first.st.metadata).filter(([k]) => !SHARD_KEYS.includes(k) && k !== 'shard_axis'));
+    writeSafetensors(out, tensors, { ...metadata, merged_from_shards: String(count) });
+    return { shards: count, rows: first.total };
+  } finally {
+    opened.forEach(({ st }) => st.close());
+  }
+}
+
+export function registerMergeCommand(program: Command): void {
+  program
+    .command('merge')
+    .description('combine the shard files of grads --shard or score --shard (checks that every shard is there exactly once)')
+    .requiredOption('--out <file>', 'merged .safetensors')
+    .argument('<shards...>', 'shard files, in any order')
+    .action((files: string[], o) => {
+      const r = runMerge(files, o.out);
+      process.stderr.write(`wrote ${o.out}: ${r.shards} shards, ${r.rows} rows\n`);
+    });
+}
