@@ -59,7 +59,7 @@ async function main() {
     });
     const byKernel = new Map<string, { ms: number; n: number }>();
     for (const k of prof.kernels) {
-      if (k.name === 'forward') continue; // customGrad wrappers: their kernels are listed themselves
+      if (k.name === 'forward' || k.name === 'unnamed scope') continue; // customGrad wrappers and tidy scopes: their kernels are listed themselves
       const t = (await k.kernelTimeMs) as number;
       const key = `${k.name} ${k.inputShapes.map((s) => `[${s}]`).join('x').slice(0, 60)}`;
       const e = byKernel.get(key) ?? { ms: 0, n: 0 };

@@ -12,10 +12,11 @@
  *
  * Each comparison alternates A/B processes (tda-lab first in odd rounds, PyTorch first in
  * even ones) and reports the ratio of the medians. Both sides use every core: tda-lab one
- * worker thread per core, PyTorch torch.set_num_threads(cores) and a multi-threaded BLAS.
- * PyTorch is measured with each BLAS it can load: the system's libblas.so.3 (Debian's
- * default is the single-threaded netlib reference BLAS) and OpenBLAS when present (from
- * `bench/setup.sh --openblas`); the ratios are against the fastest.
+ * worker thread per core; PyTorch is tried with every core (torch.set_num_threads, a
+ * multi-threaded BLAS, sleeping OpenMP waits) and with one thread, with the system BLAS and
+ * with OpenBLAS when the system one is another (Debian's default libblas.so.3 is the
+ * netlib reference BLAS; `bench/setup.sh --openblas` installs OpenBLAS), and the fastest
+ * set-up and way is the baseline.
  *
  * Options: --quick (tiny sizes, a smoke test), --rounds N, --only grads|scoring,
  * --cases 5m-64,50m-256 (subset), --train N --dim D (scoring size), --keep (keep files).
@@ -49,21 +50,44 @@ const RESULTS = path.join(HERE, 'results');
 
 interface TorchConfig {
   name: string;
+  threads: number;
   env: NodeJS.ProcessEnv;
 }
 
+/** Real path of a shared library, or '' if missing. */
+function realLib(file: string): string {
+  try {
+    return fs.realpathSync(file);
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * The PyTorch set-ups to try; each case is measured with the fastest. Threads: every core
+ * (OpenMP told to sleep rather than spin while waiting, OMP_WAIT_POLICY=PASSIVE: spinning
+ * threads slow PyTorch ~10x on a machine with any other load) or a single thread. BLAS: the
+ * system's libblas.so.3, and OpenBLAS too if the system one is another (e.g. Debian's
+ * default netlib reference BLAS) and OpenBLAS is at hand (bench/setup.sh --openblas).
+ */
 function torchConfigs(): TorchConfig[] {
   const check = spawnSync(PYTHON, ['-c', 'import torch, functorch, numpy; print(torch.__version__)'], { encoding: 'utf8' });
   if (check.status !== 0) {
     console.error(`PyTorch is not importable with ${PYTHON}: run bench/setup.sh (installs Debian's python3-torch).\n${check.stderr}`);
     process.exit(1);
   }
-  const threads = { OMP_NUM_THREADS: String(CORES), OPENBLAS_NUM_THREADS: String(CORES) };
-  const configs: TorchConfig[] = [{ name: 'system BLAS', env: { ...process.env, ...threads } }];
-  const openblasDirs = [path.join(HERE, '.cache', 'openblas', 'usr', 'lib', 'x86_64-linux-gnu', 'openblas-pthread'), '/usr/lib/x86_64-linux-gnu/openblas-pthread'];
-  const dir = openblasDirs.find((d) => fs.existsSync(path.join(d, 'libblas.so.3')));
-  if (dir) configs.push({ name: 'OpenBLAS', env: { ...process.env, ...threads, LD_LIBRARY_PATH: [dir, process.env.LD_LIBRARY_PATH].filter(Boolean).join(':') } });
-  return configs;
+  const systemBlas = realLib('/usr/lib/x86_64-linux-gnu/libblas.so.3');
+  const blasEnvs: { name: string; env: NodeJS.ProcessEnv }[] = [{ name: /openblas/i.test(systemBlas) ? 'OpenBLAS' : `system BLAS`, env: {} }];
+  if (!/openblas/i.test(systemBlas)) {
+    const dirs = [path.join(HERE, '.cache', 'openblas', 'usr', 'lib', 'x86_64-linux-gnu', 'openblas-pthread'), '/usr/lib/x86_64-linux-gnu/openblas-pthread'];
+    const dir = dirs.find((d) => fs.existsSync(path.join(d, 'libblas.so.3')));
+    if (dir) blasEnvs.push({ name: 'OpenBLAS', env: { LD_LIBRARY_PATH: [dir, process.env.LD_LIBRARY_PATH].filter(Boolean).join(':') } });
+  }
+  const threadEnvs = [
+    { name: `${CORES} threads`, threads: CORES, env: { OMP_NUM_THREADS: String(CORES), OPENBLAS_NUM_THREADS: String(CORES), OMP_WAIT_POLICY: 'PASSIVE' } },
+    { name: '1 thread', threads: 1, env: { OMP_NUM_THREADS: '1', OPENBLAS_NUM_THREADS: '1' } },
+  ];
+  return blasEnvs.flatMap((b) => threadEnvs.map((t) => ({ name: `${b.name}, ${t.name}`, threads: t.threads, env: { ...process.env, ...b.env, ...t.env } })));
 }
 
 function runJson(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Record<string, unknown> {
@@ -75,7 +99,7 @@ function runJson(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.e
 
 const TSX = path.join(HERE, '..', 'node_modules', '.bin', 'tsx');
 const tda = (args: string[]) => runJson(TSX, [path.join(HERE, 'tda-side.ts'), ...args]);
-const torch = (cfg: TorchConfig, args: string[]) => runJson(PYTHON, [path.join(HERE, 'reference_torch.py'), ...args, '--threads', String(CORES)], cfg.env);
+const torch = (cfg: TorchConfig, args: string[]) => runJson(PYTHON, [path.join(HERE, 'reference_torch.py'), ...args, '--threads', String(cfg.threads)], cfg.env);
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);

@@ -34,3 +34,11 @@ export * from './train';
 export { generate, GenerateOptions } from './model/generate';
 export { createTrainableModel, trainableVariables, saveBaseModel, baseWeightTensors } from './model/trainableWeights';
 export * as world from './experiments/world';
+// The embedded default model and the experiments on it (used by the notebooks).
+export { loadEmbeddedDefault, factRecall, EmbeddedDefault, EMBEDDED_DIR } from './experiments/embedded';
+export { runDdaExperiment, DdaExperimentOptions, DdaExperimentResult, VARIANTS } from './experiments/dda';
+export { runIfLlmExperiment, IfLlmOptions as IfLlmExperimentOptions, IfLlmResult } from './experiments/ifLlm';
+export { runLmd3Experiment, Lmd3Options as Lmd3ExperimentOptions, Lmd3Result } from './experiments/lmd3';
+export { encodeExample, withResponseIds, loraGradientSet, gradientScores, queryMetrics, PromptResponse } from './experiments/pipeline';
+export { frameRows } from './eval/frame';
+export { linearRegression, LinearFit } from './eval/regression';

@@ -124,7 +124,7 @@ export function batchLoraGradients(model: LlamaModel, shared: LoraState, batch: 
     });
     let losses: tf.Tensor1D | undefined;
     const { value, grads } = tf.valueAndGrads((...ps: tf.Tensor[]) => {
-      const factors = new Map<string, LoraFactors>(paths.map((p, i) => [p, { aT: ps[2 * i], bT: ps[2 * i + 1] }]));
+      const factors = new Map<string, LoraFactors>(paths.map((p, i) => [p, { aT: ps[2 * i], bT: ps[2 * i + 1], shared: perExample.factors.get(p)?.shared }]));
       const state: LoraState = { scaling: shared.scaling, perExample: true, factors };
       losses = tf.keep(batchLosses(model, c, lc, state));
       return tf.sum(losses) as tf.Scalar;

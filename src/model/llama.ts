@@ -130,7 +130,7 @@ export class LlamaModel {
     const f = lora?.factors.get(modulePath(layer, module));
     if (f && lora) {
       if (lora.perExample) {
-        y = addSame(y, perExampleLowRank(x, f.aT as tf.Tensor3D, f.bT as tf.Tensor3D, c.seqLen, lora.scaling));
+        y = addSame(y, perExampleLowRank(x, f.aT as tf.Tensor3D, f.bT as tf.Tensor3D, c.seqLen, lora.scaling, f.shared));
       } else {
         y = tf.add(y, tf.mul(matMul2d(matMul2d(x, f.aT as tf.Tensor2D), f.bT as tf.Tensor2D), lora.scaling));
       }

@@ -13,6 +13,11 @@ import { readFloat32 } from '../runtime/ops';
 export interface LoraFactors {
   aT: tf.Tensor;
   bT: tf.Tensor;
+  /**
+   * Per-example factors made by replicatePerExample: the 2-D factors every copy equals (not
+   * owned; the forward pass uses them, see runtime/ops.ts perExampleLowRank).
+   */
+  shared?: { aT: tf.Tensor2D; bT: tf.Tensor2D };
 }
 
 export interface LoraState {
@@ -40,7 +45,7 @@ export function loraStateFromAdapter(adapter: LoraAdapter): LoraState {
 export function replicatePerExample(shared: LoraState, batchSize: number): LoraState {
   const factors = new Map<string, LoraFactors>();
   for (const [path, f] of shared.factors) {
-    factors.set(path, { aT: replicate(f.aT, batchSize), bT: replicate(f.bT, batchSize) });
+    factors.set(path, { aT: replicate(f.aT, batchSize), bT: replicate(f.bT, batchSize), shared: { aT: f.aT as tf.Tensor2D, bT: f.bT as tf.Tensor2D } });
   }
   return { scaling: shared.scaling, perExample: true, factors };
 }

@@ -233,8 +233,20 @@ function labelValues(x: tf.Tensor2D, labels: Int32Array): tf.Tensor1D {
  * side by side, Acat = [in, B*r], give x @ Acat [B*T, B*r], of which example b keeps only
  * its own r columns (a block mask); that times Bcat = [B*r, out] is the update. The
  * gradients are 2-D products too, and the one for Bcat/Acat comes out per example.
+ *
+ * `shared`: the copies are all equal to these [in, r] / [r, out] factors (per-example
+ * gradients at a shared point, the usual case): the forward pass is then the plain r-wide
+ * product, and only the per-example gradients use the block arrangement. The values of
+ * aT/bT are not read in that case, only differentiated.
  */
-export function perExampleLowRank(x: tf.Tensor2D, aT: tf.Tensor3D, bT: tf.Tensor3D, seqLen: number, scaling = 1): tf.Tensor2D {
+export function perExampleLowRank(
+  x: tf.Tensor2D,
+  aT: tf.Tensor3D,
+  bT: tf.Tensor3D,
+  seqLen: number,
+  scaling = 1,
+  shared?: { aT: tf.Tensor2D; bT: tf.Tensor2D },
+): tf.Tensor2D {
   const [B, inF, r] = aT.shape;
   const out = bT.shape[2];
   const rows = x.shape[0];
@@ -245,6 +257,40 @@ export function perExampleLowRank(x: tf.Tensor2D, aT: tf.Tensor3D, bT: tf.Tensor
     for (let b = 0; b < B; b++) for (let t = 0; t < seqLen; t++) m.fill(scaling, (b * seqLen + t) * B * r + b * r, (b * seqLen + t) * B * r + (b + 1) * r);
     return tf.tensor2d(m, [rows, B * r]);
   };
+  // d/dAcat = x^T @ dLow [in, B*r] -> [B, in, r]; d/dBcat = low^T @ dy [B*r, out] -> [B, r, out].
+  const perExampleGrads = (sx: tf.Tensor2D, low: tf.Tensor2D, dLow: tf.Tensor2D, g: tf.Tensor2D) => [
+    tf.transpose(tf.reshape(tf.matMul(transpose2d(sx), dLow), [inF, B, r]), [1, 0, 2]),
+    tf.reshape(tf.matMul(transpose2d(low), g), [B, r, out]),
+  ];
+  if (shared) {
+    // Copies known to equal `shared`: the forward pass and dx use the r-wide shared
+    // factors; only the two per-example gradients need the B*r-wide arrangement.
+    const tileCols = () => {
+      const e = new Float32Array(r * B * r); // [I I ... I], r x (B*r)
+      for (let j = 0; j < r; j++) for (let b = 0; b < B; b++) e[j * B * r + b * r + j] = 1;
+      return tf.tensor2d(e, [r, B * r]);
+    };
+    const f = customGrad((xIn: tf.Tensor, aIn: tf.Tensor, bIn: tf.Tensor, save: tf.GradSaveFunc) => {
+      void aIn;
+      void bIn;
+      const low = tf.matMul(xIn as tf.Tensor2D, shared.aT); // [B*T, r]
+      save([xIn, low]);
+      return {
+        value: tf.tidy(() => tf.mul(tf.matMul(low, shared.bT), scaling)),
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
+          tf.tidy(() => {
+            const [sx, sLow] = saved as tf.Tensor2D[];
+            const g = dy as tf.Tensor2D;
+            const h = tf.matMul(g, transpose2d(shared.bT)); // [B*T, r]
+            const e = tileCols();
+            const mask = blockMask();
+            const [dA, dB] = perExampleGrads(sx, tf.mul(tf.matMul(sLow, e), mask) as tf.Tensor2D, tf.mul(tf.matMul(h, e), mask) as tf.Tensor2D, g);
+            return [tf.matMul(tf.mul(h, scaling) as tf.Tensor2D, transpose2d(shared.aT)), dA, dB];
+          }),
+      };
+    });
+    return f(x, aT, bT) as tf.Tensor2D;
+  }
   const f = customGrad((xIn: tf.Tensor, aIn: tf.Tensor, bIn: tf.Tensor, save: tf.GradSaveFunc) => {
     const acat = tf.reshape(tf.transpose(aIn, [1, 0, 2]), [inF, B * r]) as tf.Tensor2D;
     const low = tf.mul(tf.matMul(xIn as tf.Tensor2D, acat), blockMask()) as tf.Tensor2D;
@@ -253,18 +299,17 @@ export function perExampleLowRank(x: tf.Tensor2D, aT: tf.Tensor3D, bT: tf.Tensor
     save([xIn, low, aIn, bIn]);
     return {
       value: tf.matMul(low, tf.reshape(bIn, [B * r, out]) as tf.Tensor2D),
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [sx, sLow] = saved as tf.Tensor2D[];
-        const [sa, sb] = saved.slice(2);
-        const g = dy as tf.Tensor2D;
-        const bcatT = tf.reshape(tf.transpose(sb, [2, 0, 1]), [out, B * r]) as tf.Tensor2D;
-        const dLow = tf.mul(tf.matMul(g, bcatT), blockMask()) as tf.Tensor2D;
-        const dB = tf.reshape(tf.matMul(transpose2d(sLow), g), [B, r, out]);
-        const dAcat = tf.matMul(transpose2d(sx), dLow); // [in, B*r]
-        const dA = tf.transpose(tf.reshape(dAcat, [inF, B, r]), [1, 0, 2]);
-        const acatT = tf.reshape(tf.transpose(sa, [0, 2, 1]), [B * r, inF]) as tf.Tensor2D;
-        return [tf.matMul(dLow, acatT), dA, dB];
-      },
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
+        tf.tidy(() => {
+          const [sx, sLow] = saved as tf.Tensor2D[];
+          const [sa, sb] = saved.slice(2);
+          const g = dy as tf.Tensor2D;
+          const bcatT = tf.reshape(tf.transpose(sb, [2, 0, 1]), [out, B * r]) as tf.Tensor2D;
+          const dLow = tf.mul(tf.matMul(g, bcatT), blockMask()) as tf.Tensor2D;
+          const [dA, dB] = perExampleGrads(sx, sLow, dLow, g);
+          const acatT = tf.reshape(tf.transpose(sa, [0, 2, 1]), [B * r, inF]) as tf.Tensor2D;
+          return [tf.matMul(dLow, acatT), dA, dB];
+        }),
     };
   });
   return f(x, aT, bT) as tf.Tensor2D;

@@ -68,6 +68,20 @@ describe('runtime ops (gradients with explicit transposes)', () => {
     );
   });
 
+  it('perExampleLowRank with the shared factors the copies equal gives the same values and per-example gradients', () => {
+    const [B, T, inF, r, out] = [3, 4, 5, 2, 6];
+    const x = tf.randomNormal([B * T, inF], 0, 1, 'float32', 14);
+    const a = tf.randomNormal([inF, r], 0, 1, 'float32', 15) as tf.Tensor2D;
+    const b = tf.randomNormal([r, out], 0, 1, 'float32', 16) as tf.Tensor2D;
+    const aT = tf.tile(tf.expandDims(a, 0), [B, 1, 1]);
+    const bT = tf.tile(tf.expandDims(b, 0), [B, 1, 1]);
+    compareGrads(
+      (xx, aa, bb) => perExampleLowRank(xx as tf.Tensor2D, aa as tf.Tensor3D, bb as tf.Tensor3D, T, 0.5, { aT: a, bT: b }),
+      (xx, aa, bb) => perExampleLowRank(xx as tf.Tensor2D, aa as tf.Tensor3D, bb as tf.Tensor3D, T, 0.5),
+      [x, aT, bT],
+    );
+  });
+
   for (const [H, Hkv] of [
     [4, 4],
     [4, 2],
