@@ -1,6 +1,6 @@
 /**
  * Regenerates the embedded base model in data/base-model/ from its seed:
- *   npm run train-base                   (full spec, ~10-20 minutes on one core)
+ *   npm run train-base                   (full spec, ~15-30 minutes on one core)
  *   npm run train-base -- --out DIR --steps N
  */
 import { DEFAULT_BASE_SPEC, EMBEDDED_DIR, trainBaseModel } from '../src/experiments/embedded';

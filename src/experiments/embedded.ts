@@ -42,7 +42,7 @@ export interface BaseModelSpec {
 export const DEFAULT_BASE_SPEC: BaseModelSpec = {
   worldSeed: 0,
   trainSeed: 0,
-  steps: 600,
+  steps: 1500,
   batchSize: 128,
   lr: 4e-3,
   weightDecay: 0.01,
