@@ -8,9 +8,10 @@
  * counted query, at every checkpoint (checkpoint 0 = the adapter at initialisation, i.e.
  * the base model), and four variants are compared:
  *   plain   = S(theta_T)                     (last checkpoint)
- *   debias  = S(theta_T) - S(theta_0)
- *   denoise = mean over t = 1..T of S(theta_t)
- *   DDA     = mean over t = 1..T of (S(theta_t) - S(theta_0))
+ *   debias  = z(S(theta_T)) - z(S(theta_0))
+ *   denoise = mean over t = 1..T of z(S(theta_t))
+ *   DDA     = mean over t = 1..T of z(z(S(theta_t)) - z(S(theta_0)))
+ * where z() standardises each query's row (see src/dda/README.md).
  * Two regimes: `fine-tuning-only` (the base model has no reason to say T) and `base-bias`
  * (pretraining made T frequent and associated with S, the knowledge bias debias targets).
  * One fine-tuning run per canary pair and seed, because canaries leak across pairs
@@ -43,6 +44,8 @@ export interface DdaExperimentOptions {
   seeds?: number[];
   /** Canary pair indices to run (default: all; quick: one per regime). */
   pairs?: number[];
+  /** Canary examples per pair (default 8: with 5, few queries hallucinate against a base model that knows every fact). */
+  canaries?: number;
   /** Fine-tuning examples (default 1000; quick: 500). */
   nTrain?: number;
   epochs?: number;
@@ -87,16 +90,20 @@ interface QueryRecord {
   recall: number;
 }
 
-/** The four variants from per-checkpoint matrices S_0..S_T. */
+/**
+ * The four variants from per-checkpoint matrices S_0..S_T. Every matrix is z-scored per
+ * query before it is subtracted or averaged: score scales differ by checkpoint (early
+ * gradients are larger), and a raw mean or difference is dominated by the largest scale.
+ */
 function variantsOf(perCheckpoint: ScoreMatrix[]): Record<Variant, ScoreMatrix> {
   const base = perCheckpoint[0];
   const tuned = perCheckpoint.slice(1);
   const last = tuned[tuned.length - 1];
   return {
     plain: last,
-    debias: debias(last, base),
-    denoise: denoise(tuned, { mode: 'mean' }),
-    DDA: ddaCombine({ finetuned: tuned, base }, { mode: 'mean' }),
+    debias: debias(last, base, { normalize: 'zscore-rows' }),
+    denoise: denoise(tuned, { mode: 'mean', standardize: true }),
+    DDA: ddaCombine({ finetuned: tuned, base }, { mode: 'mean', standardize: true, normalize: 'zscore-rows' }),
   };
 }
 
@@ -118,7 +125,7 @@ export async function runDdaExperiment(env: EmbeddedDefault, opts: DdaExperiment
   const { model, tokenizer, world } = env;
   const nTrain = opts.nTrain ?? (quick ? 500 : undefined);
   // Same seed as the base model's data, so the canary pairs are the ones its bias sentences used.
-  const data = ddaData(world, { ...DDA_DATA_OPTIONS, nTrain });
+  const data = ddaData(world, { ...DDA_DATA_OPTIONS, nTrain, k: opts.canaries ?? 8 });
   const perPair = ddaPerPairSets(data);
   const pairIdx = opts.pairs ?? (quick ? [data.pairs.findIndex((p) => p.regime === 'fine-tuning-only'), data.pairs.findIndex((p) => p.regime === 'base-bias')] : data.pairs.map((_, i) => i));
   const seeds = opts.seeds ?? (quick ? [1] : [1, 2]);
@@ -235,7 +242,7 @@ export async function runDdaExperiment(env: EmbeddedDefault, opts: DdaExperiment
     }
   }
   opts.progress?.('runs', totalRuns, totalRuns);
-  return assemble(records, ckptAuc, runRows, rocPool, methodNames, { quick, nTrain: data.train.length, seeds, pairs: pairIdx, epochs, lr, batchSize, rank, k, gradientMethods: gradMethods, lissa: methodOpts });
+  return assemble(records, ckptAuc, runRows, rocPool, methodNames, { quick, nTrain: data.train.length, canaries: opts.canaries ?? 8, seeds, pairs: pairIdx, epochs, lr, batchSize, rank, k, gradientMethods: gradMethods, lissa: methodOpts });
 }
 
 function assemble(
