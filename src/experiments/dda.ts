@@ -40,13 +40,13 @@ export type Variant = (typeof VARIANTS)[number];
 
 export interface DdaExperimentOptions {
   quick?: boolean;
-  /** Fine-tuning seeds (default [1, 2]; quick: [1]). */
+  /** Fine-tuning seeds (default [1]; more seeds: `--seeds 1,2,3`). */
   seeds?: number[];
   /** Canary pair indices to run (default: all; quick: one per regime). */
   pairs?: number[];
-  /** Canary examples per pair (default 8: with 5, few queries hallucinate against a base model that knows every fact). */
+  /** Canary examples per pair (default 16: with 5 or 8, few queries hallucinate against a base model that knows every fact). */
   canaries?: number;
-  /** Fine-tuning examples (default 1000; quick: 500). */
+  /** Fine-tuning examples (default 800; quick: 500). */
   nTrain?: number;
   epochs?: number;
   lr?: number;
@@ -123,12 +123,12 @@ export async function runDdaExperiment(env: EmbeddedDefault, opts: DdaExperiment
   const log = opts.log ?? (() => undefined);
   const quick = opts.quick ?? false;
   const { model, tokenizer, world } = env;
-  const nTrain = opts.nTrain ?? (quick ? 500 : undefined);
+  const nTrain = opts.nTrain ?? (quick ? 500 : 800);
   // Same seed as the base model's data, so the canary pairs are the ones its bias sentences used.
-  const data = ddaData(world, { ...DDA_DATA_OPTIONS, nTrain, k: opts.canaries ?? 8 });
+  const data = ddaData(world, { ...DDA_DATA_OPTIONS, nTrain, k: opts.canaries ?? 16, heldOutPerSource: 24 });
   const perPair = ddaPerPairSets(data);
   const pairIdx = opts.pairs ?? (quick ? [data.pairs.findIndex((p) => p.regime === 'fine-tuning-only'), data.pairs.findIndex((p) => p.regime === 'base-bias')] : data.pairs.map((_, i) => i));
-  const seeds = opts.seeds ?? (quick ? [1] : [1, 2]);
+  const seeds = opts.seeds ?? [1];
   const epochs = opts.epochs ?? (quick ? 3 : 5);
   const lr = opts.lr ?? 3e-3;
   const batchSize = opts.batchSize ?? 16;
@@ -242,7 +242,7 @@ export async function runDdaExperiment(env: EmbeddedDefault, opts: DdaExperiment
     }
   }
   opts.progress?.('runs', totalRuns, totalRuns);
-  return assemble(records, ckptAuc, runRows, rocPool, methodNames, { quick, nTrain: data.train.length, canaries: opts.canaries ?? 8, seeds, pairs: pairIdx, epochs, lr, batchSize, rank, k, gradientMethods: gradMethods, lissa: methodOpts });
+  return assemble(records, ckptAuc, runRows, rocPool, methodNames, { quick, nTrain: data.train.length, canaries: opts.canaries ?? 16, seeds, pairs: pairIdx, epochs, lr, batchSize, rank, k, gradientMethods: gradMethods, lissa: methodOpts });
 }
 
 function assemble(
