@@ -53,11 +53,11 @@ def read_safetensors(path):
 
 
 def blas_library():
-    """The BLAS shared library torch's process has mapped (netlib reference or OpenBLAS)."""
+    """The BLAS library torch's process has mapped (netlib reference BLAS or OpenBLAS)."""
     try:
         with open('/proc/self/maps') as f:
-            libs = {line.split()[-1] for line in f if 'blas' in line.lower() and '.so' in line}
-        return ', '.join(sorted(os.path.basename(l) + ' (' + os.path.dirname(l) + ')' for l in libs)) or 'unknown'
+            libs = {line.split()[-1] for line in f if 'libblas' in line or 'openblas' in line}
+        return ', '.join(sorted(libs)) or 'unknown'
     except OSError:
         return 'unknown'
 
@@ -230,14 +230,28 @@ def shards(d):
     return meta
 
 
+_buffer = None
+
+
 def read_shard(d, meta, k):
+    """Shard k as a [rows, dim] tensor over one reused buffer (valid until the next read), as tda-lab's side does."""
+    global _buffer
     m = meta['shards'][k]
-    arr = np.fromfile(os.path.join(d, m['file']), dtype='<f4').reshape(m['rows'], meta['dim'])
-    return torch.from_numpy(arr)
+    size = m['rows'] * meta['dim']
+    if _buffer is None or _buffer.size < size:
+        _buffer = np.empty(max(s['rows'] for s in meta['shards']) * meta['dim'], dtype='<f4')
+    view = _buffer[:size]
+    with open(os.path.join(d, m['file']), 'rb') as f:
+        if f.readinto(memoryview(view).cast('B')) != size * 4:
+            raise SystemExit(f'{m["file"]}: short read')
+    return torch.from_numpy(view.reshape(m['rows'], meta['dim']))
 
 
 def run_scoring(a):
     meta = shards(a.shards)
+    if a.max_shards:
+        meta['shards'] = meta['shards'][:a.max_shards]
+        meta['n'] = sum(s['rows'] for s in meta['shards'])
     D, n = meta['dim'], meta['n']
     test = torch.from_numpy(np.fromfile(os.path.join(a.shards, meta['test']), dtype='<f4').reshape(meta['n_test'], D))
     t0 = time.perf_counter()
@@ -264,7 +278,7 @@ def run_scoring(a):
         scores[:, start:start + g.shape[0]] = v @ g.T
         start += g.shape[0]
     sec = time.perf_counter() - t0
-    out = {'blas': blas_library(), 'threads': torch.get_num_threads(), 'torch': torch.__version__, 'seconds': sec,
+    out = {'blas': blas_library(), 'threads': torch.get_num_threads(), 'torch': torch.__version__, 'seconds': sec, 'n_train': n,
            'pairs_per_s': meta['n_test'] * n / sec, 'peak_rss_mb': peak_rss_mb()}
     if a.dump:
         scores.numpy().astype('<f4').tofile(a.dump)
@@ -282,6 +296,7 @@ def main():
     p.add_argument('--batch-size', type=int, default=8)
     p.add_argument('--methods', default='bmm,vmap,loop')
     p.add_argument('--shards', help='directory with meta.json, test and train shards (raw float32)')
+    p.add_argument('--max-shards', type=int, default=0, help='use only the first k training shards')
     p.add_argument('--dump', help='write the first results as raw float32 here (for the runner to compare)')
     p.add_argument('--dump-examples', type=int, default=2)
     a = p.parse_args()

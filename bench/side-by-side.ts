@@ -147,19 +147,22 @@ interface GradCase {
   id: string;
   config: ModelConfig;
   seqLen: number;
+  /** Examples per timed measurement. */
   examples: number;
+  /** Examples for choosing PyTorch's fastest way and for tda-lab on one thread. */
+  calib: number;
 }
 
 function gradCases(): GradCase[] {
   const small = llamaConfig({ hiddenSize: 256, intermediateSize: 688, numLayers: 4, numHeads: 4, numKvHeads: 4, headDim: 64, vocabSize: 4000 });
   const large = llamaConfig({ hiddenSize: 512, intermediateSize: 1376, numLayers: 8, numHeads: 8, numKvHeads: 8, headDim: 64, vocabSize: 24000 });
   const tiny = llamaConfig({ hiddenSize: 64, intermediateSize: 160, numLayers: 2, numHeads: 4, numKvHeads: 2, headDim: 16, vocabSize: 300 });
-  if (QUICK) return [{ id: 'tiny-32', config: tiny, seqLen: 32, examples: 16 }];
+  if (QUICK) return [{ id: 'tiny-32', config: tiny, seqLen: 32, examples: 16, calib: 8 }];
   const all: GradCase[] = [
-    { id: '5m-64', config: small, seqLen: 64, examples: 96 },
-    { id: '5m-256', config: small, seqLen: 256, examples: 32 },
-    { id: '50m-64', config: large, seqLen: 64, examples: 32 },
-    { id: '50m-256', config: large, seqLen: 256, examples: 16 },
+    { id: '5m-64', config: small, seqLen: 64, examples: 64, calib: 16 },
+    { id: '5m-256', config: small, seqLen: 256, examples: 32, calib: 16 },
+    { id: '50m-64', config: large, seqLen: 64, examples: 16, calib: 8 },
+    { id: '50m-256', config: large, seqLen: 256, examples: 16, calib: 8 },
   ];
   const only = opt('cases', '');
   return only ? all.filter((c) => only.split(',').includes(c.id)) : all;
@@ -188,7 +191,7 @@ function gradsBenchmark(work: string, configs: TorchConfig[]) {
     const common = ['--model', modelDir, '--adapter', adapterDir, '--data', data, '--batch-size', '8'];
 
     // Which PyTorch way and BLAS is fastest: each once, on fewer examples.
-    const calib = Math.min(c.examples, 16);
+    const calib = c.calib;
     let best = { cfg: configs[0], way: 'bmm', eps: 0 };
     const tdaDump = path.join(dir, 'tda.f32');
     for (const cfg of configs) {
@@ -196,19 +199,29 @@ function gradsBenchmark(work: string, configs: TorchConfig[]) {
       const r = torch(cfg, ['grads', ...common, '--examples', String(calib), '--methods', 'bmm,vmap,loop', '--dump', dump]);
       const methods = r.methods as Record<string, { examples_per_s: number }>;
       console.log(`  PyTorch (${cfg.name}: ${r.blas}): ${Object.entries(methods).map(([k, v]) => `${k} ${v.examples_per_s.toFixed(2)}`).join(', ')} examples/s`);
-      for (const [way, v] of Object.entries(methods)) if (v.examples_per_s > best.eps) best = { cfg, way, eps: v.examples_per_s };
+      for (const [way, v] of Object.entries(methods)) {
+        roundRows.push(`${label},pytorch ${way} (${cfg.name}),0,${v.examples_per_s},examples/s,${r.peak_rss_mb},calibration`);
+        if (v.examples_per_s > best.eps) best = { cfg, way, eps: v.examples_per_s };
+      }
     }
-    // Same computation: tda-lab's gradients of the first examples against PyTorch's (bmm way).
-    const first = tda(['grads', ...common, '--examples', String(8 * CORES), '--workers', String(CORES), '--dump', tdaDump]);
-    const agreement = maxRelDiff(readF32(tdaDump), readF32(path.join(dir, `torch-${configs[0].name.replace(/\W+/g, '')}.f32`)));
-    console.log(`  gradients agree to ${agreement.toExponential(2)} (max |diff| / max |value|); tda-lab start-up ${(first.startup_seconds as number).toFixed(2)} s`);
+    // Per core: tda-lab in this thread only, for the record (not a ratio in the table).
+    const single = tda(['grads', ...common, '--examples', String(calib), '--workers', '0']);
+    roundRows.push(`${label},tda-lab 1 thread,0,${single.examples_per_s},examples/s,${single.peak_rss_mb},in-process`);
+    console.log(`  tda-lab on one thread: ${(single.examples_per_s as number).toFixed(2)} examples/s`);
     console.log(`  baseline: PyTorch ${best.way} with ${best.cfg.name}`);
 
     const tdaRuns: { eps: number; rss: number }[] = [];
     const torchRuns: { eps: number; rss: number }[] = [];
+    let agreement = NaN;
     for (let round = 1; round <= ROUNDS; round++) {
       const runTda = () => {
-        const r = tda(['grads', ...common, '--examples', String(c.examples), '--workers', String(CORES)]);
+        // Round 1 also writes the first examples' gradients, to check against PyTorch's.
+        const r = tda(['grads', ...common, '--examples', String(c.examples), '--workers', String(CORES), ...(round === 1 ? ['--dump', tdaDump] : [])]);
+        if (round === 1) {
+          // Same computation: tda-lab's gradients against PyTorch's (its first way, bmm).
+          agreement = maxRelDiff(readF32(tdaDump), readF32(path.join(dir, `torch-${configs[0].name.replace(/\W+/g, '')}.f32`)));
+          console.log(`  gradients agree to ${agreement.toExponential(2)} (max |diff| / max |value|); tda-lab worker start-up ${(r.startup_seconds as number).toFixed(2)} s`);
+        }
         tdaRuns.push({ eps: r.examples_per_s as number, rss: r.peak_rss_mb as number });
         roundRows.push(`${label},tda-lab,${round},${r.examples_per_s},examples/s,${r.peak_rss_mb},workers=${CORES}`);
       };
@@ -225,7 +238,7 @@ function gradsBenchmark(work: string, configs: TorchConfig[]) {
         runTorch();
         runTda();
       }
-      console.log(`  round ${round}: tda-lab ${tdaRuns[tdaRuns.length - 1].eps.toFixed(2)}, PyTorch ${torchRuns[torchRuns.length - 1].eps.toFixed(2)} examples/s`);
+      console.log(`  round ${round}: tda-lab ${tdaRuns[tdaRuns.length - 1].eps.toFixed(2)}, PyTorch ${torchRuns[torchRuns.length - 1].eps.toFixed(2)} examples/s (load ${load()})`);
     }
     rows.push({
       benchmark: label,
@@ -287,33 +300,33 @@ function scoringBenchmark(work: string, configs: TorchConfig[]) {
   console.log(`\nscoring: ${n} train x ${nTest} test gradients of ${dim} dims in shards of ${shard} (written in ${((performance.now() - t0) / 1000).toFixed(1)} s)`);
   for (const mode of ['graddot', 'datainf'] as const) {
     const label = `${mode === 'graddot' ? 'gradDot' : 'DataInf'} ${n / 1000}k x ${nTest} x ${dim / 1000}k`;
-    // Fastest BLAS for this method, once; it also checks the scores agree.
+    // Fastest PyTorch set-up for this method, on the first 2,000 training examples.
     let best = configs[0];
     let bestRate = 0;
-    const tdaDump = path.join(dir, `tda-${mode}.f32`);
-    const first = tda([mode, '--shards', dir, '--workers', String(CORES), '--dump', tdaDump]);
-    let agreement = Infinity;
+    const calibShards = String(Math.max(1, Math.ceil(2000 / shard)));
     for (const cfg of configs) {
-      const dump = path.join(dir, `torch-${mode}.f32`);
-      const r = torch(cfg, [mode, '--shards', dir, '--dump', dump]);
-      console.log(`  ${label}: PyTorch (${cfg.name}: ${r.blas}) ${(r.pairs_per_s as number).toFixed(0)} pairs/s`);
-      agreement = Math.min(agreement, maxRelDiff(readF32(tdaDump), readF32(dump)));
+      const r = torch(cfg, [mode, '--shards', dir, '--max-shards', calibShards]);
+      console.log(`  ${label}: PyTorch (${cfg.name}: ${r.blas}) ${(r.pairs_per_s as number).toFixed(0)} pairs/s on ${r.n_train} training examples`);
+      roundRows.push(`${label},pytorch (${cfg.name}),0,${r.pairs_per_s},pairs/s,${r.peak_rss_mb},calibration on ${r.n_train}`);
       if ((r.pairs_per_s as number) > bestRate) {
         bestRate = r.pairs_per_s as number;
         best = cfg;
       }
     }
-    console.log(`  ${label}: tda-lab ${(first.pairs_per_s as number).toFixed(0)} pairs/s (first run); scores agree to ${agreement.toExponential(2)}`);
+    console.log(`  baseline: PyTorch with ${best.name}`);
+    const tdaDump = path.join(dir, `tda-${mode}.f32`);
+    const torchDump = path.join(dir, `torch-${mode}.f32`);
+    let agreement = NaN;
     const tdaRuns: { rate: number; rss: number }[] = [];
     const torchRuns: { rate: number; rss: number }[] = [];
     for (let round = 1; round <= ROUNDS; round++) {
       const runTda = () => {
-        const r = tda([mode, '--shards', dir, '--workers', String(CORES)]);
+        const r = tda([mode, '--shards', dir, '--workers', String(CORES), ...(round === 1 ? ['--dump', tdaDump] : [])]);
         tdaRuns.push({ rate: r.pairs_per_s as number, rss: r.peak_rss_mb as number });
         roundRows.push(`${label},tda-lab,${round},${r.pairs_per_s},pairs/s,${r.peak_rss_mb},workers=${CORES}`);
       };
       const runTorch = () => {
-        const r = torch(best, [mode, '--shards', dir]);
+        const r = torch(best, [mode, '--shards', dir, ...(round === 1 ? ['--dump', torchDump] : [])]);
         torchRuns.push({ rate: r.pairs_per_s as number, rss: r.peak_rss_mb as number });
         roundRows.push(`${label},pytorch,${round},${r.pairs_per_s},pairs/s,${r.peak_rss_mb},${best.name}`);
       };
@@ -324,7 +337,11 @@ function scoringBenchmark(work: string, configs: TorchConfig[]) {
         runTorch();
         runTda();
       }
-      console.log(`  round ${round}: tda-lab ${tdaRuns[tdaRuns.length - 1].rate.toFixed(0)}, PyTorch ${torchRuns[torchRuns.length - 1].rate.toFixed(0)} pairs/s`);
+      if (round === 1) {
+        agreement = maxRelDiff(readF32(tdaDump), readF32(torchDump));
+        console.log(`  scores agree to ${agreement.toExponential(2)} (max |diff| / max |score|)`);
+      }
+      console.log(`  round ${round}: tda-lab ${tdaRuns[tdaRuns.length - 1].rate.toFixed(0)}, PyTorch ${torchRuns[torchRuns.length - 1].rate.toFixed(0)} pairs/s (load ${load()})`);
     }
     rows.push({
       benchmark: label,
@@ -353,11 +370,16 @@ function machine(): string {
   return `${CORES} x ${os.cpus()[0]?.model ?? 'cpu'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GB, Node ${process.version}, system libblas ${blas || 'unknown'}`;
 }
 
+/** The 1-minute load average: other processes on the machine skew both sides. */
+function load(): string {
+  return os.loadavg()[0].toFixed(1);
+}
+
 function main() {
   const configs = torchConfigs();
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'tda-side-by-side-'));
   const only = opt('only', '');
-  console.log(`machine: ${machine()}`);
+  console.log(`machine: ${machine()}; load average ${load()} at the start`);
   console.log(`PyTorch BLAS configurations: ${configs.map((c) => c.name).join(', ')}; ${ROUNDS} alternating rounds per comparison`);
   try {
     if (only !== 'scoring') gradsBenchmark(work, configs);
@@ -376,7 +398,7 @@ function main() {
     'tda-lab peak MB': Math.round(r.tdaRssMb),
     'PyTorch peak MB': Math.round(r.torchRssMb),
   }));
-  console.log(`\nmedians of ${ROUNDS} alternating rounds; machine: ${machine()}`);
+  console.log(`\nmedians of ${ROUNDS} alternating rounds; machine: ${machine()}; load average ${load()} at the end`);
   console.log(formatTable(table, 2));
   fs.mkdirSync(RESULTS, { recursive: true });
   const csv = [

@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DataInf } from '../src/attribution/dataInf';
 import { GradDot } from '../src/attribution/gradDot';
-import { GradientSource } from '../src/attribution/types';
+import { OwnedChunksSource } from '../src/attribution/gradientAttributor';
 import { adapterKey, loadAdapter } from '../src/model/adapter';
 import { computeLoraGradients, GradientWorkers } from '../src/model/gradients';
 import { LlamaModel } from '../src/model/llama';
@@ -33,8 +33,12 @@ export interface ShardMeta {
   shards: { file: string; rows: number }[];
 }
 
-/** Training gradients streamed from raw float32 shard files, read into one reused buffer. */
-export function shardSource(dir: string): { source: GradientSource; meta: ShardMeta; test: Float32Array } {
+/**
+ * Training gradients streamed from raw float32 shard files. Each shard is read into a
+ * buffer of its own that the scorer may move to a worker thread; buffers come back
+ * through recycle() and are read into again, so memory stays bounded.
+ */
+export function shardSource(dir: string): { source: OwnedChunksSource; meta: ShardMeta; test: Float32Array } {
   const meta = JSON.parse(fs.readFileSync(path.join(dir, 'meta.json'), 'utf8')) as ShardMeta;
   const readInto = (file: string, out: Float32Array) => {
     const fd = fs.openSync(path.join(dir, file), 'r');
@@ -52,15 +56,18 @@ export function shardSource(dir: string): { source: GradientSource; meta: ShardM
   };
   const test = readInto(meta.test, new Float32Array(meta.n_test * meta.dim));
   const maxRows = Math.max(...meta.shards.map((s) => s.rows));
-  const buffer = new Float32Array(maxRows * meta.dim);
-  const source: GradientSource = {
+  const full = maxRows * meta.dim * 4;
+  const pool: ArrayBuffer[] = [];
+  const source: OwnedChunksSource = {
     n: meta.n,
     blocks: [{ name: 'g', shape: [meta.dim], dim: meta.dim }],
+    ownedChunks: true,
+    // Only full-size buffers are kept for reuse (a shorter last shard has its own).
+    recycle: (buffer) => void (buffer.byteLength === full && pool.push(buffer)),
     chunks: function* () {
       let start = 0;
       for (const s of meta.shards) {
-        // Valid until the next chunk is read: the scorers copy or upload what they keep.
-        const data = readInto(s.file, buffer.subarray(0, s.rows * meta.dim));
+        const data = readInto(s.file, s.rows === maxRows ? new Float32Array(pool.pop() ?? new ArrayBuffer(full)) : new Float32Array(s.rows * meta.dim));
         yield { start, set: { n: s.rows, blocks: [{ name: 'g', shape: [meta.dim], dim: meta.dim, data }] } };
         start += s.rows;
       }

@@ -54,14 +54,14 @@ export function kernelJson(): Record<string, unknown> {
   return fill(JSON.parse(fs.readFileSync(path.join(SPEC_DIR, 'kernel.template.json'), 'utf8'))) as Record<string, unknown>;
 }
 
-function main(): void {
-  const passThrough = process.argv.slice(2);
+/**
+ * Installs the kernel spec for this checkout (see the file comment); `passThrough` goes to
+ * `jupyter kernelspec install` (default scope: --user). Returns where Jupyter put it.
+ */
+export function installKernel(passThrough: string[] = []): string {
   const tslab = path.join(PROJECT_ROOT, 'node_modules', '.bin', 'tslab');
   if (!fs.existsSync(tslab)) throw new Error(`${tslab} is missing: run \`npm install\` first (tslab is a devDependency)`);
-  if (!fs.existsSync(path.join(PROJECT_ROOT, 'dist', 'index.js'))) {
-    console.warn('note: dist/ is not built yet; run `npm run build` before opening the notebooks');
-  }
-  const link = linkPackage();
+  linkPackage();
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tda-kernel-'));
   try {
     const dir = path.join(tmp, KERNEL_NAME);
@@ -75,10 +75,30 @@ function main(): void {
   }
   const where = installedKernelDir();
   if (!where) throw new Error(`jupyter kernelspec list does not show '${KERNEL_NAME}' after installing it`);
+  return where;
+}
+
+/** True when Jupyter's `tda-lab` kernel starts this checkout's tslab with this Node. */
+export function kernelIsCurrent(): boolean {
+  const where = installedKernelDir();
+  if (!where) return false;
+  try {
+    const installed = JSON.parse(fs.readFileSync(path.join(where, 'kernel.json'), 'utf8'));
+    return JSON.stringify(installed.argv) === JSON.stringify(kernelJson().argv) && fs.existsSync(path.join(LINK_DIR, 'tda-lab'));
+  } catch {
+    return false;
+  }
+}
+
+function main(): void {
+  if (!fs.existsSync(path.join(PROJECT_ROOT, 'dist', 'index.js'))) {
+    console.warn('note: dist/ is not built yet; run `npm run build` before opening the notebooks');
+  }
+  const where = installKernel(process.argv.slice(2));
   console.log(`installed Jupyter kernel '${KERNEL_NAME}' (TypeScript (tda-lab)) in ${where}`);
   console.log(`  jupyter: ${jupyterCommand().join(' ')}`);
-  console.log(`  starts:  ${process.execPath} ${tslab} kernel`);
-  console.log(`  'tda-lab' in notebooks resolves through ${path.relative(PROJECT_ROOT, link)} -> ${PROJECT_ROOT}`);
+  console.log(`  starts:  ${(kernelJson().argv as string[]).join(' ')}`);
+  console.log(`  'tda-lab' in notebooks resolves through notebooks/node_modules/tda-lab -> ${PROJECT_ROOT}`);
 }
 
 if (require.main === module) {

@@ -38,6 +38,21 @@ function scoringWorkerCount(opts: ScoringOptions, nTest: number, train: Gradient
   return cores > 1 ? cores : 0;
 }
 
+/**
+ * A source whose chunks are handed over: every block array of every chunk owns its whole
+ * ArrayBuffer, which the source never touches again until it comes back through
+ * `recycle` (so it can read the next shard into it). Scorers can then move chunks to
+ * worker threads without copying them. A plain GradientSource is copied instead.
+ */
+export interface OwnedChunksSource extends GradientSource {
+  ownedChunks: true;
+  recycle?(buffer: ArrayBuffer): void;
+}
+
+function ownsChunks(train: GradientSource): train is OwnedChunksSource {
+  return (train as Partial<OwnedChunksSource>).ownedChunks === true;
+}
+
 /** Block data in shared memory, so every worker reads the same copy. */
 function sharedBlocks(set: GradientSet): FixedBlock[] {
   return set.blocks.map((b) => {
@@ -73,19 +88,50 @@ export class ScoringEngine {
     return i >= 0 ? this.spare.splice(i, 1)[0] : new ArrayBuffer(bytes);
   }
 
-  private recycle(r: ChunkResult): void {
-    this.spare.push(...r.spent);
+  /**
+   * Buffers a worker is done with (in the task's block order) go back to the source that
+   * owns them, or to the spares. A moved buffer comes back as a new ArrayBuffer object, so
+   * ownership is tracked per task and block, not by identity.
+   */
+  private recycle(task: number, buffers: ArrayBuffer[], train: GradientSource): void {
+    const owned = this.ownedByTask.get(task) ?? [];
+    this.ownedByTask.delete(task);
+    buffers.forEach((b, j) => {
+      if (owned[j] && ownsChunks(train)) train.recycle?.(b);
+      else this.spare.push(b);
+    });
   }
 
-  /** Copies of a chunk's block data, to transfer to a worker (the source keeps its own). */
-  private task(set: GradientSet, lambdas: number[] | null): { data: ScoringTask; transfer: ArrayBuffer[] } {
+  /** For each task sent to a worker, which of its block buffers belong to the source. */
+  private ownedByTask = new Map<number, boolean[]>();
+  private tasksSent = 0;
+
+  /**
+   * A chunk's block data for a worker: moved as it is when the source hands its chunks
+   * over (OwnedChunksSource), else copied (the source keeps its own).
+   */
+  private task(set: GradientSet, train: GradientSource, lambdas: number[] | null): { data: ScoringTask; transfer: ArrayBuffer[] } {
+    const seen = new Set<ArrayBufferLike>();
+    const owned: boolean[] = [];
     const chunk = set.blocks.map((b) => {
+      const buf = b.data.buffer;
+      const whole = buf instanceof ArrayBuffer && b.data.byteOffset === 0 && b.data.byteLength === buf.byteLength && !seen.has(buf);
+      seen.add(buf);
+      owned.push(ownsChunks(train) && whole);
+      if (ownsChunks(train) && whole) return b.data;
       const copy = new Float32Array(this.buffer(b.data.byteLength), 0, b.data.length);
       copy.set(b.data);
       return copy;
     });
+    this.ownedByTask.set(this.tasksSent++, owned);
     const transfer = chunk.map((c) => c.buffer as ArrayBuffer);
     return lambdas ? { data: { op: 'dataInf', m: set.n, chunk, lambdas }, transfer } : { data: { op: 'dot', m: set.n, chunk }, transfer };
+  }
+
+  /** In this thread: an owned source gets each chunk's buffers back once the chunk is used. */
+  private static release(set: GradientSet, train: GradientSource): void {
+    if (!ownsChunks(train) || !train.recycle) return;
+    for (const b of set.blocks) if (b.data.buffer instanceof ArrayBuffer) train.recycle(b.data.buffer);
   }
 
   /** sum_l V_l @ G_l^T over the training chunks: [nTest, nTrain]. */
@@ -96,6 +142,7 @@ export class ScoringEngine {
       try {
         for (const { start, set } of train.chunks()) {
           addColumns(s.data, train.n, products.dot(set.blocks.map((b) => b.data), set.n), v.n, start, set.n);
+          ScoringEngine.release(set, train);
         }
       } finally {
         products.dispose();
@@ -108,15 +155,16 @@ export class ScoringEngine {
     const tasks = function* () {
       for (const { start, set } of train.chunks()) {
         placed.push({ start, m: set.n });
-        yield self.task(set, null);
+        yield self.task(set, train, null);
       }
     };
     this.pool.runAll(tasks(), (i, result) => {
       const r = result as ChunkResult;
       addColumns(s.data, train.n, r.scores as Float32Array, v.n, placed[i].start, placed[i].m);
-      this.recycle(r);
+      this.recycle(i, r.spent, train);
     });
     this.spare = [];
+    this.tasksSent = 0;
     return s;
   }
 
@@ -129,7 +177,10 @@ export class ScoringEngine {
     if (!this.pool) {
       const products = new StreamedProducts(test.blocks.map((b) => ({ data: b.data, rows: test.n, dim: b.dim })));
       try {
-        for (const { set } of train.chunks()) products.accumulateDataInf(set.blocks.map((b) => b.data), set.n, lam);
+        for (const { set } of train.chunks()) {
+          products.accumulateDataInf(set.blocks.map((b) => b.data), set.n, lam);
+          ScoringEngine.release(set, train);
+        }
         return products.takeUpdates();
       } finally {
         products.dispose();
@@ -138,10 +189,11 @@ export class ScoringEngine {
     this.pool.broadcast({ op: 'load', blocks: sharedBlocks(test), slab: SLAB_COLUMNS });
     const self = this;
     const tasks = function* () {
-      for (const { set } of train.chunks()) yield self.task(set, lam);
+      for (const { set } of train.chunks()) yield self.task(set, train, lam);
     };
-    this.pool.runAll(tasks(), (_, result) => this.recycle(result as ChunkResult));
+    this.pool.runAll(tasks(), (i, result) => this.recycle(i, (result as ChunkResult).spent, train));
     this.spare = [];
+    this.tasksSent = 0;
     const perWorker = this.pool.broadcast({ op: 'take' }) as Float32Array[][];
     const total = perWorker[0];
     for (const other of perWorker.slice(1)) total.forEach((t, l) => other[l].forEach((v, j) => (t[j] += v)));

@@ -139,7 +139,7 @@ export async function runDdaExperiment(env: EmbeddedDefault, opts: DdaExperiment
   const padId = tokenizer.padId ?? 0;
   const loraConfig = parseLoraConfig({ peft_type: 'LORA', r: rank, lora_alpha: 2 * rank, lora_dropout: 0, target_modules: ['q_proj', 'v_proj'] }, 'dda-experiment');
   // Full-batch LiSSA: with mini-batches of 64 its scores were uncorrelated with exact ones at this scale.
-  const methodOpts = { iterations: quick ? 50 : 100, batchSize: null, seed: 0 };
+  const methodOpts = { iterations: quick ? 40 : 60, batchSize: null, seed: 0 };
 
   const records: QueryRecord[] = [];
   const ckptAuc: { method: string; regime: string; checkpoint: number; auc: number }[] = [];

@@ -96,24 +96,29 @@ export function attentionCore(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, bi
     return {
       value,
       gradFunc: (dy: tf.Tensor) => {
+        // dP = dO V^T, dS = softmax backward, dQ = dS K; dK and dV come out transposed,
+        // dK^T = Q^T dS and dV^T = dO^T P, so the [T, T]-sized P and dS are never transposed
+        // (only the d-wide operands, 4x smaller at T = 256).
         const dO = permuted(dy, [B, T, H, d], [0, 2, 1, 3]); // [pairs, gT, d]
+        const dOT = permutedArray(dO, [pairs, gT, d], [0, 2, 1]); // [pairs, d, gT]
         const vT = permutedArray(vs, [pairs, T, d], [0, 2, 1]); // [pairs, d, T]
         const dP = pairProducts(dO, vT, pairs, gT, d, T); // [pairs * gT, T]
         const pt = tf.tensor2d(p, [pairs * gT, T]);
         // Softmax backward: dS = P * (dP - rowsum(dP * P)); the bias is a constant.
         const dS = tf.tidy(() => tf.mul(pt, tf.sub(dP, tf.sum(tf.mul(dP, pt), 1, true))));
         dP.dispose();
-        const dSd = readFloat32(dS);
-        const dST = permuted(dS, [pairs, gT, T], [0, 2, 1]); // [pairs, T, gT]
-        dS.dispose();
-        const pT = permuted(pt, [pairs, gT, T], [0, 2, 1]); // [pairs, T, gT]
         pt.dispose();
+        const dSd = readFloat32(dS);
+        dS.dispose();
         const kk = permutedArray(kT, [pairs, d, T], [0, 2, 1]); // [pairs, T, d]
+        const qT = permutedArray(qs, [pairs, gT, d], [0, 2, 1]); // [pairs, d, gT]
         const dq = pairProducts(dSd, kk, pairs, gT, T, d); // [pairs * gT, d]
-        const dk = pairProducts(dST, qs, pairs, T, gT, d); // [pairs * T, d]
-        const dv = pairProducts(pT, dO, pairs, T, gT, d); // [pairs * T, d]
-        const grads = [tokenMajor(dq, B, H, T, d, scale), tokenMajor(dk, B, Hkv, T, d), tokenMajor(dv, B, Hkv, T, d)];
-        [dq, dk, dv].forEach((t) => t.dispose());
+        const dkT = pairProducts(qT, dSd, pairs, d, gT, T); // [pairs * d, T]
+        const dvT = pairProducts(dOT, p, pairs, d, gT, T); // [pairs * d, T]
+        // [B, G, d, T] rows back to token-major [B*T, G*d].
+        const fromTransposed = (t: tf.Tensor2D, G: number) => tf.tidy(() => tf.reshape(tf.transpose(tf.reshape(t, [B, G, d, T]), [0, 3, 1, 2]), [B * T, G * d]));
+        const grads = [tokenMajor(dq, B, H, T, d, scale), fromTransposed(dkT, Hkv), fromTransposed(dvT, Hkv)];
+        [dq, dkT, dvT].forEach((t) => t.dispose());
         return grads;
       },
     };

@@ -223,28 +223,32 @@ export class SyncWorkerPool<TTask, TResult> {
   }
 
   /**
-   * Runs every task of `tasks` (drawn lazily, so at most `size` + `ahead` are in flight and
-   * a streaming source is never read far ahead), calling `onResult` with the task's index
-   * as results arrive, in completion order. Blocks until all are done; the first error
-   * stops the run and is thrown.
+   * Runs every task of `tasks` (drawn lazily, at most `depth` per worker in flight, so a
+   * streaming source is never read far ahead), calling `onResult` with the task's index as
+   * results arrive, in completion order. Blocks until all are done; the first error stops
+   * the run (and the pool) and is thrown.
    */
-  runAll(tasks: Iterable<{ data: TTask; transfer?: Transferable[] }>, onResult: (index: number, result: TResult) => void): void {
+  runAll(tasks: Iterable<{ data: TTask; transfer?: Transferable[] }>, onResult: (index: number, result: TResult) => void, depth = 2): void {
     const it = tasks[Symbol.iterator]();
     let next = 0;
     let exhausted = false;
     let inFlight = 0;
+    const queued = new Map<Slot, number>(this.slots.map((s) => [s, 0]));
+    // Up to `depth` tasks per worker: the next one is prepared (read, copied) and waiting in
+    // the worker's port while the current one runs.
     const feed = () => {
-      for (const slot of this.slots) {
-        if (slot.busy || exhausted) continue;
-        const r = it.next();
-        if (r.done) {
-          exhausted = true;
-          return;
+      for (let round = 0; round < depth && !exhausted; round++) {
+        for (const slot of this.slots) {
+          if (exhausted || (queued.get(slot) ?? 0) > round) continue;
+          const r = it.next();
+          if (r.done) {
+            exhausted = true;
+            return;
+          }
+          queued.set(slot, (queued.get(slot) ?? 0) + 1);
+          inFlight++;
+          slot.port.postMessage({ type: 'task', id: next++, data: r.value.data } satisfies ToWorker, r.value.transfer ?? []);
         }
-        slot.busy = true;
-        slot.current = next++;
-        inFlight++;
-        slot.port.postMessage({ type: 'task', id: slot.current, data: r.value.data } satisfies ToWorker, r.value.transfer ?? []);
       }
     };
     feed();
@@ -253,8 +257,7 @@ export class SyncWorkerPool<TTask, TResult> {
       (slot, m) => {
         if (m.type === 'exit') throw new Error('a worker exited unexpectedly');
         if (m.type === 'ready') return;
-        slot.busy = false;
-        slot.current = null;
+        queued.set(slot, (queued.get(slot) ?? 1) - 1);
         inFlight--;
         if (m.type === 'error') throw fromWire(m.error);
         onResult(m.id, m.data as TResult);

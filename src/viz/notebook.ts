@@ -25,19 +25,29 @@ interface TslabDisplay {
   markdown(s: string): void;
 }
 
+const NOT_IN_KERNEL = 'notebook display works only inside the tslab kernel (npm run kernel:install, then open the notebook with "TypeScript (tda-lab)")';
+
 function tslab(): { display: TslabDisplay; newDisplay(): TslabDisplay } {
-  let mod: { display: TslabDisplay; newDisplay(): TslabDisplay };
   try {
-    mod = require('tslab');
+    return require('tslab');
   } catch {
-    throw new TdaError('notebook display needs the tslab kernel (npm run kernel:install, then open the notebook with "TypeScript (tda-lab)")', { field: 'tslab' });
+    throw new TdaError(NOT_IN_KERNEL, { field: 'tslab' });
   }
-  return mod;
+}
+
+/** Runs a display call; outside a running kernel tslab throws "Not ready", reported as a TdaError. */
+function send(f: () => void): void {
+  try {
+    f();
+  } catch (e) {
+    if (e instanceof TdaError) throw e;
+    throw new TdaError(`${NOT_IN_KERNEL}: ${(e as Error).message}`, { field: 'tslab' });
+  }
 }
 
 /** Extra style for notebook tables: text cells left-aligned and wrapped. */
 const NOTEBOOK_TABLE_CSS = `
-.tda-table td.tda-text { text-align: left; white-space: normal; max-width: 640px; }
+.tda-table td.tda-text, .tda-table th.tda-text { text-align: left; white-space: normal; max-width: 640px; }
 .tda-table caption { caption-side: top; text-align: left; font-weight: 600; padding: 4px 0; }
 .tda-progress { font: 13px/1.5 Inter, Helvetica, Arial, sans-serif; }
 .tda-progress .tda-bar { background: #e6e9ee; width: 360px; height: 8px; border-radius: 4px; }
@@ -52,11 +62,21 @@ let assetsShown = false;
  */
 export function ensureNotebookAssets(force = false): void {
   if (assetsShown && !force) return;
-  tslab().display.html(`<style>${TABLE_CSS}${NOTEBOOK_TABLE_CSS}</style>\n<script>${plotlyScript()}</script>`);
+  send(() => tslab().display.html(`<style>${TABLE_CSS}${NOTEBOOK_TABLE_CSS}</style>\n<script>${plotlyScript()}</script>`));
   assetsShown = true;
 }
 
 let figureCounter = 0;
+
+/**
+ * The figure's layout with its title left-aligned over the plot area (unless the spec places
+ * it), so a long title does not run under plotly's tool bar at the top right.
+ */
+function notebookLayout(layout: Record<string, unknown>): Record<string, unknown> {
+  const title = layout.title;
+  if (!title || typeof title !== 'object' || 'x' in title) return layout;
+  return { ...layout, title: { ...title, x: 0, xref: 'paper', xanchor: 'left' } };
+}
 
 /** A div and the call that draws the figure; says so in the div if plotly.js is not on the page. */
 function notebookFigureHtml(fig: Figure, height: number): string {
@@ -67,7 +87,7 @@ function notebookFigureHtml(fig: Figure, height: number): string {
     `<script>(function () {\n` +
     `  var el = document.getElementById(${json(id)});\n` +
     `  if (typeof Plotly === 'undefined') { el.style.height = 'auto'; el.textContent = 'plotly.js is not loaded on this page: run tda.ensureNotebookAssets(true) and this cell again (or trust the notebook).'; return; }\n` +
-    `  Plotly.newPlot(el, ${json(fig.data)}, ${json(fig.layout)}, {responsive: true, displaylogo: false});\n` +
+    `  Plotly.newPlot(el, ${json(fig.data)}, ${json(notebookLayout(fig.layout))}, {responsive: true, displaylogo: false});\n` +
     `})();</script>`
   );
 }
@@ -75,7 +95,7 @@ function notebookFigureHtml(fig: Figure, height: number): string {
 /** Shows a plotly figure spec (from src/viz/figures.ts) in the cell's output. */
 export function showFigure(fig: Figure, height = 420): void {
   ensureNotebookAssets();
-  tslab().display.html(notebookFigureHtml(fig, height));
+  send(() => tslab().display.html(notebookFigureHtml(fig, height)));
 }
 
 function formatCell(v: Cell, digits: number): string {
@@ -83,13 +103,17 @@ function formatCell(v: Cell, digits: number): string {
   return v === null || v === undefined ? '' : escapeHtml(String(v));
 }
 
-/** The HTML of a notebook table (`<table class="tda-table">`), text cells left-aligned. */
+/**
+ * The HTML of a notebook table (`<table class="tda-table">`): columns holding only text are
+ * left-aligned and wrap, numeric columns are right-aligned.
+ */
 export function notebookTableHtml(rows: Record<string, Cell>[], digits = 3, caption?: string): string {
   if (rows.length === 0) return '<p><em>(no rows)</em></p>';
   const cols = Object.keys(rows[0]);
-  const head = cols.map((c) => `<th>${escapeHtml(c)}</th>`).join('');
-  const cell = (v: Cell) => (typeof v === 'string' && v.length > 24 ? `<td class="tda-text">${formatCell(v, digits)}</td>` : `<td>${formatCell(v, digits)}</td>`);
-  const body = rows.map((r) => `<tr>${cols.map((c) => cell(r[c])).join('')}</tr>`).join('\n');
+  const isText = cols.map((c) => rows.some((r) => typeof r[c] === 'string') && rows.every((r) => typeof r[c] !== 'number'));
+  const cls = (j: number) => (isText[j] ? ' class="tda-text"' : '');
+  const head = cols.map((c, j) => `<th${cls(j)}>${escapeHtml(c)}</th>`).join('');
+  const body = rows.map((r) => `<tr>${cols.map((c, j) => `<td${cls(j)}>${formatCell(r[c], digits)}</td>`).join('')}</tr>`).join('\n');
   const cap = caption ? `<caption>${escapeHtml(caption)}</caption>` : '';
   return `<table class="tda-table">${cap}<thead><tr>${head}</tr></thead><tbody>\n${body}\n</tbody></table>`;
 }
@@ -101,17 +125,17 @@ export function notebookTableHtml(rows: Record<string, Cell>[], digits = 3, capt
 export function showTable(table: DataFrame | Record<string, Cell>[], digits = 3, caption?: string): void {
   ensureNotebookAssets();
   const rows = Array.isArray(table) ? table : frameRows(table);
-  tslab().display.html(notebookTableHtml(rows, digits, caption));
+  send(() => tslab().display.html(notebookTableHtml(rows, digits, caption)));
 }
 
 /** Shows raw HTML. */
 export function showHtml(html: string): void {
-  tslab().display.html(html);
+  send(() => tslab().display.html(html));
 }
 
 /** Shows Markdown (rendered by the notebook front end). */
 export function showMarkdown(markdown: string): void {
-  tslab().display.markdown(markdown);
+  send(() => tslab().display.markdown(markdown));
 }
 
 export interface NotebookProgress {
@@ -138,7 +162,7 @@ export function notebookProgress(label: string): NotebookProgress {
     const key = `${pct}|${detail}|${finished}`;
     if (key === last) return false;
     last = key;
-    d.html(`<div class="tda-progress">${text}<div class="tda-bar"><div style="width:${(360 * pct) / 100}px"></div></div></div>`);
+    send(() => d.html(`<div class="tda-progress">${text}<div class="tda-bar"><div style="width:${(360 * pct) / 100}px"></div></div></div>`));
     return true;
   };
   let lastDone = 0;

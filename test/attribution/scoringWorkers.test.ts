@@ -3,6 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import { DataInf } from '../../src/attribution/dataInf';
 import { GradCos, GradDot } from '../../src/attribution/gradDot';
 import { StreamedProducts } from '../../src/attribution/linalg';
+import { OwnedChunksSource } from '../../src/attribution/gradientAttributor';
 import { GradientSet, GradientSource, inMemorySource } from '../../src/attribution/types';
 import { dot, maxRelativeError, randomGradients, row } from './helpers';
 
@@ -76,6 +77,43 @@ describe('scoring as blocked products, in this thread and on worker threads', fu
     remote.cache(chunked(train, 4));
     const got = remote.attribute(test);
     assert.ok(maxRelativeError(got.data, Array.from(want.data)) < 1e-5);
+  });
+
+  it('moves the chunks of an OwnedChunksSource to the workers without copies, and gives the buffers back', () => {
+    const base = chunked(train, 5);
+    const given: ArrayBuffer[] = [];
+    const back: ArrayBuffer[] = [];
+    const owned: OwnedChunksSource = {
+      ...base,
+      ownedChunks: true,
+      recycle: (b) => back.push(b),
+      chunks: function* () {
+        for (const c of base.chunks()) {
+          c.set.blocks.forEach((b) => given.push(b.data.buffer as ArrayBuffer));
+          yield c;
+        }
+      },
+    };
+    for (const workers of [0, 2]) {
+      given.length = 0;
+      back.length = 0;
+      const want = new GradDot({ workers: 0 });
+      want.cache(chunked(train, 5));
+      const m = new GradDot({ workers });
+      m.cache(owned);
+      const got = m.attribute(test);
+      assert.ok(got.data.every((v, i) => Object.is(v, want.attribute(test).data[i])), `workers ${workers}`);
+      assert.equal(back.length, given.length, 'every buffer comes back');
+      assert.ok(back.every((b, i) => b.byteLength === given[i].byteLength || given.some((g) => g.byteLength === 0)), 'buffers of the right sizes');
+      // In this thread the very same buffers come back; moved to workers, the source's ones are detached (not copied).
+      if (workers === 0) assert.ok(back.every((b) => given.includes(b)));
+      else assert.ok(given.every((g) => g.byteLength === 0), 'moved, not copied');
+    }
+    const di = new DataInf({ workers: 2 });
+    di.cache(owned);
+    const local = new DataInf({ workers: 0 });
+    local.cache(chunked(train, 5));
+    assert.ok(maxRelativeError(di.attribute(test).data, Array.from(local.attribute(test).data)) < 1e-5);
   });
 
   it('rejects a bad worker count', () => {

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initAdapter, loadAdapter, parseLoraConfig } from '../../src/model/adapter';
-import { computeLoraGradients, LoraGradients } from '../../src/model/gradients';
+import { computeLoraGradients, GradientWorkers, LoraGradients } from '../../src/model/gradients';
 import { LlamaModel } from '../../src/model/llama';
 import { Rng } from '../../src/model/random';
 import { createTrainableModel } from '../../src/model/trainableWeights';
@@ -79,6 +79,23 @@ describe('per-example gradients on worker threads', function () {
       trainable.dispose();
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('GradientWorkers started once serve several calls, and refuse another model', async () => {
+    const model = LlamaModel.load(FIXTURE_DIR);
+    const adapter = loadAdapter(path.join(FIXTURE_DIR, 'adapter'), model.config);
+    const sequences = fixtureSequences();
+    const want = await computeLoraGradients(model, adapter, sequences, { batchSize: 1, workers: 0 });
+    const workers = await GradientWorkers.start(model, adapter, 2);
+    try {
+      assertIdentical(await computeLoraGradients(model, adapter, sequences, { batchSize: 1, workers }), want);
+      assertIdentical(await computeLoraGradients(model, adapter, sequences, { batchSize: 1, workers }), want);
+      const other = loadAdapter(path.join(FIXTURE_DIR, 'adapter'), model.config);
+      await assert.rejects(computeLoraGradients(model, other, sequences, { workers }), /another model or adapter/);
+    } finally {
+      await workers.close();
+      model.dispose();
     }
   });
 
