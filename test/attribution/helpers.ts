@@ -1,6 +1,6 @@
 /** Small random gradient sets and brute-force references for scorer tests. */
 import { Rng } from '../../src/model/random';
-import { GradientSet } from '../../src/attribution/types';
+import { GradientSet, GradientSource, inMemorySource } from '../../src/attribution/types';
 
 export function randomGradients(n: number, shapes: number[][], seed: number, scale = 1): GradientSet {
   const rng = new Rng(seed);
@@ -81,4 +81,18 @@ export function pearson(a: number[], b: number[]): number {
     sbb += (b[i] - mb) ** 2;
   });
   return sab / Math.sqrt(saa * sbb);
+}
+
+/** Chunks of `size` consecutive examples; each pass yields fresh copies, like a store read from disk. */
+export function chunked(set: GradientSet, size: number): GradientSource {
+  const src = inMemorySource(set);
+  return {
+    ...src,
+    chunks: function* () {
+      for (let s = 0; s < set.n; s += size) {
+        const m = Math.min(size, set.n - s);
+        yield { start: s, set: { n: m, blocks: set.blocks.map((b) => ({ ...b, data: b.data.slice(s * b.dim, (s + m) * b.dim) })) } };
+      }
+    },
+  };
 }

@@ -7,7 +7,7 @@ import { Lissa } from '../../src/attribution/lissa';
 import { tracinCP } from '../../src/attribution/tracin';
 import { GradientSet, GradientSource, inMemorySource } from '../../src/attribution/types';
 import { Rng } from '../../src/model/random';
-import { dot, denseHessian, invert, matVec, maxRelativeError, meanSquareDamping, randomGradients, row } from './helpers';
+import { chunked, dot, denseHessian, invert, matVec, maxRelativeError, meanSquareDamping, randomGradients, row } from './helpers';
 
 const SHAPES = [
   [3, 5],
@@ -16,19 +16,6 @@ const SHAPES = [
 const train = randomGradients(12, SHAPES, 1);
 const test = randomGradients(4, SHAPES, 2);
 
-/** Splits a set into chunks, to check streaming gives the same answer. */
-function chunked(set: GradientSet, size: number): GradientSource {
-  const src = inMemorySource(set);
-  return {
-    ...src,
-    chunks: function* () {
-      for (let s = 0; s < set.n; s += size) {
-        const m = Math.min(size, set.n - s);
-        yield { start: s, set: { n: m, blocks: set.blocks.map((b) => ({ ...b, data: b.data.slice(s * b.dim, (s + m) * b.dim) })) } };
-      }
-    },
-  };
-}
 
 /** Brute-force influence: sum_l g_q^T H_l^-1 g_i with dense inverses. */
 function bruteInfluence(tr: GradientSet, te: GradientSet, scale = 0.1): number[] {

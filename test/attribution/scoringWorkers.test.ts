@@ -5,21 +5,8 @@ import { GradCos, GradDot } from '../../src/attribution/gradDot';
 import { StreamedProducts } from '../../src/attribution/linalg';
 import { OwnedChunksSource } from '../../src/attribution/gradientAttributor';
 import { GradientSet, GradientSource, inMemorySource } from '../../src/attribution/types';
-import { dot, maxRelativeError, randomGradients, row } from './helpers';
+import { chunked, dot, maxRelativeError, randomGradients, row } from './helpers';
 
-/** Chunks of `size` consecutive examples; each pass yields fresh copies, like a store read from disk. */
-function chunked(set: GradientSet, size: number): GradientSource {
-  const src = inMemorySource(set);
-  return {
-    ...src,
-    chunks: function* () {
-      for (let s = 0; s < set.n; s += size) {
-        const m = Math.min(size, set.n - s);
-        yield { start: s, set: { n: m, blocks: set.blocks.map((b) => ({ ...b, data: b.data.slice(s * b.dim, (s + m) * b.dim) })) } };
-      }
-    },
-  };
-}
 
 // One block longer than a slab (4096 columns), so the slab splitting is exercised.
 const SHAPES = [[5000], [3, 4]];
