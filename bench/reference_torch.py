@@ -256,17 +256,22 @@ def run_scoring(a):
     test = torch.from_numpy(np.fromfile(os.path.join(a.shards, meta['test']), dtype='<f4').reshape(meta['n_test'], D))
     t0 = time.perf_counter()
     if a.mode == 'datainf':
-        # Pass 1: damping lambda = 0.1 * mean(g^2) (one block).
+        # Pass 1: damping lambda = 0.1 * mean(g^2) (one block). Squared row norms without
+        # temporaries, kept for pass 2; their sum in float64 (a single float32 sum of 1e9
+        # squares is off by ~1e-3, and every score scales with 1 / lambda).
+        norms = []
         ss = 0.0
         for k in range(len(meta['shards'])):
             g = read_shard(a.shards, meta, k)
-            ss += float(torch.dot(g.reshape(-1), g.reshape(-1)))
+            rn = torch.linalg.vector_norm(g, dim=1) ** 2
+            norms.append(rn)
+            ss += float(rn.double().sum())
         lam = 0.1 * ss / (n * D)
         # Pass 2: v = (g_q - (1/n) sum_i g_i (g_i . g_q) / (lambda + |g_i|^2)) / lambda.
         acc = torch.zeros_like(test)
         for k in range(len(meta['shards'])):
             g = read_shard(a.shards, meta, k)
-            coef = (test @ g.T) / (lam + (g * g).sum(1))
+            coef = (test @ g.T) / (lam + norms[k])
             acc += coef @ g
         v = (test - acc / n) / lam
     else:

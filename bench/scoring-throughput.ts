@@ -2,7 +2,7 @@
  * Scoring throughput (train x test pairs per second) and peak memory for gradDot and
  * DataInf on 10,000 training x 100 test gradients of 100k dimensions. Training gradients
  * are streamed in chunks (as from a gradient store), so memory stays bounded.
- * Run: `npm run bench:scoring` (options: --train N --test N --dim D --chunk C).
+ * One thread. Run: `npm run bench:scoring` (options: --train N --test N --dim D --chunk C).
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -59,7 +59,10 @@ async function main() {
   for (const c of train.chunks()) void c;
   const genSeconds = Number(process.hrtime.bigint() - g0) / 1e9;
   const rows = [];
-  for (const method of [new GradDot(), new DataInf()]) {
+  // One thread: the synthetic chunks are generated in this thread, and their time is
+  // subtracted, which is only right when nothing runs alongside (workers would overlap it).
+  // bench/side-by-side.ts measures the worker threads, on shard files.
+  for (const method of [new GradDot({ workers: 0 }), new DataInf({ workers: 0 })]) {
     const passes = method instanceof DataInf ? 3 : 1; // damping, transform, score
     const r = measure(method, train, test);
     const compute = r.seconds - passes * genSeconds;

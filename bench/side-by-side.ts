@@ -101,6 +101,14 @@ const TSX = path.join(HERE, '..', 'node_modules', '.bin', 'tsx');
 const tda = (args: string[]) => runJson(TSX, [path.join(HERE, 'tda-side.ts'), ...args]);
 const torch = (cfg: TorchConfig, args: string[]) => runJson(PYTHON, [path.join(HERE, 'reference_torch.py'), ...args, '--threads', String(cfg.threads)], cfg.env);
 
+/** A CSV field, quoted when it holds a comma or a quote. */
+function csvField(v: string | number): string {
+  const t = String(v);
+  return /[",\n]/.test(t) ? `"${t.replace(/"/g, '""')}"` : t;
+}
+
+const csvRow = (...fields: (string | number)[]) => fields.map(csvField).join(',');
+
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
@@ -200,13 +208,13 @@ function gradsBenchmark(work: string, configs: TorchConfig[]) {
       const methods = r.methods as Record<string, { examples_per_s: number }>;
       console.log(`  PyTorch (${cfg.name}: ${r.blas}): ${Object.entries(methods).map(([k, v]) => `${k} ${v.examples_per_s.toFixed(2)}`).join(', ')} examples/s`);
       for (const [way, v] of Object.entries(methods)) {
-        roundRows.push(`${label},pytorch ${way} (${cfg.name}),0,${v.examples_per_s},examples/s,${r.peak_rss_mb},calibration`);
+        roundRows.push(csvRow(label, `pytorch ${way} (${cfg.name})`, 0, v.examples_per_s, 'examples/s', r.peak_rss_mb as number, 'calibration'));
         if (v.examples_per_s > best.eps) best = { cfg, way, eps: v.examples_per_s };
       }
     }
     // Per core: tda-lab in this thread only, for the record (not a ratio in the table).
     const single = tda(['grads', ...common, '--examples', String(calib), '--workers', '0']);
-    roundRows.push(`${label},tda-lab 1 thread,0,${single.examples_per_s},examples/s,${single.peak_rss_mb},in-process`);
+    roundRows.push(csvRow(label, 'tda-lab 1 thread', 0, single.examples_per_s as number, 'examples/s', single.peak_rss_mb as number, 'in-process'));
     console.log(`  tda-lab on one thread: ${(single.examples_per_s as number).toFixed(2)} examples/s`);
     console.log(`  baseline: PyTorch ${best.way} with ${best.cfg.name}`);
 
@@ -223,13 +231,13 @@ function gradsBenchmark(work: string, configs: TorchConfig[]) {
           console.log(`  gradients agree to ${agreement.toExponential(2)} (max |diff| / max |value|); tda-lab worker start-up ${(r.startup_seconds as number).toFixed(2)} s`);
         }
         tdaRuns.push({ eps: r.examples_per_s as number, rss: r.peak_rss_mb as number });
-        roundRows.push(`${label},tda-lab,${round},${r.examples_per_s},examples/s,${r.peak_rss_mb},workers=${CORES}`);
+        roundRows.push(csvRow(label, 'tda-lab', round, r.examples_per_s as number, 'examples/s', r.peak_rss_mb as number, `workers=${CORES}`));
       };
       const runTorch = () => {
         const r = torch(best.cfg, ['grads', ...common, '--examples', String(c.examples), '--methods', best.way]);
         const eps = (r.methods as Record<string, { examples_per_s: number }>)[best.way].examples_per_s;
         torchRuns.push({ eps, rss: r.peak_rss_mb as number });
-        roundRows.push(`${label},pytorch,${round},${eps},examples/s,${r.peak_rss_mb},${best.way} ${best.cfg.name}`);
+        roundRows.push(csvRow(label, 'pytorch', round, eps, 'examples/s', r.peak_rss_mb as number, `${best.way} (${best.cfg.name})`));
       };
       if (round % 2) {
         runTda();
@@ -307,7 +315,7 @@ function scoringBenchmark(work: string, configs: TorchConfig[]) {
     for (const cfg of configs) {
       const r = torch(cfg, [mode, '--shards', dir, '--max-shards', calibShards]);
       console.log(`  ${label}: PyTorch (${cfg.name}: ${r.blas}) ${(r.pairs_per_s as number).toFixed(0)} pairs/s on ${r.n_train} training examples`);
-      roundRows.push(`${label},pytorch (${cfg.name}),0,${r.pairs_per_s},pairs/s,${r.peak_rss_mb},calibration on ${r.n_train}`);
+      roundRows.push(csvRow(label, `pytorch (${cfg.name})`, 0, r.pairs_per_s as number, 'pairs/s', r.peak_rss_mb as number, `calibration on ${r.n_train}`));
       if ((r.pairs_per_s as number) > bestRate) {
         bestRate = r.pairs_per_s as number;
         best = cfg;
@@ -323,12 +331,12 @@ function scoringBenchmark(work: string, configs: TorchConfig[]) {
       const runTda = () => {
         const r = tda([mode, '--shards', dir, '--workers', String(CORES), ...(round === 1 ? ['--dump', tdaDump] : [])]);
         tdaRuns.push({ rate: r.pairs_per_s as number, rss: r.peak_rss_mb as number });
-        roundRows.push(`${label},tda-lab,${round},${r.pairs_per_s},pairs/s,${r.peak_rss_mb},workers=${CORES}`);
+        roundRows.push(csvRow(label, 'tda-lab', round, r.pairs_per_s as number, 'pairs/s', r.peak_rss_mb as number, `workers=${CORES}`));
       };
       const runTorch = () => {
         const r = torch(best, [mode, '--shards', dir, ...(round === 1 ? ['--dump', torchDump] : [])]);
         torchRuns.push({ rate: r.pairs_per_s as number, rss: r.peak_rss_mb as number });
-        roundRows.push(`${label},pytorch,${round},${r.pairs_per_s},pairs/s,${r.peak_rss_mb},${best.name}`);
+        roundRows.push(csvRow(label, 'pytorch', round, r.pairs_per_s as number, 'pairs/s', r.peak_rss_mb as number, best.name));
       };
       if (round % 2) {
         runTda();
@@ -404,7 +412,7 @@ function main() {
   const csv = [
     'benchmark,unit,tda_lab_median,pytorch_median,ratio,pytorch_way,pytorch_blas,tda_lab_peak_rss_mb,pytorch_peak_rss_mb,agreement_max_rel_diff,rounds,machine',
     ...rows.map((r) =>
-      [r.benchmark, r.unit, r.tdaMedian, r.torchMedian, r.tdaMedian / r.torchMedian, r.torchWay, r.torchBlas, r.tdaRssMb, r.torchRssMb, r.agreement, r.rounds, `"${machine()}"`].join(','),
+      csvRow(r.benchmark, r.unit, r.tdaMedian, r.torchMedian, r.tdaMedian / r.torchMedian, r.torchWay, r.torchBlas, r.tdaRssMb, r.torchRssMb, r.agreement, r.rounds, machine()),
     ),
   ];
   fs.writeFileSync(path.join(RESULTS, QUICK ? 'side-by-side-quick.csv' : 'side-by-side.csv'), csv.join('\n') + '\n');
