@@ -134,6 +134,39 @@ function maxRelDiff(a: Float32Array, b: Float32Array): number {
 
 // ---------------------------------------------------------------- results
 
+/** One measurement: a throughput and the process's peak resident memory. */
+interface Run {
+  rate: number;
+  rss: number;
+}
+
+/** Runs a then b on odd rounds, b then a on even ones, so neither always goes first. */
+function alternate(round: number, a: () => void, b: () => void): void {
+  if (round % 2) {
+    a();
+    b();
+  } else {
+    b();
+    a();
+  }
+}
+
+/** A comparison's table row: medians of the rounds, the largest peak memory of each side. */
+function resultRow(benchmark: string, unit: string, tda: Run[], torch: Run[], torchWay: string, torchBlas: string, agreement: number): Row {
+  return {
+    benchmark,
+    unit,
+    tdaMedian: median(tda.map((r) => r.rate)),
+    torchMedian: median(torch.map((r) => r.rate)),
+    torchWay,
+    torchBlas,
+    tdaRssMb: Math.max(...tda.map((r) => r.rss)),
+    torchRssMb: Math.max(...torch.map((r) => r.rss)),
+    agreement,
+    rounds: ROUNDS,
+  };
+}
+
 interface Row {
   benchmark: string;
   unit: string;
@@ -218,8 +251,8 @@ function gradsBenchmark(work: string, configs: TorchConfig[]) {
     console.log(`  tda-lab on one thread: ${(single.examples_per_s as number).toFixed(2)} examples/s`);
     console.log(`  baseline: PyTorch ${best.way} with ${best.cfg.name}`);
 
-    const tdaRuns: { eps: number; rss: number }[] = [];
-    const torchRuns: { eps: number; rss: number }[] = [];
+    const tdaRuns: Run[] = [];
+    const torchRuns: Run[] = [];
     let agreement = NaN;
     for (let round = 1; round <= ROUNDS; round++) {
       const runTda = () => {
@@ -230,36 +263,19 @@ function gradsBenchmark(work: string, configs: TorchConfig[]) {
           agreement = maxRelDiff(readF32(tdaDump), readF32(path.join(dir, `torch-${configs[0].name.replace(/\W+/g, '')}.f32`)));
           console.log(`  gradients agree to ${agreement.toExponential(2)} (max |diff| / max |value|); tda-lab worker start-up ${(r.startup_seconds as number).toFixed(2)} s`);
         }
-        tdaRuns.push({ eps: r.examples_per_s as number, rss: r.peak_rss_mb as number });
+        tdaRuns.push({ rate: r.examples_per_s as number, rss: r.peak_rss_mb as number });
         roundRows.push(csvRow(label, 'tda-lab', round, r.examples_per_s as number, 'examples/s', r.peak_rss_mb as number, `workers=${CORES}`));
       };
       const runTorch = () => {
         const r = torch(best.cfg, ['grads', ...common, '--examples', String(c.examples), '--methods', best.way]);
         const eps = (r.methods as Record<string, { examples_per_s: number }>)[best.way].examples_per_s;
-        torchRuns.push({ eps, rss: r.peak_rss_mb as number });
+        torchRuns.push({ rate: eps, rss: r.peak_rss_mb as number });
         roundRows.push(csvRow(label, 'pytorch', round, eps, 'examples/s', r.peak_rss_mb as number, `${best.way} (${best.cfg.name})`));
       };
-      if (round % 2) {
-        runTda();
-        runTorch();
-      } else {
-        runTorch();
-        runTda();
-      }
-      console.log(`  round ${round}: tda-lab ${tdaRuns[tdaRuns.length - 1].eps.toFixed(2)}, PyTorch ${torchRuns[torchRuns.length - 1].eps.toFixed(2)} examples/s (load ${load()})`);
+      alternate(round, runTda, runTorch);
+      console.log(`  round ${round}: tda-lab ${tdaRuns[tdaRuns.length - 1].rate.toFixed(2)}, PyTorch ${torchRuns[torchRuns.length - 1].rate.toFixed(2)} examples/s (load ${load()})`);
     }
-    rows.push({
-      benchmark: label,
-      unit: 'examples/s',
-      tdaMedian: median(tdaRuns.map((r) => r.eps)),
-      torchMedian: median(torchRuns.map((r) => r.eps)),
-      torchWay: best.way,
-      torchBlas: best.cfg.name,
-      tdaRssMb: Math.max(...tdaRuns.map((r) => r.rss)),
-      torchRssMb: Math.max(...torchRuns.map((r) => r.rss)),
-      agreement,
-      rounds: ROUNDS,
-    });
+    rows.push(resultRow(label, 'examples/s', tdaRuns, torchRuns, best.way, best.cfg.name, agreement));
   }
 }
 
@@ -325,8 +341,8 @@ function scoringBenchmark(work: string, configs: TorchConfig[]) {
     const tdaDump = path.join(dir, `tda-${mode}.f32`);
     const torchDump = path.join(dir, `torch-${mode}.f32`);
     let agreement = NaN;
-    const tdaRuns: { rate: number; rss: number }[] = [];
-    const torchRuns: { rate: number; rss: number }[] = [];
+    const tdaRuns: Run[] = [];
+    const torchRuns: Run[] = [];
     for (let round = 1; round <= ROUNDS; round++) {
       const runTda = () => {
         const r = tda([mode, '--shards', dir, '--workers', String(CORES), ...(round === 1 ? ['--dump', tdaDump] : [])]);
@@ -338,31 +354,14 @@ function scoringBenchmark(work: string, configs: TorchConfig[]) {
         torchRuns.push({ rate: r.pairs_per_s as number, rss: r.peak_rss_mb as number });
         roundRows.push(csvRow(label, 'pytorch', round, r.pairs_per_s as number, 'pairs/s', r.peak_rss_mb as number, best.name));
       };
-      if (round % 2) {
-        runTda();
-        runTorch();
-      } else {
-        runTorch();
-        runTda();
-      }
+      alternate(round, runTda, runTorch);
       if (round === 1) {
         agreement = maxRelDiff(readF32(tdaDump), readF32(torchDump));
         console.log(`  scores agree to ${agreement.toExponential(2)} (max |diff| / max |score|)`);
       }
       console.log(`  round ${round}: tda-lab ${tdaRuns[tdaRuns.length - 1].rate.toFixed(0)}, PyTorch ${torchRuns[torchRuns.length - 1].rate.toFixed(0)} pairs/s (load ${load()})`);
     }
-    rows.push({
-      benchmark: label,
-      unit: 'pairs/s',
-      tdaMedian: median(tdaRuns.map((r) => r.rate)),
-      torchMedian: median(torchRuns.map((r) => r.rate)),
-      torchWay: 'torch.mm',
-      torchBlas: best.name,
-      tdaRssMb: Math.max(...tdaRuns.map((r) => r.rss)),
-      torchRssMb: Math.max(...torchRuns.map((r) => r.rss)),
-      agreement,
-      rounds: ROUNDS,
-    });
+    rows.push(resultRow(label, 'pairs/s', tdaRuns, torchRuns, 'torch.mm', best.name, agreement));
   }
 }
 

@@ -18,8 +18,10 @@ export { listCheckpoints, isAdapterDir, CheckpointInfo } from './model/checkpoin
 export { LlamaModel, BatchConstants, disposeBatchConstants } from './model/llama';
 export { loraStateFromAdapter, replicatePerExample, disposeLoraState, LoraState } from './model/loraState';
 export { exampleLosses, lossConstants, disposeLossConstants } from './model/loss';
-export { computeLoraGradients, computeLosses, batchLoraGradients, LoraGradients, LoraGradientBatch, GradientOptions } from './model/gradients';
-export { llamaConfig, hfConfigJson, randomBaseTensors, writeRandomCheckpoint, parameterCount } from './model/synthetic';
+export { computeLoraGradients, computeLosses, batchLoraGradients, GradientWorkers, WORKER_MIN_BATCHES, LoraGradients, LoraGradientBatch, GradientOptions } from './model/gradients';
+export { WeightLayout, keepsBothLayouts, BOTH_LAYOUTS_MAX_BYTES } from './model/baseWeights';
+export { checkActivationBudget, activationBytesPerRow, WASM_HEAP_BYTES } from './model/memoryBudget';
+export { llamaConfig, hfConfigJson, randomBaseTensors, writeRandomCheckpoint, writeLargeRandomCheckpoint, parameterCount, SIZE_PRESETS } from './model/synthetic';
 export { Rng } from './model/random';
 export { makeBatch, LabelMask, TokenBatch, TokenSequence } from './data/batch';
 export { readExamplesJsonl, validateTokenIds, Example } from './data/examples';

@@ -10,6 +10,7 @@
  * A block whose gradients are all zero (lora_A at B = 0) has lambda_l = 0 and contributes 0.
  */
 import { DampedAttributor, ScoringEngine, withBlocks } from './gradientAttributor';
+import { TopKScores } from './topK';
 import { GradientSet, GradientSource, ScoreMatrix } from './types';
 
 export class DataInf extends DampedAttributor {
@@ -20,6 +21,16 @@ export class DataInf extends DampedAttributor {
     const engine = ScoringEngine.open(test.n, train, this.scoring);
     try {
       return engine.scores(this.transformWith(engine, test, train), train);
+    } finally {
+      engine.close();
+    }
+  }
+
+  /** Top-k of the same scores: the transformed test vectors are dotted chunk by chunk and ranked. */
+  protected override scoreTopK(test: GradientSet, train: GradientSource, k: number): TopKScores {
+    const engine = ScoringEngine.open(test.n, train, this.scoring);
+    try {
+      return engine.topK(this.transformWith(engine, test, train), train, k);
     } finally {
       engine.close();
     }

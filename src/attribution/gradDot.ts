@@ -3,7 +3,8 @@
  * gradCos scores the cosine of the full concatenated LoRA gradients, which removes the
  * dominance of examples with large gradients.
  */
-import { dotScores, GradientAttributor, withBlocks } from './gradientAttributor';
+import { dotScores, GradientAttributor, ScoringEngine, withBlocks } from './gradientAttributor';
+import { TopKScores } from './topK';
 import { GradientSet, GradientSource, ScoreMatrix } from './types';
 
 export class GradDot extends GradientAttributor {
@@ -45,10 +46,26 @@ export class GradCos extends GradientAttributor {
 
   protected override score(test: GradientSet, train: GradientSource): ScoreMatrix {
     const s = dotScores(this.transform(test), train, this.scoring);
-    // A zero gradient has no direction: its cosine is defined as 0.
-    for (let q = 0; q < s.nTest; q++) {
-      for (let i = 0; i < s.nTrain; i++) s.data[q * s.nTrain + i] = this.trainNorms[i] > 0 ? s.data[q * s.nTrain + i] / this.trainNorms[i] : 0;
-    }
+    this.divideByTrainNorms(s.data, 0, s.nTrain);
     return s;
+  }
+
+  /** Each chunk's block is divided by its training norms before it is ranked (the same arithmetic as score()). */
+  protected override scoreTopK(test: GradientSet, train: GradientSource, k: number): TopKScores {
+    const engine = ScoringEngine.open(test.n, train, this.scoring);
+    try {
+      return engine.topK(this.transform(test), train, k, (block, start, m) => this.divideByTrainNorms(block, start, m));
+    } finally {
+      engine.close();
+    }
+  }
+
+  /** Columns of a [nTest, m] block holding training examples [start, start + m), divided by their norms. */
+  private divideByTrainNorms(block: Float32Array, start: number, m: number): void {
+    const rows = block.length / m;
+    for (let q = 0; q < rows; q++) {
+      // A zero gradient has no direction: its cosine is defined as 0.
+      for (let j = 0; j < m; j++) block[q * m + j] = this.trainNorms[start + j] > 0 ? block[q * m + j] / this.trainNorms[start + j] : 0;
+    }
   }
 }

@@ -4,6 +4,9 @@
  * and scores training example i by v_q . g_i, summed over blocks. Training gradients are
  * streamed chunk by chunk, so they never need to be in memory all at once.
  *
+ * attributeTopK keeps only the best k training examples per query, folding each chunk's
+ * scores into a [nTest, k] accumulator (topK.ts), so nothing of size nTest x nTrain exists.
+ *
  * Sign: positive = upweighting the training example lowers the test loss (it helps).
  */
 import * as tf from '@tensorflow/tfjs';
@@ -13,7 +16,11 @@ import { availableCores, SyncWorkerPool } from '../runtime/workers';
 import { blockDamping, DampingOptions } from './damping';
 import { checkCompatible, checkFinite } from './gradientChecks';
 import { addColumns, FixedBlock, SLAB_COLUMNS, StreamedProducts } from './linalg';
+import { checkK, TopKAccumulator, TopKScores } from './topK';
 import { Attributor, GradientSet, GradientSource, ScoreMatrix, scoreMatrix } from './types';
+
+/** Rewrites a chunk's [nTest, m] score block (training examples [start, start + m)) in place. */
+export type BlockAdjust = (block: Float32Array, start: number, m: number) => void;
 
 export interface ScoringOptions {
   /**
@@ -134,38 +141,65 @@ export class ScoringEngine {
     for (const b of set.blocks) if (b.data.buffer instanceof ArrayBuffer) train.recycle(b.data.buffer);
   }
 
-  /** sum_l V_l @ G_l^T over the training chunks: [nTest, nTrain]. */
-  scores(v: GradientSet, train: GradientSource): ScoreMatrix {
-    const s = scoreMatrix(v.n, train.n);
+  /**
+   * Streams sum_l V_l @ G_l^T chunk by chunk: `onBlock` gets each chunk's [nTest, m] scores
+   * (in completion order on workers) and may keep or drop them.
+   */
+  private streamDots(v: GradientSet, train: GradientSource, onBlock: (start: number, m: number, block: Float32Array) => void): void {
     if (!this.pool) {
       const products = new StreamedProducts(v.blocks.map((b) => ({ data: b.data, rows: v.n, dim: b.dim })));
       try {
         for (const { start, set } of train.chunks()) {
-          addColumns(s.data, train.n, products.dot(set.blocks.map((b) => b.data), set.n), v.n, start, set.n);
+          const block = products.dot(set.blocks.map((b) => b.data), set.n);
           ScoringEngine.release(set, train);
+          onBlock(start, set.n, block);
         }
       } finally {
         products.dispose();
       }
-      return s;
+      return;
     }
     this.pool.broadcast({ op: 'load', blocks: sharedBlocks(v), slab: SLAB_COLUMNS });
-    const placed: { start: number; m: number }[] = [];
+    // Where each task's chunk sits, kept only while the task is in flight.
+    const placed = new Map<number, { start: number; m: number }>();
     const self = this;
     const tasks = function* () {
       for (const { start, set } of train.chunks()) {
-        placed.push({ start, m: set.n });
+        placed.set(self.tasksSent, { start, m: set.n });
         yield self.task(set, train, null);
       }
     };
     this.pool.runAll(tasks(), (i, result) => {
       const r = result as ChunkResult;
-      addColumns(s.data, train.n, r.scores as Float32Array, v.n, placed[i].start, placed[i].m);
+      const at = placed.get(i)!;
+      placed.delete(i);
       this.recycle(i, r.spent, train);
+      onBlock(at.start, at.m, r.scores as Float32Array);
     });
     this.spare = [];
     this.tasksSent = 0;
+  }
+
+  /** sum_l V_l @ G_l^T over the training chunks: [nTest, nTrain]. */
+  scores(v: GradientSet, train: GradientSource): ScoreMatrix {
+    const s = scoreMatrix(v.n, train.n);
+    this.streamDots(v, train, (start, m, block) => addColumns(s.data, train.n, block, v.n, start, m));
     return s;
+  }
+
+  /**
+   * The best k training examples per row of sum_l V_l @ G_l^T, in memory that does not
+   * grow with nTrain: each chunk's [nTest, m] block is folded into a [nTest, k]
+   * accumulator and dropped. `adjust` may rewrite a block in place first (gradCos divides
+   * by the training norms). k above train.n is clamped to train.n.
+   */
+  topK(v: GradientSet, train: GradientSource, k: number, adjust?: BlockAdjust): TopKScores {
+    const acc = new TopKAccumulator(v.n, train.n, k);
+    this.streamDots(v, train, (start, m, block) => {
+      adjust?.(block, start, m);
+      acc.add(block, start, m);
+    });
+    return acc.result();
   }
 
   /**
@@ -215,6 +249,16 @@ export function dotScores(v: GradientSet, train: GradientSource, opts: ScoringOp
   }
 }
 
+/** The best k training examples per row of sum_l V_l @ G_l^T, in fixed memory (see ScoringEngine.topK). */
+export function topKScores(v: GradientSet, train: GradientSource, k: number, opts: ScoringOptions = {}): TopKScores {
+  const engine = ScoringEngine.open(v.n, train, opts);
+  try {
+    return engine.topK(v, train, k);
+  } finally {
+    engine.close();
+  }
+}
+
 /** A copy of a GradientSet's structure with new block data. */
 export function withBlocks(set: GradientSet, data: Float32Array[]): GradientSet {
   return { n: set.n, blocks: set.blocks.map((b, l) => ({ ...b, data: data[l] })) };
@@ -234,10 +278,31 @@ export abstract class GradientAttributor implements Attributor<GradientSource, G
 
   attribute(test: GradientSet): ScoreMatrix {
     const train = this.train;
+    this.checkTest(test, train);
+    return this.score(test, train);
+  }
+
+  /**
+   * The k most helpful training examples per query, rows sorted by descending score (ties:
+   * lower training index first), without the [nTest, nTrain] matrix: scoring memory does
+   * not grow with nTrain beyond one chunk (what cache() keeps is the method's own; lissa,
+   * for one, holds every training gradient). k above nTrain is clamped (result.k says how many).
+   */
+  attributeTopK(test: GradientSet, k: number): TopKScores {
+    checkK(k);
+    const train = this.train;
+    // A method whose score() is not transform-then-dot must say how to do top-k itself.
+    if (this.score !== GradientAttributor.prototype.score && this.scoreTopK === GradientAttributor.prototype.scoreTopK) {
+      throw new TdaError(`top-k scoring is not available for method '${this.name}' (use attribute() for the full matrix)`, { field: 'topK' });
+    }
+    this.checkTest(test, train);
+    return this.scoreTopK(test, train, Math.min(k, train.n));
+  }
+
+  private checkTest(test: GradientSet, train: GradientSource): void {
     if (test.n === 0) throw new TdaError('the test set has no examples', { field: 'test' });
     checkCompatible(train, test);
     checkFinite(test);
-    return this.score(test, train);
   }
 
   protected get train(): GradientSource {
@@ -253,6 +318,11 @@ export abstract class GradientAttributor implements Attributor<GradientSource, G
   /** Default: transform test gradients, then dot with training gradients. */
   protected score(test: GradientSet, train: GradientSource): ScoreMatrix {
     return dotScores(this.transform(test, train), train, this.scoring);
+  }
+
+  /** Default: transform test gradients, then keep the top k of their dots with the training gradients. */
+  protected scoreTopK(test: GradientSet, train: GradientSource, k: number): TopKScores {
+    return topKScores(this.transform(test, train), train, k, this.scoring);
   }
 
   protected abstract transform(test: GradientSet, train: GradientSource): GradientSet;

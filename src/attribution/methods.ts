@@ -4,22 +4,22 @@ import { DataInf } from './dataInf';
 import { EkfacInfluence } from './ekfac';
 import { ExactInfluence } from './exact';
 import { GradCos, GradDot } from './gradDot';
-import { GradientAttributor } from './gradientAttributor';
+import { GradientAttributor, ScoringOptions } from './gradientAttributor';
 import { Lissa, LissaOptions } from './lissa';
 
 export const GRADIENT_METHODS = ['gradDot', 'gradCos', 'dataInf', 'lissa', 'exact', 'ekfac'] as const;
 export type GradientMethod = (typeof GRADIENT_METHODS)[number];
 
-export interface MethodOptions extends LissaOptions {
+export interface MethodOptions extends LissaOptions, ScoringOptions {
   maxBlockSize?: number;
 }
 
 export function createGradientAttributor(method: string, opts: MethodOptions = {}): GradientAttributor {
   switch (method as GradientMethod) {
     case 'gradDot':
-      return new GradDot();
+      return new GradDot({ workers: opts.workers });
     case 'gradCos':
-      return new GradCos();
+      return new GradCos({ workers: opts.workers });
     case 'dataInf':
       return new DataInf(opts);
     case 'lissa':

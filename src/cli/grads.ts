@@ -33,16 +33,31 @@ export interface GradsSummary {
   losses: Float32Array;
 }
 
+/**
+ * What a gradient run reads: the model, the adapter (checked against it), the model
+ * directory's tokenizer if it has one, and the examples (token ids checked against the
+ * vocabulary). The caller disposes the model.
+ */
+export function loadGradsInputs(modelDir: string, adapterDir: string, dataFile: string) {
+  const model = LlamaModel.load(modelDir);
+  try {
+    const adapter = loadAdapter(adapterDir, model.config);
+    const tokenizer = fs.existsSync(path.join(modelDir, TOKENIZER_FILE)) ? loadTokenizer(modelDir) : undefined;
+    const examples = readExamplesJsonl(dataFile, tokenizer);
+    validateTokenIds(examples, model.config.vocabSize, dataFile);
+    return { model, adapter, tokenizer, examples };
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+}
+
 export async function runGrads(opts: GradsOptions): Promise<GradsSummary> {
   const mask = opts.mask ?? 'response';
   if (mask !== 'response' && mask !== 'full') throw new TdaError(`unknown mask '${mask}' (use response or full)`, { field: '--mask' });
   const started = Date.now();
-  const model = LlamaModel.load(opts.model);
+  const { model, adapter, tokenizer, examples: all } = loadGradsInputs(opts.model, opts.adapter, opts.data);
   try {
-    const adapter = loadAdapter(opts.adapter, model.config);
-    const tokenizer = fs.existsSync(path.join(opts.model, TOKENIZER_FILE)) ? loadTokenizer(opts.model) : undefined;
-    const all = readExamplesJsonl(opts.data, tokenizer);
-    validateTokenIds(all, model.config.vocabSize, opts.data);
     const batchSize = opts.batchSize ?? DEFAULT_BATCH_SIZE;
     const range = opts.shard ? shardRange(all.length, opts.shard, batchSize) : { start: 0, end: all.length };
     const examples = all.slice(range.start, range.end);

@@ -4,6 +4,9 @@ import { LabelMask } from '../data/batch';
 import { BackendChoice, initBackend } from '../runtime/backend';
 import { runDemo } from './demo';
 import { DEFAULT_BATCH_SIZE, runGrads } from './grads';
+import { runGradsToStore } from './gradsStore';
+import { STORE_DTYPES, StoreDType } from '../attribution/store/manifest';
+import { TdaError } from '../errors';
 import { registerMergeCommand } from './merge';
 import { parseShard } from './shard';
 import { registerMetricsCommand } from './metrics';
@@ -14,6 +17,11 @@ function positiveInt(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('must be a positive integer');
   return n;
+}
+
+function storeDType(value: string): StoreDType {
+  if (!(STORE_DTYPES as readonly string[]).includes(value)) throw new InvalidArgumentError(`must be one of ${STORE_DTYPES.join(', ')}`);
+  return value as StoreDType;
 }
 
 function mask(value: string): LabelMask {
@@ -31,16 +39,35 @@ export function buildProgram(): Command {
 
   program
     .command('grads')
-    .description('per-example LoRA gradients of a JSONL dataset, written to a safetensors file')
+    .description('per-example LoRA gradients of a JSONL dataset, written to a safetensors file (--out) or streamed into a resumable gradient store (--store)')
     .requiredOption('--model <dir>', 'Hugging Face model directory (config.json, model.safetensors)')
     .requiredOption('--adapter <dir>', 'PEFT LoRA adapter directory (adapter_config.json, adapter_model.safetensors)')
     .requiredOption('--data <file>', 'JSONL: {"prompt","response"} or {"input_ids","prompt_length"} per line')
-    .requiredOption('--out <file>', 'output .safetensors: one [nExamples, ...] tensor per adapter tensor, plus loss')
+    .option('--out <file>', 'output .safetensors: one [nExamples, ...] tensor per adapter tensor, plus loss (held in memory)')
+    .option('--store <dir>', 'gradient store directory instead: shards written as they are computed, resumed on re-run')
+    .option('--store-shard-size <n>', 'with --store: examples per shard file', positiveInt, 256)
+    .option('--store-dtype <dtype>', 'with --store: F32, F16 or BF16', storeDType, 'F32')
+    .option('--project <k>', 'with --store: random projection (gaussian, seed 0) of every block to k dimensions', positiveInt)
     .option('--mask <mask>', 'which tokens the loss counts: response or full', mask, 'response' as LabelMask)
     .option('--batch-size <n>', 'examples per backward pass', positiveInt, DEFAULT_BATCH_SIZE)
     .option('--shard <i/n>', 'compute only shard i of n of the examples (0-based); combine with tda-lab merge', parseShard)
     .action(async (o) => {
+      if ((o.out === undefined) === (o.store === undefined)) throw new TdaError('give exactly one of --out <file> and --store <dir>', { field: '--out' });
       await backend();
+      if (o.store !== undefined) {
+        if (o.shard) throw new TdaError('--shard applies to --out files; a store is already written shard by shard (use --store-shard-size)', { field: '--shard' });
+        const stop = new AbortController();
+        const onInterrupt = () => stop.abort();
+        process.once('SIGINT', onInterrupt);
+        try {
+          const s = await runGradsToStore({ model: o.model, adapter: o.adapter, data: o.data, store: o.store, mask: o.mask, batchSize: o.batchSize, shardSize: o.storeShardSize, dtype: o.storeDtype, projectDim: o.project, signal: stop.signal });
+          process.stderr.write(`${o.store}: ${s.examples} examples; ${s.computedShards} shards computed, ${s.reusedShards} reused, in ${s.seconds.toFixed(1)} s\n`);
+        } finally {
+          process.off('SIGINT', onInterrupt);
+        }
+        return;
+      }
+      if (o.project !== undefined) throw new TdaError('--project needs --store', { field: '--project' });
       const s = await runGrads({ model: o.model, adapter: o.adapter, data: o.data, out: o.out, mask: o.mask, batchSize: o.batchSize, shard: o.shard });
       process.stderr.write(`wrote ${o.out}: ${s.examples} examples, ${s.tensors} tensors in ${s.seconds.toFixed(1)} s\n`);
     });

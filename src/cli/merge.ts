@@ -1,4 +1,7 @@
-/** `tda-lab merge`: combines the shard files of `grads --shard` or `score --shard` into one file. */
+/**
+ * `tda-lab merge`: combines the shard files of `grads --shard` or `score --shard` (full
+ * matrices or `--top-k` files, whose rows are queries too) into one file.
+ */
 import { Command } from 'commander';
 import { TdaError } from '../errors';
 import { SafetensorsFile, TensorToWrite, writeSafetensors } from '../io/safetensors';
@@ -22,7 +25,8 @@ export function runMerge(files: string[], out: string): { shards: number; rows: 
       if (other) throw new TdaError(`shard ${s.spec.index}/${count} is given twice (also ${other})`, { file: s.file, field: 'shard' });
       seen.set(s.spec.index, s.file);
       // Everything that produced the shard must match (model, adapter, data, method, mask, ...).
-      for (const key of new Set([...Object.keys(first.st.metadata), ...Object.keys(s.st.metadata)])) {
+      // The format first: a top-k shard among full-matrix shards is best told as such.
+      for (const key of new Set(['format', ...Object.keys(first.st.metadata), ...Object.keys(s.st.metadata)])) {
         if (SHARD_KEYS.includes(key)) continue;
         if (first.st.metadata[key] !== s.st.metadata[key]) {
           throw new TdaError(`'${key}' is ${JSON.stringify(s.st.metadata[key])} but ${JSON.stringify(first.st.metadata[key])} in ${first.file}`, { file: s.file, field: key });
@@ -42,15 +46,21 @@ export function runMerge(files: string[], out: string): { shards: number; rows: 
     const tensors: Record<string, TensorToWrite> = {};
     for (const name of names) {
       const shape0 = first.st.info(name).shape;
+      // Integer tensors (top-k indices) stay I32; everything else is merged as F32.
+      const dtype0 = first.st.info(name).dtype;
+      const integer = dtype0 === 'I32';
       const parts = shards.map((s) => {
         if (!s.st.has(name)) throw new TdaError('tensor is missing from this shard', { file: s.file, field: name });
         const shape = s.st.info(name).shape;
         if (shape.length !== shape0.length || shape.slice(1).some((d, i) => d !== shape0[i + 1]) || shape[0] !== s.end - s.start) {
           throw new TdaError(`shape [${shape}] does not fit shard rows [${s.start}, ${s.end}) and [${shape0}] in ${first.file}`, { file: s.file, field: name });
         }
-        return s.st.readFloat32(name);
+        const dtype = s.st.info(name).dtype;
+        if (integer !== (dtype === 'I32')) throw new TdaError(`dtype ${dtype} differs from ${dtype0} in ${first.file}`, { file: s.file, field: name });
+        return integer ? s.st.readInt32(name) : s.st.readFloat32(name);
       });
-      const data = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
+      const total = parts.reduce((a, p) => a + p.length, 0);
+      const data = integer ? new Int32Array(total) : new Float32Array(total);
       let offset = 0;
       for (const p of parts) {
         data.set(p, offset);

@@ -22,6 +22,7 @@ import { bootstrapMeanCI } from '../eval/bootstrap';
 import { danfo, DataFrame, frameColumn, frameFromColumns } from '../eval/frame';
 import { DEFAULT_RECALL_K, perQueryMetrics, pooledAuc } from '../eval/perQuery';
 import { checkPositives, checkScoreMatrix } from '../eval/validate';
+import { refuseTopK } from '../attribution/gradientFile';
 import { ScoreMatrix } from '../attribution/types';
 import { formatTable } from './table';
 
@@ -59,6 +60,8 @@ export interface MetricsResult {
 export function readScoreMatrix(file: string): ScoreMatrix {
   const st = SafetensorsFile.open(file);
   try {
+    // AUC and AP need every training example's rank; a top-k file has only the first k.
+    refuseTopK(st, 'metrics');
     if (!st.has(SCORES_TENSOR)) {
       const names = st.names();
       const have = names.length ? `it has ${names.slice(0, 5).join(', ')}${names.length > 5 ? ', ...' : ''}` : 'it has no tensors';

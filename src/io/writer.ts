@@ -9,7 +9,11 @@ export interface TensorToWrite {
   /** Defaults from the array type: F32, F64, I32, I64, U8; Uint16Array (raw half bits) must say F16 or BF16. */
   dtype?: DType;
   shape: number[];
-  data: TensorData;
+  /**
+   * The values, or a function that makes them when the tensor is written (then `dtype` is
+   * required): a checkpoint larger than memory is written with one tensor alive at a time.
+   */
+  data: TensorData | (() => TensorData);
 }
 
 // Which dtypes each array type may be stored as; the first one is the default.
@@ -65,33 +69,52 @@ export function planTensors(tensors: Record<string, TensorToWrite>, file: string
       const where = { file, field: name };
       if (name === '' || name === '__metadata__') throw new TdaError('is not a valid tensor name', where);
       const t = tensors[name];
-      const allowed = t && t.data ? allowedDTypes(t.data) : [];
-      if (allowed.length === 0) {
-        throw new TdaError('data must be a Float32Array, Float64Array, Int32Array, BigInt64Array, Uint8Array or Uint16Array', where);
+      const lazy = typeof t?.data === 'function';
+      if (lazy && (t.dtype === undefined || !isDType(t.dtype))) throw new TdaError('a tensor whose data is made on write needs an explicit dtype', where);
+      if (!isShape(t?.shape)) {
+        throw new TdaError(`shape must be an array of non-negative integers, got ${JSON.stringify(t?.shape)}`, where);
       }
-      if (t.dtype !== undefined && !isDType(t.dtype)) throw new TdaError(`unknown dtype ${JSON.stringify(t.dtype)}`, where);
-      if (t.dtype === undefined && t.data instanceof Uint16Array) {
-        throw new TdaError('Uint16Array data holds raw half bits; give dtype F16 or BF16', where);
-      }
-      const dtype = t.dtype ?? allowed[0];
-      if (!allowed.includes(dtype)) {
-        throw new TdaError(`cannot write ${t.data.constructor.name} data as ${dtype} (allowed: ${allowed.join(', ')})`, where);
-      }
-      if (!isShape(t.shape)) {
-        throw new TdaError(`shape must be an array of non-negative integers, got ${JSON.stringify(t.shape)}`, where);
-      }
-      const n = shapeSize(t.shape);
-      if (t.data.length !== n) {
-        throw new TdaError(`data has ${t.data.length} elements but shape ${JSON.stringify(t.shape)} needs ${n}`, where);
-      }
-      if (dtype === 'BOOL' && (t.data as Uint8Array).some((b) => b > 1)) {
-        throw new TdaError('BOOL data must contain only 0 and 1', where);
-      }
+      const dtype = lazy ? t.dtype! : checkData(t.data as TensorData, t.dtype, t.shape, where);
       const begin = pos;
-      pos += n * DTYPE_BYTES[dtype];
-      const data = t.data;
-      return { name, dtype, shape: [...t.shape], begin, end: pos, encode: () => encodeData(data, dtype) };
+      pos += shapeSize(t.shape) * DTYPE_BYTES[dtype];
+      const make = lazy ? (t.data as () => TensorData) : () => t.data as TensorData;
+      return {
+        name,
+        dtype,
+        shape: [...t.shape],
+        begin,
+        end: pos,
+        encode: () => {
+          const data = make();
+          if (lazy) checkData(data, dtype, t.shape, where);
+          return encodeData(data, dtype);
+        },
+      };
     });
+}
+
+/** Checks that `data` can be stored as `dtype` (default: from its type) with `shape`; returns the dtype. */
+function checkData(data: TensorData, requested: DType | undefined, shape: number[], where: { file: string; field: string }): DType {
+  const allowed = data ? allowedDTypes(data) : [];
+  if (allowed.length === 0) {
+    throw new TdaError('data must be a Float32Array, Float64Array, Int32Array, BigInt64Array, Uint8Array or Uint16Array', where);
+  }
+  if (requested !== undefined && !isDType(requested)) throw new TdaError(`unknown dtype ${JSON.stringify(requested)}`, where);
+  if (requested === undefined && data instanceof Uint16Array) {
+    throw new TdaError('Uint16Array data holds raw half bits; give dtype F16 or BF16', where);
+  }
+  const dtype = requested ?? allowed[0];
+  if (!allowed.includes(dtype)) {
+    throw new TdaError(`cannot write ${data.constructor.name} data as ${dtype} (allowed: ${allowed.join(', ')})`, where);
+  }
+  const n = shapeSize(shape);
+  if (data.length !== n) {
+    throw new TdaError(`data has ${data.length} elements but shape ${JSON.stringify(shape)} needs ${n}`, where);
+  }
+  if (dtype === 'BOOL' && (data as Uint8Array).some((b) => b > 1)) {
+    throw new TdaError('BOOL data must contain only 0 and 1', where);
+  }
+  return dtype;
 }
 
 /** 8-byte length prefix + JSON header, space-padded so the data section starts 8-byte aligned. */

@@ -2,10 +2,23 @@
 import * as tf from '@tensorflow/tfjs';
 import { TdaError } from '../errors';
 import { openWeights, WeightSource } from '../io/weights';
-import { FrozenMatrix, frozenMatrix } from '../runtime/ops';
-import { linearShape, modulePath } from './modules';
+import { FrozenMatrix, frozenFromHf, transpose2d } from '../runtime/ops';
+import { hasBias, linearShape, modulePath, parameterCount } from './modules';
 import { LINEAR_MODULES, LinearModule, ModelConfig } from './types';
 import { readModelConfig } from './config';
+
+/**
+ * How frozen matrices are kept (runtime/ops.ts FrozenMatrix): 'both' layouts (fastest),
+ * 'single' (half the memory), or 'auto': both while the float32 weights take at most
+ * BOTH_LAYOUTS_MAX_BYTES, which leaves a 4 GB wasm heap room for activations.
+ */
+export type WeightLayout = 'both' | 'single' | 'auto';
+export const BOTH_LAYOUTS_MAX_BYTES = 1 << 30;
+
+export function keepsBothLayouts(cfg: ModelConfig, layout: WeightLayout = 'auto'): boolean {
+  if (layout !== 'auto') return layout === 'both';
+  return parameterCount(cfg) * 4 <= BOTH_LAYOUTS_MAX_BYTES;
+}
 
 export interface LayerWeights {
   inputNorm: tf.Tensor1D;
@@ -19,12 +32,6 @@ export interface BaseWeights {
   layers: LayerWeights[];
   finalNorm: tf.Tensor1D;
   lmHead: FrozenMatrix;
-}
-
-function hasBias(cfg: ModelConfig, module: LinearModule): boolean {
-  if (module === 'q_proj' || module === 'k_proj' || module === 'v_proj') return cfg.qkvBias;
-  if (module === 'o_proj') return cfg.oBias;
-  return cfg.mlpBias;
 }
 
 /** Reads one tensor, checking it exists and has the expected shape. */
@@ -42,8 +49,13 @@ function describeSource(src: WeightSource): string {
   return first ? src.info(first).file : 'checkpoint';
 }
 
-/** Reads all base weights from `src` (lazily, tensor by tensor) into tfjs tensors. */
-export function loadBaseWeights(src: WeightSource, cfg: ModelConfig): BaseWeights {
+/**
+ * Reads all base weights from `src` into tfjs tensors, tensor by tensor: each is read from
+ * its file at its offset, converted to float32 and handed to the backend before the next
+ * is read, so a checkpoint never sits in memory twice (peak: the weights plus one tensor).
+ */
+export function loadBaseWeights(src: WeightSource, cfg: ModelConfig, layout: WeightLayout = 'auto'): BaseWeights {
+  const both = keepsBothLayouts(cfg, layout);
   const H = cfg.hiddenSize;
   const t1 = (name: string, n: number) => tf.tensor1d(readChecked(src, name, [n]));
   const t2 = (name: string, shape: [number, number]) => tf.tensor2d(readChecked(src, name, shape), shape);
@@ -54,7 +66,7 @@ export function loadBaseWeights(src: WeightSource, cfg: ModelConfig): BaseWeight
     const bias: Partial<Record<LinearModule, tf.Tensor1D>> = {};
     for (const m of LINEAR_MODULES) {
       const shape = linearWeightShape(cfg, m);
-      linear[m] = frozenMatrix(t2(`${modulePath(l, m)}.weight`, shape));
+      linear[m] = frozenFromHf(t2(`${modulePath(l, m)}.weight`, shape), both);
       if (hasBias(cfg, m)) bias[m] = t1(`${modulePath(l, m)}.bias`, shape[0]);
     }
     layers.push({
@@ -73,9 +85,10 @@ export function loadBaseWeights(src: WeightSource, cfg: ModelConfig): BaseWeight
         field: 'lm_head.weight',
       });
     }
-    lmHead = frozenMatrix(embed);
+    // The embedding table itself is W; its transpose only when both layouts fit.
+    lmHead = both ? { w: embed, wT: tf.keep(tf.tidy(() => transpose2d(embed))) } : { w: embed };
   } else {
-    lmHead = frozenMatrix(t2('lm_head.weight', [cfg.vocabSize, H]));
+    lmHead = frozenFromHf(t2('lm_head.weight', [cfg.vocabSize, H]), both);
   }
   return { embed, layers, finalNorm, lmHead };
 }
@@ -87,11 +100,11 @@ export function linearWeightShape(cfg: ModelConfig, module: LinearModule): [numb
 }
 
 /** Reads `config.json` and the weights of a Hugging Face model directory. */
-export function loadBaseModelFiles(dir: string): { config: ModelConfig; weights: BaseWeights } {
+export function loadBaseModelFiles(dir: string, layout: WeightLayout = 'auto'): { config: ModelConfig; weights: BaseWeights } {
   const config = readModelConfig(dir);
   const src = openWeights(dir);
   try {
-    return { config, weights: loadBaseWeights(src, config) };
+    return { config, weights: loadBaseWeights(src, config, layout) };
   } finally {
     src.close();
   }

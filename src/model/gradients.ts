@@ -15,6 +15,9 @@ import { availableCores, WorkerPool } from '../runtime/workers';
 import type { GradientTask, GradientWorkerInit } from '../runtime/gradientWorker';
 import { BackendName } from '../runtime/backend';
 import { BatchConstants } from './llama';
+import { keepsBothLayouts } from './baseWeights';
+import { checkBatchFits } from './memoryBudget';
+import { ModelConfig } from './types';
 import { disposeBatchConstants, LlamaModel } from './llama';
 import { disposeLoraState, LoraFactors, LoraState, loraStateFromAdapter, replicatePerExample } from './loraState';
 
@@ -33,7 +36,8 @@ export interface GradientOptions {
   /**
    * Worker threads to spread batches over (one tfjs instance each; wasm has no threads in
    * Node). 0 computes in this thread. Default: every core when the dataset has at least
-   * WORKER_MIN_BATCHES batches and the backend is wasm, else 0. Results are the same
+   * WORKER_MIN_BATCHES batches, the backend is wasm and the model is small enough to keep
+   * both weight layouts (copies of a larger one would exhaust memory), else 0. Results are the same
    * numbers either way: the same batches go through the same code.
    */
   workers?: number | GradientWorkers;
@@ -69,13 +73,16 @@ export class GradientWorkers {
 /** Below this many batches, starting workers (a model copy each) costs more than it saves. */
 export const WORKER_MIN_BATCHES = 8;
 
-function workerCount(opts: GradientOptions, batches: number): number {
+function workerCount(opts: GradientOptions, batches: number, config: ModelConfig): number {
   if (opts.workers instanceof GradientWorkers) return opts.workers.size;
   if (opts.workers !== undefined) {
     if (!Number.isInteger(opts.workers) || opts.workers < 0) throw new TdaError(`must be a whole number >= 0, got ${opts.workers}`, { field: 'workers' });
     return Math.min(opts.workers, batches);
   }
   if (tf.getBackend() !== 'wasm' || batches < WORKER_MIN_BATCHES) return 0;
+  // Each worker holds a copy of the model: a model big enough to keep a single weight
+  // layout (baseWeights.ts) is big enough that copies would exhaust memory.
+  if (!keepsBothLayouts(config)) return 0;
   const cores = availableCores();
   return cores > 1 ? Math.min(cores, batches) : 0;
 }
@@ -113,6 +120,7 @@ function disposeCountedRows(lc: CountedRows): void {
 /** Per-example LoRA gradients and losses for one batch, with `shared` as the adapter's current weights. */
 export function batchLoraGradients(model: LlamaModel, shared: LoraState, batch: TokenBatch): LoraGradientBatch {
   const B = batch.batchSize;
+  checkBatchFits(model.config, B, batch.seqLen);
   const paths = [...shared.factors.keys()];
   const c = model.batchConstants(batch);
   const lc = countedRows(batch);
@@ -206,7 +214,7 @@ export async function computeLoraGradients(
   const starts = Array.from({ length: Math.ceil(n / batchSize) }, (_, i) => i * batchSize);
   const mask = opts.mask ?? 'response';
   const padId = opts.padId ?? 0;
-  const nWorkers = workerCount(opts, starts.length);
+  const nWorkers = workerCount(opts, starts.length, model.config);
   if (nWorkers > 0) {
     const given = opts.workers instanceof GradientWorkers ? opts.workers : null;
     if (given && (given.model !== model || given.adapter !== adapter)) {

@@ -12,8 +12,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { TokenBatch } from '../data/batch';
 import { attentionCore } from '../runtime/attention';
-import { addSame, gatherRows, FrozenMatrix, frozenLinear, frozenMatrix, matMul2d, perExampleLowRank, rmsNorm, rotary, swiGlu } from '../runtime/ops';
-import { BaseWeights, disposeBaseWeights, loadBaseModelFiles } from './baseWeights';
+import { addSame, gatherRows, frozenLinear, matMul2d, perExampleLowRank, rmsNorm, rotary, RotationMatrix, swiGlu } from '../runtime/ops';
+import { BaseWeights, disposeBaseWeights, loadBaseModelFiles, WeightLayout } from './baseWeights';
 import { modulePath } from './modules';
 import { LoraState } from './loraState';
 import { LinearModule, ModelConfig } from './types';
@@ -34,11 +34,11 @@ const MASKED = -1e9;
 
 export class LlamaModel {
   /** Rotate-half as a [d, d] matrix: x @ R = cat(-x2, x1). */
-  private readonly rotateHalf: FrozenMatrix;
+  private readonly rotateHalf: RotationMatrix;
 
   /**
    * Trainable mode (pretraining from scratch): the base weights are tf.Variables stored
-   * transposed (wT), used through a matmul that passes gradients to both operands.
+   * transposed (wT, untied LM head), used through a matmul that passes gradients to both operands.
    */
   readonly trainable: boolean;
 
@@ -48,19 +48,22 @@ export class LlamaModel {
     opts: { trainable?: boolean } = {},
   ) {
     this.trainable = opts.trainable ?? false;
-    this.rotateHalf = frozenMatrix(rotateHalfMatrix(config.headDim));
+    this.rotateHalf = rotateHalfMatrix(config.headDim);
   }
 
-  /** Loads `config.json` and `model.safetensors` (or a sharded index) from a Hugging Face directory. */
-  static load(dir: string): LlamaModel {
-    const { config, weights } = loadBaseModelFiles(dir);
+  /**
+   * Loads `config.json` and `model.safetensors` (or a sharded index) from a Hugging Face
+   * directory; `layout` chooses how frozen weights are kept (baseWeights.ts WeightLayout).
+   */
+  static load(dir: string, opts: { layout?: WeightLayout } = {}): LlamaModel {
+    const { config, weights } = loadBaseModelFiles(dir, opts.layout);
     return new LlamaModel(config, weights);
   }
 
   dispose(): void {
     disposeBaseWeights(this.weights);
-    this.rotateHalf.w.dispose();
-    this.rotateHalf.wT.dispose();
+    this.rotateHalf.r.dispose();
+    this.rotateHalf.rT.dispose();
   }
 
   /** Builds the constant tensors of a batch; dispose them with disposeBatchConstants. */
@@ -114,25 +117,29 @@ export class LlamaModel {
 
   /** Logits [rows, vocab] for the given rows of a hidden-state matrix. */
   logits(hidden: tf.Tensor2D): tf.Tensor2D {
-    return this.trainable ? matMul2d(hidden, this.weights.lmHead.wT) : frozenLinear(hidden, this.weights.lmHead);
+    return this.trainable ? matMul2d(hidden, this.weights.lmHead.wT!) : frozenLinear(hidden, this.weights.lmHead);
   }
 
   private rmsNorm(x: tf.Tensor2D, weight: tf.Tensor1D): tf.Tensor2D {
     return rmsNorm(x, weight, this.config.rmsNormEps, this.trainable);
   }
 
-  /** A linear layer: frozen weight, optional bias, optional LoRA update. */
+  /** A linear layer: frozen weight, optional bias, optional LoRA update (with dropout masks on its input while training). */
   private linear(x: tf.Tensor2D, layer: number, module: LinearModule, c: BatchConstants, lora?: LoraState): tf.Tensor2D {
     const lw = this.weights.layers[layer];
-    let y = this.trainable ? matMul2d(x, lw.linear[module].wT) : frozenLinear(x, lw.linear[module]);
+    let y = this.trainable ? matMul2d(x, lw.linear[module].wT!) : frozenLinear(x, lw.linear[module]);
     const bias = lw.bias[module];
     if (bias) y = tf.add(y, bias);
-    const f = lora?.factors.get(modulePath(layer, module));
+    const path = modulePath(layer, module);
+    const f = lora?.factors.get(path);
     if (f && lora) {
+      const mask = lora.inputMasks?.get(path);
       if (lora.perExample) {
+        if (mask) throw new Error('LoRA dropout masks apply to shared factors only');
         y = addSame(y, perExampleLowRank(x, f.aT as tf.Tensor3D, f.bT as tf.Tensor3D, c.seqLen, lora.scaling, f.shared));
       } else {
-        y = tf.add(y, tf.mul(matMul2d(matMul2d(x, f.aT as tf.Tensor2D), f.bT as tf.Tensor2D), lora.scaling));
+        const input = mask ? (tf.mul(x, mask) as tf.Tensor2D) : x;
+        y = tf.add(y, tf.mul(matMul2d(matMul2d(input, f.aT as tf.Tensor2D), f.bT as tf.Tensor2D), lora.scaling));
       }
     }
     return y;
@@ -182,13 +189,13 @@ function rotaryTables(T: number, d: number, theta: number): [Float32Array, Float
   return [cos, sin];
 }
 
-function rotateHalfMatrix(d: number): tf.Tensor2D {
+function rotateHalfMatrix(d: number): RotationMatrix {
   const half = d / 2;
   const r = new Float32Array(d * d);
   for (let j = 0; j < half; j++) {
     r[(j + half) * d + j] = -1; // output j takes -x[j + d/2]
     r[j * d + (j + half)] = 1; // output j + d/2 takes x[j]
   }
-  // frozenLinear computes x @ wT, so pass R as wT, i.e. w = R^T.
-  return tf.tidy(() => tf.transpose(tf.tensor2d(r, [d, d])));
+  const rot = tf.tensor2d(r, [d, d]);
+  return { r: rot, rT: tf.tidy(() => tf.transpose(rot)) };
 }

@@ -26,6 +26,12 @@ export interface LoraState {
   perExample: boolean;
   /** Keyed by module path (`model.layers.0.self_attn.q_proj`). */
   factors: Map<string, LoraFactors>;
+  /**
+   * LoRA dropout while training (train/loraDropout.ts): per module path, a [rows, in] mask
+   * multiplying lora_A's input, as PEFT's `B A dropout(x)`. Shared factors only; the
+   * masks belong to whoever made them.
+   */
+  inputMasks?: Map<string, tf.Tensor2D>;
 }
 
 /** Shared (not per-example) factors from an adapter's weights. Caller disposes with disposeLoraState. */

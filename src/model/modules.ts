@@ -36,3 +36,21 @@ export function linearShape(cfg: ModelConfig, module: LinearModule): { inFeature
   }
 }
 
+
+/** Parameters of the base model (weights, norms, biases), as the config describes it. */
+export function parameterCount(cfg: ModelConfig): number {
+  let n = cfg.vocabSize * cfg.hiddenSize * (cfg.tieWordEmbeddings ? 1 : 2) + cfg.hiddenSize;
+  for (const m of LINEAR_MODULES) {
+    const { inFeatures, outFeatures } = linearShape(cfg, m);
+    n += cfg.numLayers * inFeatures * outFeatures;
+    if (hasBias(cfg, m)) n += cfg.numLayers * outFeatures;
+  }
+  return n + cfg.numLayers * 2 * cfg.hiddenSize;
+}
+
+/** Whether the config gives this linear layer a bias (Qwen2: q/k/v; attention_bias / mlp_bias flags). */
+export function hasBias(cfg: ModelConfig, module: LinearModule): boolean {
+  if (module === 'q_proj' || module === 'k_proj' || module === 'v_proj') return cfg.qkvBias;
+  if (module === 'o_proj') return cfg.oBias;
+  return cfg.mlpBias;
+}

@@ -6,8 +6,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DType, TensorToWrite, writeSafetensors } from '../io/safetensors';
+import { writeShardedSafetensors } from '../io/weights';
 import { linearWeightShape } from './baseWeights';
-import { modulePath } from './modules';
+import { hasBias, modulePath } from './modules';
 import { Rng } from './random';
 import { LINEAR_MODULES, ModelConfig } from './types';
 
@@ -65,14 +66,7 @@ export function llamaConfig(overrides: Partial<ModelConfig> = {}): ModelConfig {
   return cfg;
 }
 
-export function parameterCount(cfg: ModelConfig): number {
-  let n = cfg.vocabSize * cfg.hiddenSize * (cfg.tieWordEmbeddings ? 1 : 2) + cfg.hiddenSize;
-  for (const m of LINEAR_MODULES) {
-    const [o, i] = linearWeightShape(cfg, m);
-    n += cfg.numLayers * o * i;
-  }
-  return n + cfg.numLayers * 2 * cfg.hiddenSize;
-}
+export { parameterCount } from './modules';
 
 /** Random base weights under HF tensor names. */
 export function randomBaseTensors(cfg: ModelConfig, seed: number, std = 0.02): Map<string, { shape: number[]; data: Float32Array }> {
@@ -91,9 +85,7 @@ export function randomBaseTensors(cfg: ModelConfig, seed: number, std = 0.02): M
     for (const m of LINEAR_MODULES) {
       const shape = linearWeightShape(cfg, m);
       out.set(`${modulePath(l, m)}.weight`, normal(shape));
-      const attn = m === 'q_proj' || m === 'k_proj' || m === 'v_proj';
-      const biased = attn ? cfg.qkvBias : m === 'o_proj' ? cfg.oBias : cfg.mlpBias;
-      if (biased) out.set(`${modulePath(l, m)}.bias`, normal([shape[0]]));
+      if (hasBias(cfg, m)) out.set(`${modulePath(l, m)}.bias`, normal([shape[0]]));
     }
   }
   out.set('model.norm.weight', ones(cfg.hiddenSize));
@@ -108,4 +100,73 @@ export function writeRandomCheckpoint(dir: string, cfg: ModelConfig, seed: numbe
   const tensors: Record<string, TensorToWrite> = {};
   for (const [name, t] of randomBaseTensors(cfg, seed)) tensors[name] = { dtype, shape: t.shape, data: t.data };
   writeSafetensors(path.join(dir, 'model.safetensors'), tensors, { format: 'pt' });
+}
+
+/**
+ * Model shapes for benchmarks and scale tests. `0.5b` is LLaMA-shaped (SwiGLU MLP, untied
+ * LM head, 32k vocabulary) with 502M parameters: 2.0 GB in float32, 1.0 GB in BF16.
+ */
+export const SIZE_PRESETS: Record<string, Partial<ModelConfig>> = {
+  '5m': { hiddenSize: 256, intermediateSize: 688, numLayers: 4, numHeads: 4, numKvHeads: 4, headDim: 64, vocabSize: 4000 },
+  '50m': { hiddenSize: 512, intermediateSize: 1376, numLayers: 8, numHeads: 8, numKvHeads: 8, headDim: 64, vocabSize: 24000 },
+  '0.5b': { hiddenSize: 1024, intermediateSize: 4096, numLayers: 26, numHeads: 16, numKvHeads: 16, headDim: 64, vocabSize: 32000 },
+};
+
+/** 32-bit FNV-1a of a string, to give every tensor its own seed. */
+function nameHash(name: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193);
+  return h >>> 0;
+}
+
+export interface LargeCheckpointOptions {
+  dtype?: DType;
+  /** Bytes per shard file (default 1 GB, as transformers' save_pretrained shards). */
+  maxShardBytes?: number;
+  std?: number;
+  /** Called after each tensor is made: how many are made, of how many. */
+  onTensor?: (made: number, total: number) => void;
+}
+
+/**
+ * Writes a random checkpoint of any size in the Hugging Face layout (config.json, sharded
+ * model-0000i-of-0000n.safetensors and the index). Each tensor is made only when written
+ * and seeded by (seed, its name), so memory holds one tensor at a time and the values do
+ * not depend on the write order. (writeRandomCheckpoint draws all tensors from one stream.)
+ */
+export function writeLargeRandomCheckpoint(dir: string, cfg: ModelConfig, seed: number, opts: LargeCheckpointOptions = {}): { shards: string[]; index: string } {
+  const { dtype = 'BF16', maxShardBytes = 1e9, std = 0.02 } = opts;
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(hfConfigJson(cfg), null, 1));
+  const tensors: Record<string, TensorToWrite> = {};
+  let made = 0;
+  const add = (name: string, shape: number[], fill: 'normal' | 'ones') => {
+    tensors[name] = {
+      dtype,
+      shape,
+      data: () => {
+        const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
+        if (fill === 'ones') data.fill(1);
+        else {
+          const rng = new Rng((seed * 0x9e3779b1 + nameHash(name)) >>> 0);
+          for (let i = 0; i < data.length; i++) data[i] = rng.normal() * std;
+        }
+        opts.onTensor?.(++made, Object.keys(tensors).length);
+        return data;
+      },
+    };
+  };
+  add('model.embed_tokens.weight', [cfg.vocabSize, cfg.hiddenSize], 'normal');
+  for (let l = 0; l < cfg.numLayers; l++) {
+    add(`model.layers.${l}.input_layernorm.weight`, [cfg.hiddenSize], 'ones');
+    add(`model.layers.${l}.post_attention_layernorm.weight`, [cfg.hiddenSize], 'ones');
+    for (const m of LINEAR_MODULES) {
+      const shape = linearWeightShape(cfg, m);
+      add(`${modulePath(l, m)}.weight`, shape, 'normal');
+      if (hasBias(cfg, m)) add(`${modulePath(l, m)}.bias`, [shape[0]], 'normal');
+    }
+  }
+  add('model.norm.weight', [cfg.hiddenSize], 'ones');
+  if (!cfg.tieWordEmbeddings) add('lm_head.weight', [cfg.vocabSize, cfg.hiddenSize], 'normal');
+  return writeShardedSafetensors(dir, tensors, { maxShardBytes });
 }

@@ -41,8 +41,7 @@ export function createTrainableModel(config: ModelConfig, seed: number, std = 0.
     const bias: LayerWeights['bias'] = {};
     for (const m of LINEAR_MODULES) {
       const wT = transposedVariable(`${modulePath(l, m)}.weight`);
-      // In trainable mode only wT is read; `w` aliases it so disposal stays simple.
-      linear[m] = { wT, w: wT };
+      linear[m] = { wT };
       if (t.has(`${modulePath(l, m)}.bias`)) bias[m] = variable(`${modulePath(l, m)}.bias`) as tf.Variable<tf.Rank.R1>;
     }
     layers.push({
@@ -57,7 +56,7 @@ export function createTrainableModel(config: ModelConfig, seed: number, std = 0.
     embed: variable('model.embed_tokens.weight') as tf.Variable<tf.Rank.R2>,
     layers,
     finalNorm: variable('model.norm.weight') as tf.Variable<tf.Rank.R1>,
-    lmHead: { wT: lmHeadT, w: lmHeadT },
+    lmHead: { wT: lmHeadT },
   };
   return new LlamaModel(config, weights, { trainable: true });
 }
@@ -65,11 +64,11 @@ export function createTrainableModel(config: ModelConfig, seed: number, std = 0.
 /** Every variable of a trainable model, for the optimizer. */
 export function trainableVariables(model: LlamaModel): tf.Variable[] {
   const w = model.weights;
-  const out: tf.Tensor[] = [w.embed, w.finalNorm, w.lmHead.wT];
+  const out: tf.Tensor[] = [w.embed, w.finalNorm, w.lmHead.wT!];
   for (const layer of w.layers) {
     out.push(layer.inputNorm, layer.postAttentionNorm);
     for (const m of LINEAR_MODULES) {
-      out.push(layer.linear[m].wT);
+      out.push(layer.linear[m].wT!);
       const b = layer.bias[m as LinearModule];
       if (b) out.push(b);
     }
@@ -90,13 +89,13 @@ export function baseWeightTensors(model: LlamaModel): Map<string, { shape: numbe
     put(`model.layers.${l}.input_layernorm.weight`, layer.inputNorm);
     put(`model.layers.${l}.post_attention_layernorm.weight`, layer.postAttentionNorm);
     for (const m of LINEAR_MODULES) {
-      putLinear(`${modulePath(l, m)}.weight`, layer.linear[m].wT);
+      putLinear(`${modulePath(l, m)}.weight`, layer.linear[m].wT!);
       const b = layer.bias[m];
       if (b) put(`${modulePath(l, m)}.bias`, b);
     }
   });
   put('model.norm.weight', w.finalNorm);
-  if (!model.config.tieWordEmbeddings) putLinear('lm_head.weight', w.lmHead.wT);
+  if (!model.config.tieWordEmbeddings) putLinear('lm_head.weight', w.lmHead.wT!);
   return out;
 }
 

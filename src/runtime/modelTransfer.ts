@@ -1,15 +1,16 @@
 /**
  * Moving a model and an adapter to worker threads: every weight tensor's values are packed
  * into one SharedArrayBuffer (read by all workers, copied once into each worker's own
- * tfjs heap). Linear weights travel as W^T, the layout the forward pass multiplies by, so
- * trainable models (whose `w` aliases `wT`) and frozen ones pack the same way.
+ * tfjs heap). Linear weights travel as W^T, the one layout both trainable and frozen
+ * models keep them in.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { LoraAdapter } from '../model/adapter';
 import type { BaseWeights, LayerWeights } from '../model/baseWeights';
 import { LlamaModel } from '../model/llama';
 import { LINEAR_MODULES, LinearModule, ModelConfig } from '../model/types';
-import { FrozenMatrix, readFloat32 } from './ops';
+import { FrozenMatrix, readFloat32, transpose2d } from './ops';
+import { keepsBothLayouts } from '../model/baseWeights';
 
 export interface PackedTensor {
   name: string;
@@ -25,11 +26,11 @@ export interface ModelPayload {
 
 function named(w: BaseWeights, config: ModelConfig): [string, tf.Tensor][] {
   const out: [string, tf.Tensor][] = [['embed', w.embed], ['finalNorm', w.finalNorm]];
-  if (!config.tieWordEmbeddings) out.push(['lmHead', w.lmHead.wT]);
+  if (!config.tieWordEmbeddings) out.push(['lmHead', w.lmHead.wT!]);
   w.layers.forEach((layer, l) => {
     out.push([`${l}.inputNorm`, layer.inputNorm], [`${l}.postAttentionNorm`, layer.postAttentionNorm]);
     for (const m of LINEAR_MODULES) {
-      out.push([`${l}.${m}`, layer.linear[m].wT]);
+      out.push([`${l}.${m}`, layer.linear[m].wT!]);
       const bias = layer.bias[m];
       if (bias) out.push([`${l}.${m}.bias`, bias]);
     }
@@ -63,10 +64,10 @@ export function modelFromPayload(p: ModelPayload): LlamaModel {
     const size = t.shape.reduce((a, b) => a * b, 1);
     return tf.tensor(all.slice(t.offset, t.offset + size), t.shape);
   };
-  // W^T as sent; W = (W^T)^T, an exact copy.
+  const both = keepsBothLayouts(p.config);
   const frozen = (name: string): FrozenMatrix => {
     const wT = tensor(name) as tf.Tensor2D;
-    return { wT, w: tf.tidy(() => tf.transpose(wT)) };
+    return both ? { wT, w: tf.tidy(() => transpose2d(wT)) } : { wT };
   };
   const embed = tensor('embed') as tf.Tensor2D;
   const layers: LayerWeights[] = [];
@@ -79,7 +80,7 @@ export function modelFromPayload(p: ModelPayload): LlamaModel {
     }
     layers.push({ inputNorm: tensor(`${l}.inputNorm`) as tf.Tensor1D, postAttentionNorm: tensor(`${l}.postAttentionNorm`) as tf.Tensor1D, linear, bias });
   }
-  const lmHead: FrozenMatrix = p.config.tieWordEmbeddings ? { w: embed, wT: tf.tidy(() => tf.transpose(embed)) } : frozen('lmHead');
+  const lmHead: FrozenMatrix = p.config.tieWordEmbeddings ? (both ? { w: embed, wT: tf.tidy(() => transpose2d(embed)) } : { w: embed }) : frozen('lmHead');
   const weights: BaseWeights = { embed, layers, finalNorm: tensor('finalNorm') as tf.Tensor1D, lmHead };
   return new LlamaModel(p.config, weights);
 }

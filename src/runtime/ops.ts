@@ -8,12 +8,24 @@
  */
 import * as tf from '@tensorflow/tfjs';
 
-/** A frozen weight `W` [out, in] (HF layout) kept together with its transpose. */
+/**
+ * A frozen weight W [out, in] in one or both layouts (at least one is set):
+ * - `wT` [in, out] is what the forward pass multiplies by (x @ wT),
+ * - `w` [out, in], the Hugging Face layout, is what the backward pass multiplies by (dy @ w).
+ *
+ * Memory on wasm: a matmul's right operand is packed by XNNPACK, and the packed copy is
+ * cached until that tensor is disposed, so a weight used on the right costs twice its size
+ * for as long as it lives. With both layouts a model takes ~4x its float32 size (fastest:
+ * no transposes, nothing re-packed). With one layout, each direction keeps the weight on
+ * the left where it can, a @ b^T = (b @ a^T)^T, transposing the (small) activations, and
+ * otherwise multiplies by a transient copy whose packing is freed with it: ~1x plus one
+ * matrix in flight, which is what lets a 0.5B-parameter model (2 GB in float32) fit the
+ * 4 GB wasm heap. It costs ~10% on small models, so those keep both layouts (see
+ * model/baseWeights.ts WeightLayout).
+ */
 export interface FrozenMatrix {
-  /** [in, out]: forward y = x @ wT. */
-  wT: tf.Tensor2D;
-  /** [out, in]: backward dx = dy @ w. */
-  w: tf.Tensor2D;
+  wT?: tf.Tensor2D;
+  w?: tf.Tensor2D;
 }
 
 /** tf.customGrad with the argument types spelled out (its declared type lumps tensors and `save`). */
@@ -22,17 +34,44 @@ function customGrad(body: GradBody): (...inputs: tf.Tensor[]) => tf.Tensor {
   return tf.customGrad(body as unknown as Parameters<typeof tf.customGrad>[0]) as (...inputs: tf.Tensor[]) => tf.Tensor;
 }
 
-export function frozenMatrix(w: tf.Tensor2D): FrozenMatrix {
-  return { w, wT: tf.keep(tf.transpose(w)) as tf.Tensor2D };
+/**
+ * A frozen matrix from a Hugging Face [out, in] weight: wT, plus `w` itself when
+ * `bothLayouts` (else `w` is disposed).
+ */
+export function frozenFromHf(w: tf.Tensor2D, bothLayouts: boolean): FrozenMatrix {
+  const wT = tf.keep(tf.tidy(() => transpose2d(w)));
+  if (bothLayouts) return { wT, w: tf.keep(w) };
+  w.dispose();
+  return { wT };
+}
+
+/** a @ b^T computed as (b @ a^T)^T: transposes of the small operand only. */
+function productWithTransposed(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
+  return tf.tidy(() => transpose2d(tf.matMul(b, transpose2d(a))));
+}
+
+/**
+ * a @ b with b on the right through a transient copy: the packed copy XNNPACK caches for a
+ * right operand is freed with the copy instead of living as long as b.
+ */
+function productUncached(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
+  return tf.tidy(() => tf.matMul(a, tf.clone(b)));
 }
 
 /** y = x @ W^T for a frozen W; only x receives a gradient. */
 export function frozenLinear(x: tf.Tensor2D, m: FrozenMatrix): tf.Tensor2D {
+  const { w, wT } = m;
+  if (!w && !wT) throw new Error('frozenLinear: the frozen matrix holds no tensor');
+  const both = w !== undefined && wT !== undefined;
   const f = customGrad((xIn: tf.Tensor, save: tf.GradSaveFunc) => {
     void save;
+    const xi = xIn as tf.Tensor2D;
     return {
-      value: tf.matMul(xIn as tf.Tensor2D, m.wT),
-      gradFunc: (dy: tf.Tensor) => tf.matMul(dy as tf.Tensor2D, m.w),
+      value: both ? tf.matMul(xi, wT) : wT ? productUncached(xi, wT) : productWithTransposed(xi, w!),
+      gradFunc: (dy: tf.Tensor) => {
+        const g = dy as tf.Tensor2D;
+        return both ? tf.matMul(g, w) : w ? productUncached(g, w) : productWithTransposed(g, wT!);
+      },
     };
   });
   return f(x) as tf.Tensor2D;
@@ -399,25 +438,32 @@ export function swiGlu(gate: tf.Tensor2D, up: tf.Tensor2D): tf.Tensor2D {
   return f(gate, up) as tf.Tensor2D;
 }
 
+/** A small [d, d] matrix and its transpose. */
+export interface RotationMatrix {
+  r: tf.Tensor2D;
+  rT: tf.Tensor2D;
+}
+
 /**
  * Rotary embedding in the rotate-half form, x * cos + rotate(x) * sin, for x [B*T, heads*d]
- * seen as [B, T, heads, d], with cos/sin [1, T, 1, d] and rotate-half as the frozen matrix
- * `rotate` (x @ rotate.wT). Gradient dy * cos + (dy * sin) @ rotate.w; saves nothing.
+ * seen as [B, T, heads, d], with cos/sin [1, T, 1, d] and rotate-half as the [d, d] matrix
+ * `rotate.r` (x @ r), kept with its transpose (it is tiny). Gradient dy * cos + (dy * sin) @ r^T;
+ * saves nothing.
  */
-export function rotary(x: tf.Tensor2D, cos: tf.Tensor4D, sin: tf.Tensor4D, rotate: FrozenMatrix, batchSize: number, seqLen: number, heads: number): tf.Tensor2D {
-  const d = rotate.w.shape[0];
+export function rotary(x: tf.Tensor2D, cos: tf.Tensor4D, sin: tf.Tensor4D, rotate: RotationMatrix, batchSize: number, seqLen: number, heads: number): tf.Tensor2D {
+  const d = rotate.r.shape[0];
   const shape4 = [batchSize, seqLen, heads, d];
   const f = customGrad((xIn: tf.Tensor, save: tf.GradSaveFunc) => {
     void save;
     return {
       value: tf.tidy(() => {
-        const rot = tf.reshape(tf.matMul(tf.reshape(xIn, [-1, d]) as tf.Tensor2D, rotate.wT), shape4);
+        const rot = tf.reshape(tf.matMul(tf.reshape(xIn, [-1, d]) as tf.Tensor2D, rotate.r), shape4);
         return tf.reshape(tf.add(tf.mul(tf.reshape(xIn, shape4), cos), tf.mul(rot, sin)), xIn.shape);
       }),
       gradFunc: (dy: tf.Tensor) =>
         tf.tidy(() => {
           const dy4 = tf.reshape(dy, shape4);
-          const back = tf.reshape(tf.matMul(tf.reshape(tf.mul(dy4, sin), [-1, d]) as tf.Tensor2D, rotate.w), shape4);
+          const back = tf.reshape(tf.matMul(tf.reshape(tf.mul(dy4, sin), [-1, d]) as tf.Tensor2D, rotate.rT), shape4);
           return tf.reshape(tf.add(tf.mul(dy4, cos), back), dy.shape);
         }),
     };

@@ -123,7 +123,7 @@ export function finetuneLora(model: LlamaModel, adapter: LoraAdapter, sequences:
   const schedule = makeSchedule(opts.schedule ?? 'constant', totalSteps, opts.lr);
   const seeder = new Rng(opts.seed);
   const orderRng = new Rng(seeder.nextUint32());
-  const dropout = new LoraDropout(model, dropoutP, new Rng(seeder.nextUint32()));
+  const dropout = new LoraDropout(dropoutP, new Rng(seeder.nextUint32()));
   if (opts.outDir) prepareOutDir(opts.outDir, opts.overwrite ?? false);
   const started = Date.now();
 
@@ -222,7 +222,7 @@ export function finetuneLora(model: LlamaModel, adapter: LoraAdapter, sequences:
         let loss: number;
         try {
           dropout.resample(batch.batchSize * batch.seqLen, adapter.modules);
-          const objective = () => tf.sum(tf.mul(exampleLosses(dropout.view, c, lc, lora), weights)) as tf.Scalar;
+          const objective = () => tf.sum(tf.mul(exampleLosses(model, c, lc, dropout.apply(lora)), weights)) as tf.Scalar;
           loss = adamStep(opt, vars, objective, lr, { vars, weightDecay: wd });
         } finally {
           dropout.clear();

@@ -118,6 +118,38 @@ describe('weights: sharded checkpoints', () => {
     });
   });
 
+  it('tensors made on write: the same files as eager data, each made once when written', () => {
+    const values = (n: number, k: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * k));
+    const shapes: Record<string, number[]> = { a: [4, 8], b: [16], c: [2, 3, 5] };
+    const eager: Record<string, TensorToWrite> = {};
+    const lazy: Record<string, TensorToWrite> = {};
+    const made: string[] = [];
+    Object.entries(shapes).forEach(([name, shape], k) => {
+      const n = shape.reduce((x, y) => x * y, 1);
+      eager[name] = { dtype: 'BF16', shape, data: values(n, k + 1) };
+      lazy[name] = {
+        dtype: 'BF16',
+        shape,
+        data: () => {
+          made.push(name);
+          return values(n, k + 1);
+        },
+      };
+    });
+    writeShardedSafetensors(path.join(tmp, 'eager'), eager, { maxShardBytes: 70 });
+    const out = writeShardedSafetensors(path.join(tmp, 'lazy'), lazy, { maxShardBytes: 70 });
+    assert.equal(out.shards.length, 3);
+    for (const f of [...out.shards.map((s) => path.basename(s)), 'model.safetensors.index.json']) {
+      assert.deepEqual(fs.readFileSync(path.join(tmp, 'lazy', f)), fs.readFileSync(path.join(tmp, 'eager', f)), f);
+    }
+    assert.deepEqual(made, ['a', 'b', 'c']); // each made once, when written
+    expectError(() => writeShardedSafetensors(path.join(tmp, 'x'), { t: { shape: [2], data: () => new Float32Array(2) } }, { maxShardBytes: 70 }), /'t'.*explicit dtype/);
+    expectError(
+      () => writeShardedSafetensors(path.join(tmp, 'y'), { t: { dtype: 'F32', shape: [3], data: () => new Float32Array(2) } }, { maxShardBytes: 70 }),
+      /'t'.*2 elements but shape \[3\] needs 3/,
+    );
+  });
+
   it('index referencing a missing shard file names the shard', () => {
     writeShardedSafetensors(tmp, checkpoint().tensors, { maxShardBytes: 800 });
     fs.unlinkSync(path.join(tmp, SHARD(2)));

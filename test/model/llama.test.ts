@@ -7,6 +7,7 @@ import { batchLoraGradients, computeLoraGradients, computeLosses } from '../../s
 import { disposeBatchConstants, LlamaModel } from '../../src/model/llama';
 import { disposeLoraState, loraStateFromAdapter } from '../../src/model/loraState';
 import { SafetensorsFile } from '../../src/io/safetensors';
+import { llamaConfig, parameterCount, randomBaseTensors } from '../../src/model/synthetic';
 import { FIXTURE_DIR, fixtureExpectations, fixtureSequences, relativeL2 } from '../helpers/fixtures';
 
 describe('LLaMA forward and per-example LoRA gradients against the reference fixture', () => {
@@ -79,6 +80,42 @@ describe('LLaMA forward and per-example LoRA gradients against the reference fix
     }
     reference.close();
     expected.example_losses.forEach((want, j) => assert.ok(Math.abs(batched.losses[j] - want) / want < 1e-4));
+  });
+
+  it('single weight layout: each frozen matrix held once, same gradients as the reference', async () => {
+    const before = tf.memory().numBytes;
+    const single = LlamaModel.load(FIXTURE_DIR, { layout: 'single' });
+    const singleBytes = tf.memory().numBytes - before;
+    const both = LlamaModel.load(FIXTURE_DIR, { layout: 'both' });
+    const bothBytes = tf.memory().numBytes - before - singleBytes;
+    // Parameters in float32, plus the [d, d] rotate-half matrix and its transpose.
+    const d = single.config.headDim;
+    const params = parameterCount(single.config);
+    assert.equal(singleBytes, (params + 2 * d * d) * 4);
+    // Both layouts: every linear weight and the LM head twice.
+    const embed = single.config.vocabSize * single.config.hiddenSize;
+    assert.equal(bothBytes, (2 * params - embed - single.config.hiddenSize * (1 + 2 * single.config.numLayers) + 2 * d * d) * 4);
+    const adapter = loadAdapter(path.join(FIXTURE_DIR, 'adapter'), model.config);
+    const reference = SafetensorsFile.open(path.join(FIXTURE_DIR, 'expected_grads.safetensors'));
+    const got = await computeLoraGradients(single, adapter, sequences, { batchSize: 3 });
+    const key = adapterKey(adapter.modules[0].path, 'A');
+    const perExample = got.tensors.get(key)!.data.length / sequences.length;
+    sequences.forEach((_, j) => {
+      const err = relativeL2(got.tensors.get(key)!.data.subarray(j * perExample, (j + 1) * perExample), reference.readFloat32(`example${j}.${key}`));
+      assert.ok(err < 1e-3, `example ${j}: ${err}`);
+    });
+    reference.close();
+    single.dispose();
+    both.dispose();
+    assert.equal(tf.memory().numBytes, before);
+  });
+
+  it('parameterCount counts every tensor of a checkpoint', () => {
+    for (const cfg of [llamaConfig({ hiddenSize: 32, intermediateSize: 48, numLayers: 2, numHeads: 4, numKvHeads: 2, vocabSize: 50, qkvBias: true }), llamaConfig({ hiddenSize: 16, intermediateSize: 40, numLayers: 3, numHeads: 2, vocabSize: 30, tieWordEmbeddings: true })]) {
+      let total = 0;
+      for (const t of randomBaseTensors(cfg, 1).values()) total += t.data.length;
+      assert.equal(parameterCount(cfg), total);
+    }
   });
 
   it('leaks no tensors across calls', async () => {

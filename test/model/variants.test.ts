@@ -67,11 +67,11 @@ describe('checkpoint variants: half precision, tied embeddings, biases, sliding 
     });
   }
 
-  it('tied embeddings: the LM head is the embedding matrix', () => {
+  for (const layout of ['both', 'single'] as const) it(`tied embeddings: the LM head is the embedding matrix (${layout} layout)`, () => {
     const tensors = fixtureTensors();
     tensors.delete('lm_head.weight');
-    const dir = writeCheckpoint(path.join(work, 'tied'), { ...fixtureConfig, tie_word_embeddings: true }, tensors);
-    const model = LlamaModel.load(dir);
+    const dir = writeCheckpoint(path.join(work, `tied-${layout}`), { ...fixtureConfig, tie_word_embeddings: true }, tensors);
+    const model = LlamaModel.load(dir, { layout });
     const seqs = fixtureSequences();
     const c = model.batchConstants(makeBatch(seqs));
     const [h, logits] = tf.tidy(() => {

@@ -7,7 +7,7 @@ import {
   crossEntropyRows,
   download,
   frozenLinear,
-  frozenMatrix,
+  frozenFromHf,
   gatherRows,
   matMul2d,
   oneHotFloat,
@@ -42,11 +42,16 @@ describe('runtime ops (gradients with explicit transposes)', () => {
     compareGrads((x, y) => batchMatMul(x as tf.Tensor3D, y as tf.Tensor3D), (x, y) => tf.matMul(x as tf.Tensor3D, y as tf.Tensor3D), [a3, b3]);
   });
 
-  it('frozenLinear is x @ W^T with a gradient for x only', () => {
+  it('frozenLinear is x @ W^T with a gradient for x only, in both stored layouts', () => {
     const w = tf.randomNormal([6, 4], 0, 1, 'float32', 5) as tf.Tensor2D;
-    const m = frozenMatrix(w);
     const x = tf.randomNormal([3, 4], 0, 1, 'float32', 6);
-    compareGrads((xx) => frozenLinear(xx as tf.Tensor2D, m), (xx) => tf.matMul(xx as tf.Tensor2D, tf.transpose(w)), [x]);
+    const plain = (xx: tf.Tensor) => tf.matMul(xx as tf.Tensor2D, tf.transpose(w));
+    const stored = frozenFromHf(tf.clone(w), false);
+    assert.deepStrictEqual(stored.wT?.shape, [4, 6]);
+    compareGrads((xx) => frozenLinear(xx as tf.Tensor2D, stored), plain, [x]);
+    compareGrads((xx) => frozenLinear(xx as tf.Tensor2D, { w }), plain, [x]);
+    const pair = frozenFromHf(tf.clone(w), true);
+    compareGrads((xx) => frozenLinear(xx as tf.Tensor2D, pair), plain, [x]);
   });
 
   it('gatherRows selects rows and scatters gradients back, repeated ids included', () => {
@@ -127,7 +132,7 @@ describe('runtime ops (gradients with explicit transposes)', () => {
     const cos = tf.randomNormal([1, T, 1, d], 0, 1, 'float32', 55) as tf.Tensor4D;
     const sin = tf.randomNormal([1, T, 1, d], 0, 1, 'float32', 56) as tf.Tensor4D;
     const r = tf.randomNormal([d, d], 0, 1, 'float32', 57) as tf.Tensor2D;
-    const rot = frozenMatrix(r);
+    const rot = { r: tf.transpose(r) as tf.Tensor2D, rT: r };
     compareGrads(
       (a) => rotary(a as tf.Tensor2D, cos, sin, rot, B, T, heads),
       (a) => {

@@ -181,7 +181,7 @@ describe('finetuneLora', () => {
     assert.equal(a.adapter.config.loraDropout, 0.3, 'the adapter keeps its own config');
   });
 
-  it("LoRA dropout view: without masks it is the model's own forward; with masks it drops lora_A inputs", () => {
+  it("LoRA dropout: without masks it is the model's own forward; with masks it drops lora_A inputs; all-zero masks leave the base model", () => {
     const adapter = initAdapter(cfg, loraConfig(0.5), 7);
     const rng = new Rng(9);
     for (const m of adapter.modules) for (let i = 0; i < m.B.length; i++) m.B[i] = rng.normal() * 0.3;
@@ -189,25 +189,32 @@ describe('finetuneLora', () => {
     const c = model.batchConstants(batch);
     const lc = lossConstants(batch, cfg.vocabSize);
     const lora = loraStateFromAdapter(adapter);
-    const drop = new LoraDropout(model, 0.5, new Rng(1));
+    const drop = new LoraDropout(0.5, new Rng(1));
     try {
       const plain = download(() => exampleLosses(model, c, lc, lora));
-      const viewed = download(() => exampleLosses(drop.view, c, lc, lora));
+      const viewed = download(() => exampleLosses(model, c, lc, drop.apply(lora)));
       assert.deepEqual(viewed, plain);
       drop.resample(batch.batchSize * batch.seqLen, adapter.modules);
-      const dropped = download(() => exampleLosses(drop.view, c, lc, lora));
+      const dropped = download(() => exampleLosses(model, c, lc, drop.apply(lora)));
       assert.notDeepEqual(dropped, plain);
-      const again = new LoraDropout(model, 0.5, new Rng(1));
+      const again = new LoraDropout(0.5, new Rng(1));
       again.resample(batch.batchSize * batch.seqLen, adapter.modules);
-      assert.deepEqual(download(() => exampleLosses(again.view, c, lc, lora)), dropped, 'seeded masks');
+      assert.deepEqual(download(() => exampleLosses(model, c, lc, again.apply(lora))), dropped, 'seeded masks');
       again.clear();
-      // The model itself never sees the masks.
+      // The LoRA state itself never holds the masks.
       assert.deepEqual(download(() => exampleLosses(model, c, lc, lora)), plain);
+      // Masks of zeros drop every lora_A input: the base model without LoRA, exactly.
+      const rows = batch.batchSize * batch.seqLen;
+      const zeros = new Map(adapter.modules.map((m) => [m.path, tf.zeros([rows, m.inFeatures]) as tf.Tensor2D]));
+      const base = download(() => exampleLosses(model, c, lc));
+      assert.deepEqual(download(() => exampleLosses(model, c, lc, { ...lora, inputMasks: zeros })), base);
+      assert.notDeepEqual(base, plain);
+      zeros.forEach((t) => t.dispose());
       // p = 0 draws no masks.
-      const none = new LoraDropout(model, 0, new Rng(1));
+      const none = new LoraDropout(0, new Rng(1));
       none.resample(batch.batchSize * batch.seqLen, adapter.modules);
-      assert.deepEqual(download(() => exampleLosses(none.view, c, lc, lora)), plain);
-      throwsTda(() => new LoraDropout(model, 1, new Rng(1)), 'lora_dropout');
+      assert.deepEqual(download(() => exampleLosses(model, c, lc, none.apply(lora))), plain);
+      throwsTda(() => new LoraDropout(1, new Rng(1)), 'lora_dropout');
     } finally {
       drop.clear();
       disposeLoraState(lora);

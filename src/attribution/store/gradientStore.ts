@@ -316,8 +316,8 @@ export class GradientStore {
     }
   }
 
-  /** Completed shards in order, one at a time: scoring never needs all gradients in memory. The store must be complete. */
-  *iterateShards(): Generator<StoreShard> {
+  /** Throws, naming the directory and the missing shards, unless every shard is recorded. */
+  requireComplete(): void {
     const missing = this.missingShards();
     if (missing.length) {
       const list = missing.length > 5 ? `${missing.slice(0, 5).join(', ')}, ...` : missing.join(', ');
@@ -325,7 +325,58 @@ export class GradientStore {
         file: this.dir,
       });
     }
+  }
+
+  /** Completed shards in order, one at a time: scoring never needs all gradients in memory. The store must be complete. */
+  *iterateShards(): Generator<StoreShard> {
+    this.requireComplete();
     for (const rec of this.m.shards) yield { index: rec.index, start: rec.start, set: this.readShard(rec.index) };
+  }
+
+  /** Path of a recorded shard's file (for messages). */
+  shardFile(index: number): string {
+    const rec = this.m.shards.find((r) => r.index === index);
+    return path.join(this.dir, rec ? rec.file : shardFileName(index));
+  }
+
+  /**
+   * Records gradients computed elsewhere (another tool, or synthetic ones) as shard `index`,
+   * written and recorded exactly like compute()'s shards (projected when the store projects).
+   * The caller vouches that they belong to the store's model, adapter and dataset. The first
+   * shard fixes the block layout; later ones must match it.
+   */
+  importShard(index: number, set: GradientSet): ShardRecord {
+    const s = this.m.settings;
+    const manifestFile = path.join(this.dir, MANIFEST_FILE);
+    if (!Number.isSafeInteger(index) || index < 0 || index >= this.shardCount) {
+      throw new TdaError(`shard index must be in [0, ${this.shardCount - 1}], got ${index}`, { file: this.dir, field: 'index' });
+    }
+    const start = index * s.shardSize;
+    const count = Math.min(s.shardSize, s.n - start);
+    if (set.n !== count) throw new TdaError(`shard ${index} holds examples [${start}, ${start + count}): ${count} examples, got ${set.n}`, { file: this.dir, field: 'n' });
+    if (!set.losses || set.losses.length !== count) throw new TdaError(`shard ${index} needs ${count} per-example losses`, { file: this.dir, field: 'losses' });
+    for (const b of set.blocks) {
+      if (b.dim !== b.shape.reduce((a, d) => a * d, 1) || b.data.length !== count * b.dim) {
+        throw new TdaError(`block data has ${b.data.length} values; expected ${count} x [${b.shape.join(', ')}]`, { file: this.dir, field: b.name });
+      }
+    }
+    const layout: ManifestBlock[] = set.blocks.map((b) => ({ name: b.name, shape: [...b.shape], dim: b.dim }));
+    if (this.m.blocks === null) {
+      if (layout.length === 0 || layout.some((b) => b.name === 'loss')) throw new TdaError('needs at least one gradient block, none named "loss"', { file: this.dir, field: 'blocks' });
+      this.m.blocks = layout;
+      writeManifest(this.dir, this.m);
+    } else {
+      checkBlocks(this.m.blocks, layout, manifestFile);
+    }
+    const projector = this.projector();
+    try {
+      const rec = this.writeShard(index, start, projector ? projector.projectSet(set) : set);
+      this.m.shards = [...this.m.shards.filter((r) => r.index !== index), rec].sort((a, b) => a.index - b.index);
+      writeManifest(this.dir, this.m);
+      return { ...rec };
+    } finally {
+      projector?.dispose();
+    }
   }
 
   /** All gradients in one set, [n, dim] per block. */

@@ -34,3 +34,4 @@ export {
   projectionMatrix,
 } from './projection';
 export { GradientStore, ComputeOptions, ComputeReport, StoreShard, StoreSettingsOptions, storeSettings, adapterBlocks } from './gradientStore';
+export { storeSource } from './storeSource';

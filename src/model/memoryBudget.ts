@@ -1,0 +1,56 @@
+/**
+ * Whether a batch's activations fit the wasm heap. tfjs-backend-wasm is a 32-bit module:
+ * every tensor lives in one heap of at most 4 GB, and running out aborts the module
+ * (unrecoverable, with no useful message). A 0.5B-parameter model's weights take half of
+ * it, so a batch is checked before it runs and refused with the batch size that fits.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { TdaError } from '../errors';
+import { ModelConfig } from './types';
+
+/** tfjs-backend-wasm 4.22's heap limit (emscripten getHeapMax). */
+export const WASM_HEAP_BYTES = 4294901760;
+
+/** Part of the heap batches may plan to use; the rest absorbs the allocator's slack. */
+const USABLE_SHARE = 0.95;
+
+/**
+ * Heap bytes a forward + backward pass over one token row keeps alive, an over-estimate:
+ * 4.26 MB on the 0.5B preset (26 layers, hidden 1024, MLP 4096), where 4.0 MB was measured.
+ * Per layer: ~16 hidden-sized and ~6 MLP-sized activations; plus logits, softmax and their
+ * gradient over the vocabulary.
+ */
+export function activationBytesPerRow(cfg: ModelConfig): number {
+  return 4 * (cfg.numLayers * (16 * cfg.hiddenSize + 6 * cfg.intermediateSize) + 3 * cfg.vocabSize);
+}
+
+export interface BudgetCheck {
+  config: ModelConfig;
+  batchSize: number;
+  seqLen: number;
+  /** Heap bytes already in use (weights and anything else alive). */
+  usedBytes: number;
+  heapBytes?: number;
+}
+
+/** Throws a TdaError naming the largest batch size that fits when this batch would not. */
+export function checkActivationBudget(o: BudgetCheck): void {
+  const perRow = activationBytesPerRow(o.config);
+  const available = (o.heapBytes ?? WASM_HEAP_BYTES) * USABLE_SHARE - o.usedBytes;
+  const need = o.batchSize * o.seqLen * perRow;
+  if (need <= available) return;
+  const fits = Math.floor(available / (o.seqLen * perRow));
+  const gb = (b: number) => (b / 2 ** 30).toFixed(2);
+  const advice = fits >= 1 ? `use a batch size of at most ${fits}` : `even one example of ${o.seqLen} tokens does not fit; use shorter sequences`;
+  throw new TdaError(
+    `a batch of ${o.batchSize} x ${o.seqLen} tokens needs about ${gb(need)} GB of activations, and ${gb(o.usedBytes)} GB of the ` +
+      `${gb(o.heapBytes ?? WASM_HEAP_BYTES)} GB wasm heap is in use (model weights); ${advice}`,
+    { field: 'batchSize' },
+  );
+}
+
+/** The check for the current backend: only wasm has the fixed heap. */
+export function checkBatchFits(config: ModelConfig, batchSize: number, seqLen: number): void {
+  if (tf.getBackend() !== 'wasm') return;
+  checkActivationBudget({ config, batchSize, seqLen, usedBytes: tf.memory().numBytes });
+}
