@@ -6,6 +6,7 @@ import { FrozenMatrix, frozenFromHf, transpose2d } from '../runtime/ops';
 import { hasBias, linearShape, modulePath, parameterCount } from './modules';
 import { LINEAR_MODULES, LinearModule, ModelConfig } from './types';
 import { readModelConfig } from './config';
+import { checkWeightsFit } from './memoryBudget';
 
 /**
  * How frozen matrices are kept (runtime/ops.ts FrozenMatrix): 'both' layouts (fastest),
@@ -102,6 +103,7 @@ export function linearWeightShape(cfg: ModelConfig, module: LinearModule): [numb
 /** Reads `config.json` and the weights of a Hugging Face model directory. */
 export function loadBaseModelFiles(dir: string, layout: WeightLayout = 'auto'): { config: ModelConfig; weights: BaseWeights } {
   const config = readModelConfig(dir);
+  if (tf.getBackend() === 'wasm') checkWeightsFit(config, dir);
   const src = openWeights(dir);
   try {
     return { config, weights: loadBaseWeights(src, config, layout) };

@@ -6,6 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { TdaError } from '../errors';
+import { parameterCount } from './modules';
 import { ModelConfig } from './types';
 
 /** tfjs-backend-wasm 4.22's heap limit (emscripten getHeapMax). */
@@ -53,4 +54,19 @@ export function checkActivationBudget(o: BudgetCheck): void {
 export function checkBatchFits(config: ModelConfig, batchSize: number, seqLen: number): void {
   if (tf.getBackend() !== 'wasm') return;
   checkActivationBudget({ config, batchSize, seqLen, usedBytes: tf.memory().numBytes });
+}
+
+/**
+ * Refuses, before reading any weight, a model whose float32 weights cannot fit the wasm
+ * heap next to a minimal batch (about 0.9B parameters is the most that loads).
+ */
+export function checkWeightsFit(config: ModelConfig, dir: string, heapBytes = WASM_HEAP_BYTES): void {
+  const bytes = parameterCount(config) * 4;
+  const room = heapBytes * USABLE_SHARE - tf.memory().numBytes;
+  if (bytes + 64 * activationBytesPerRow(config) <= room) return;
+  throw new TdaError(
+    `the model has ${(parameterCount(config) / 1e9).toFixed(2)}B parameters, ${(bytes / 2 ** 30).toFixed(2)} GB as float32, ` +
+      `which with room for a batch does not fit the ${(heapBytes / 2 ** 30).toFixed(0)} GB wasm heap; use a smaller model or the tensorflow backend (tfjs-node)`,
+    { file: dir, field: 'config.json' },
+  );
 }

@@ -1,6 +1,6 @@
 import * as assert from 'node:assert/strict';
 import { TdaError } from '../../src/errors';
-import { activationBytesPerRow, checkActivationBudget, WASM_HEAP_BYTES } from '../../src/model/memoryBudget';
+import { activationBytesPerRow, checkActivationBudget, checkWeightsFit, WASM_HEAP_BYTES } from '../../src/model/memoryBudget';
 import { llamaConfig, parameterCount, SIZE_PRESETS } from '../../src/model/synthetic';
 
 describe('wasm heap budget for a batch', () => {
@@ -30,6 +30,15 @@ describe('wasm heap budget for a batch', () => {
 
   it('says so when not even one sequence fits', () => {
     assert.match(errorOf(() => checkActivationBudget({ config: big, batchSize: 1, seqLen: 4096, usedBytes: weights })), /even one example of 4096 tokens/);
+  });
+
+  it('a model whose weights cannot fit is refused before loading, naming its config', () => {
+    assert.doesNotThrow(() => checkWeightsFit(big, 'models/half-b'));
+    const twoB = llamaConfig({ ...SIZE_PRESETS['0.5b'], numLayers: 104 }); // ~1.8B parameters
+    assert.throws(
+      () => checkWeightsFit(twoB, 'models/2b'),
+      (e: unknown) => e instanceof TdaError && /models\/2b/.test(e.message) && /config\.json/.test(e.message) && /1\.8\dB parameters/.test(e.message),
+    );
   });
 
   it('small models never come near it', () => {
