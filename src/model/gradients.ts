@@ -259,6 +259,7 @@ export function computeLosses(model: LlamaModel, adapter: LoraAdapter | null, ex
   try {
     for (let start = 0; start < examples.length; start += batchSize) {
       const batch = makeBatch(examples.slice(start, start + batchSize), opts.mask ?? 'response', opts.padId ?? 0);
+      checkBatchFits(model.config, batch.batchSize, batch.seqLen, true);
       const c = model.batchConstants(batch);
       const lc = countedRows(batch);
       try {

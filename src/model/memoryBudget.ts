@@ -25,6 +25,14 @@ export function activationBytesPerRow(cfg: ModelConfig): number {
   return 4 * (cfg.numLayers * (16 * cfg.hiddenSize + 6 * cfg.intermediateSize) + 3 * cfg.vocabSize);
 }
 
+/**
+ * Heap bytes a forward pass alone needs per token row, an over-estimate: its layers free
+ * their intermediates as they go, so one layer's worth plus the logits and their softmax.
+ */
+export function forwardBytesPerRow(cfg: ModelConfig): number {
+  return 4 * (16 * cfg.hiddenSize + 6 * cfg.intermediateSize + 3 * cfg.vocabSize);
+}
+
 export interface BudgetCheck {
   config: ModelConfig;
   batchSize: number;
@@ -32,11 +40,13 @@ export interface BudgetCheck {
   /** Heap bytes already in use (weights and anything else alive). */
   usedBytes: number;
   heapBytes?: number;
+  /** A forward pass only (losses, embeddings): no activations kept for a backward pass. */
+  forwardOnly?: boolean;
 }
 
 /** Throws a TdaError naming the largest batch size that fits when this batch would not. */
 export function checkActivationBudget(o: BudgetCheck): void {
-  const perRow = activationBytesPerRow(o.config);
+  const perRow = o.forwardOnly ? forwardBytesPerRow(o.config) : activationBytesPerRow(o.config);
   const available = (o.heapBytes ?? WASM_HEAP_BYTES) * USABLE_SHARE - o.usedBytes;
   const need = o.batchSize * o.seqLen * perRow;
   if (need <= available) return;
@@ -51,9 +61,9 @@ export function checkActivationBudget(o: BudgetCheck): void {
 }
 
 /** The check for the current backend: only wasm has the fixed heap. */
-export function checkBatchFits(config: ModelConfig, batchSize: number, seqLen: number): void {
+export function checkBatchFits(config: ModelConfig, batchSize: number, seqLen: number, forwardOnly = false): void {
   if (tf.getBackend() !== 'wasm') return;
-  checkActivationBudget({ config, batchSize, seqLen, usedBytes: tf.memory().numBytes });
+  checkActivationBudget({ config, batchSize, seqLen, usedBytes: tf.memory().numBytes, forwardOnly });
 }
 
 /**

@@ -28,6 +28,11 @@ describe('wasm heap budget for a batch', () => {
     }
   });
 
+  it('a forward pass alone (losses) needs far less: 8 x 64 tokens pass, 64 x 512 do not', () => {
+    assert.doesNotThrow(() => checkActivationBudget({ config: big, batchSize: 8, seqLen: 64, usedBytes: weights, forwardOnly: true }));
+    assert.throws(() => checkActivationBudget({ config: big, batchSize: 64, seqLen: 512, usedBytes: weights, forwardOnly: true }), /64 x 512 tokens/);
+  });
+
   it('says so when not even one sequence fits', () => {
     assert.match(errorOf(() => checkActivationBudget({ config: big, batchSize: 1, seqLen: 4096, usedBytes: weights })), /even one example of 4096 tokens/);
   });
