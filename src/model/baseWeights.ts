@@ -2,7 +2,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { TdaError } from '../errors';
 import { openWeights, WeightSource } from '../io/weights';
-import { FrozenMatrix, frozenFromHf, transpose2d } from '../runtime/ops';
+import { FrozenMatrix, frozenFromHf, frozenTied } from '../runtime/ops';
 import { hasBias, linearShape, modulePath, parameterCount } from './modules';
 import { LINEAR_MODULES, LinearModule, ModelConfig } from './types';
 import { readModelConfig } from './config';
@@ -86,8 +86,7 @@ export function loadBaseWeights(src: WeightSource, cfg: ModelConfig, layout: Wei
         field: 'lm_head.weight',
       });
     }
-    // The embedding table itself is W; its transpose only when both layouts fit.
-    lmHead = both ? { w: embed, wT: tf.keep(tf.tidy(() => transpose2d(embed))) } : { w: embed };
+    lmHead = frozenTied(embed, both);
   } else {
     lmHead = frozenFromHf(t2('lm_head.weight', [cfg.vocabSize, H]), both);
   }

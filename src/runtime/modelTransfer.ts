@@ -9,7 +9,7 @@ import type { LoraAdapter } from '../model/adapter';
 import type { BaseWeights, LayerWeights } from '../model/baseWeights';
 import { LlamaModel } from '../model/llama';
 import { LINEAR_MODULES, LinearModule, ModelConfig } from '../model/types';
-import { FrozenMatrix, readFloat32, transpose2d } from './ops';
+import { FrozenMatrix, frozenTied, readFloat32, transpose2d } from './ops';
 import { keepsBothLayouts } from '../model/baseWeights';
 
 export interface PackedTensor {
@@ -80,7 +80,7 @@ export function modelFromPayload(p: ModelPayload): LlamaModel {
     }
     layers.push({ inputNorm: tensor(`${l}.inputNorm`) as tf.Tensor1D, postAttentionNorm: tensor(`${l}.postAttentionNorm`) as tf.Tensor1D, linear, bias });
   }
-  const lmHead: FrozenMatrix = p.config.tieWordEmbeddings ? (both ? { w: embed, wT: tf.tidy(() => transpose2d(embed)) } : { w: embed }) : frozen('lmHead');
+  const lmHead: FrozenMatrix = p.config.tieWordEmbeddings ? frozenTied(embed, both) : frozen('lmHead');
   const weights: BaseWeights = { embed, layers, finalNorm: tensor('finalNorm') as tf.Tensor1D, lmHead };
   return new LlamaModel(p.config, weights);
 }

@@ -45,6 +45,14 @@ export function frozenFromHf(w: tf.Tensor2D, bothLayouts: boolean): FrozenMatrix
   return { wT };
 }
 
+/**
+ * A tied LM head: the embedding table [vocab, hidden] is W itself (kept, not disposed),
+ * plus its transpose when `bothLayouts`.
+ */
+export function frozenTied(embed: tf.Tensor2D, bothLayouts: boolean): FrozenMatrix {
+  return bothLayouts ? { w: embed, wT: tf.keep(tf.tidy(() => transpose2d(embed))) } : { w: embed };
+}
+
 /** a @ b^T computed as (b @ a^T)^T: transposes of the small operand only. */
 function productWithTransposed(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
   return tf.tidy(() => transpose2d(tf.matMul(b, transpose2d(a))));
