@@ -28,11 +28,9 @@ function arg(name: string, fallback: string): string {
   return i >= 0 ? process.argv[i + 1] : fallback;
 }
 
-/** Peak resident set size of this process so far, in MB. */
+/** Peak resident set size of this process so far, in MB (getrusage ru_maxrss). */
 function peakRssMb(): number {
-  const status = fs.existsSync('/proc/self/status') ? fs.readFileSync('/proc/self/status', 'utf8') : '';
-  const m = /VmHWM:\s+(\d+) kB/.exec(status);
-  return m ? Number(m[1]) / 1024 : process.resourceUsage().maxRSS / 1024;
+  return process.resourceUsage().maxRSS / 1024;
 }
 
 interface ChildResult {

@@ -26,9 +26,9 @@ export interface MemoryReport {
   storeBytes: number;
 }
 
+/** Peak resident set size of this process so far, in MB (getrusage ru_maxrss). */
 function peakRssMb(): number {
-  const m = /VmHWM:\s+(\d+) kB/.exec(fs.existsSync('/proc/self/status') ? fs.readFileSync('/proc/self/status', 'utf8') : '');
-  return m ? Number(m[1]) / 1024 : process.resourceUsage().maxRSS / 1024;
+  return process.resourceUsage().maxRSS / 1024;
 }
 
 async function main(): Promise<void> {
