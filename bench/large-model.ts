@@ -14,12 +14,12 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { GradientStore, storeSettings } from '../src/attribution/store';
+import { GradientStore, storeSettings } from '../src/gradients/store';
 import { formatTable } from '../src/cli/table';
 import { initAdapter, parseLoraConfig, saveAdapter } from '../src/model/adapter';
 import { LlamaModel } from '../src/model/llama';
 import { keepsBothLayouts } from '../src/model/baseWeights';
-import { Rng } from '../src/model/random';
+import { Rng } from '../src/random';
 import { llamaConfig, parameterCount, SIZE_PRESETS, writeLargeRandomCheckpoint } from '../src/model/synthetic';
 import { initBackend } from '../src/runtime/backend';
 

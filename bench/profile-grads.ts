@@ -8,10 +8,10 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { makeBatch } from '../src/data/batch';
 import { initAdapter, parseLoraConfig } from '../src/model/adapter';
-import { batchLoraGradients } from '../src/model/gradients';
+import { batchLoraGradients } from '../src/gradients/compute';
 import { LlamaModel } from '../src/model/llama';
 import { loraStateFromAdapter } from '../src/model/loraState';
-import { Rng } from '../src/model/random';
+import { Rng } from '../src/random';
 import { llamaConfig, writeRandomCheckpoint } from '../src/model/synthetic';
 import { initBackend } from '../src/runtime/backend';
 

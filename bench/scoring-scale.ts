@@ -17,11 +17,11 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { GradDot } from '../src/attribution/gradDot';
-import { GradientStore, sha256Hex, storeSource } from '../src/attribution/store';
-import { GradientSet } from '../src/attribution/types';
+import { GradientStore, sha256Hex, storeSource } from '../src/gradients/store';
 import { formatTable } from '../src/cli/table';
-import { Rng } from '../src/model/random';
+import { Rng } from '../src/random';
 import { initBackend } from '../src/runtime/backend';
+import { GradientSet } from '../src/gradients/types';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);

@@ -10,10 +10,10 @@ import * as path from 'node:path';
 import { DataInf } from '../src/attribution/dataInf';
 import { GradDot } from '../src/attribution/gradDot';
 import { GradientAttributor } from '../src/attribution/gradientAttributor';
-import { GradientSet, GradientSource } from '../src/attribution/types';
 import { formatTable } from '../src/cli/table';
-import { Rng } from '../src/model/random';
+import { Rng } from '../src/random';
 import { initBackend } from '../src/runtime/backend';
+import { GradientSet, GradientSource } from '../src/gradients/types';
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);

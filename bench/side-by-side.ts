@@ -27,7 +27,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { initAdapter, parseLoraConfig, saveAdapter } from '../src/model/adapter';
-import { Rng } from '../src/model/random';
+import { Rng } from '../src/random';
 import { llamaConfig, parameterCount, writeRandomCheckpoint } from '../src/model/synthetic';
 import { ModelConfig } from '../src/model/types';
 import { formatTable } from '../src/cli/table';

@@ -10,11 +10,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DataInf } from '../src/attribution/dataInf';
 import { GradDot } from '../src/attribution/gradDot';
-import { OwnedChunksSource } from '../src/attribution/gradientAttributor';
 import { adapterKey, loadAdapter } from '../src/model/adapter';
-import { computeLoraGradients, GradientWorkers } from '../src/model/gradients';
+import { computeLoraGradients, GradientWorkers } from '../src/gradients/compute';
 import { LlamaModel } from '../src/model/llama';
 import { initBackend } from '../src/runtime/backend';
+import { blockByName, OwnedChunksSource } from '../src/gradients/types';
 
 function arg(name: string, fallback?: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -101,7 +101,7 @@ async function grads(workers: number) {
       for (let e = 0; e < k; e++) {
         for (const m of adapter.modules) {
           for (const which of ['A', 'B'] as const) {
-            const t = result.tensors.get(adapterKey(m.path, which))!;
+            const t = blockByName(result, adapterKey(m.path, which));
             const per = t.data.length / n;
             parts.push(t.data.subarray(e * per, (e + 1) * per));
           }

@@ -1,9 +1,9 @@
+import { GradientSource } from '../gradients/types';
 /**
  * Damping per gradient block l: lambda_l = scale * mean_i mean_j g_ilj^2 (DataInf's default,
  * scale 0.1). It is scale x the mean eigenvalue of the block's Gauss-Newton matrix G^T G / n,
  * so it adapts to each block's gradient magnitude.
  */
-import { GradientSource } from './types';
 
 export const DEFAULT_DAMPING_SCALE = 0.1;
 

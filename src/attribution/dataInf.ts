@@ -9,9 +9,11 @@
  * Public DataInf code puts the damping with the wrong sign; this follows the paper's math.
  * A block whose gradients are all zero (lora_A at B = 0) has lambda_l = 0 and contributes 0.
  */
-import { DampedAttributor, ScoringEngine, withBlocks } from './gradientAttributor';
+import { DampedAttributor, ScoringEngine } from './gradientAttributor';
 import { TopKScores } from './topK';
-import { GradientSet, GradientSource, ScoreMatrix } from './types';
+import { ScoreMatrix } from './types';
+import { GradientSet, GradientSource } from '../gradients/types';
+import { withBlocks } from '../gradients/types';
 
 export class DataInf extends DampedAttributor {
   readonly name = 'dataInf';

@@ -33,7 +33,8 @@
  */
 import { TdaError } from '../errors';
 import { crossDots } from './repSim';
-import { Attributor, EmbeddingSet, ScoreMatrix, scoreMatrix } from './types';
+import { Attributor, ScoreMatrix, scoreMatrix } from './types';
+import { EmbeddingSet } from '../model/embeddings';
 
 export type BandwidthRule = 'scott' | 'silverman';
 

@@ -15,10 +15,11 @@
 import * as tf from '@tensorflow/tfjs';
 import { EigenvalueDecomposition, Matrix } from 'ml-matrix';
 import { TdaError } from '../errors';
-import { DampedAttributor, withBlocks } from './gradientAttributor';
+import { DampedAttributor } from './gradientAttributor';
 import { download } from '../runtime/ops';
 import { gram } from './linalg';
-import { GradientSet, GradientSource } from './types';
+import { GradientSet, GradientSource } from '../gradients/types';
+import { withBlocks } from '../gradients/types';
 
 interface BlockFactors {
   rows: number;

@@ -11,9 +11,10 @@
 import { CholeskyDecomposition, Matrix } from 'ml-matrix';
 import { TdaError } from '../errors';
 import { DampingOptions } from './damping';
-import { DampedAttributor, materializeBlock, withBlocks } from './gradientAttributor';
+import { DampedAttributor, materializeBlock } from './gradientAttributor';
 import { gram, matMul, matMulABt } from './linalg';
-import { GradientSet, GradientSource } from './types';
+import { GradientSet, GradientSource } from '../gradients/types';
+import { withBlocks } from '../gradients/types';
 
 export interface ExactOptions extends DampingOptions {
   /** Largest d x d or n x n system solved per block (default 4096). */

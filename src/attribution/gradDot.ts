@@ -3,9 +3,11 @@
  * gradCos scores the cosine of the full concatenated LoRA gradients, which removes the
  * dominance of examples with large gradients.
  */
-import { dotScores, GradientAttributor, ScoringEngine, withBlocks } from './gradientAttributor';
+import { dotScores, GradientAttributor, ScoringEngine } from './gradientAttributor';
 import { TopKScores } from './topK';
-import { GradientSet, GradientSource, ScoreMatrix } from './types';
+import { ScoreMatrix } from './types';
+import { GradientSet, GradientSource } from '../gradients/types';
+import { withBlocks } from '../gradients/types';
 
 export class GradDot extends GradientAttributor {
   readonly name = 'gradDot';

@@ -11,13 +11,14 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { TdaError } from '../errors';
-import type { ChunkResult, ScoringTask } from '../runtime/scoringWorker';
+import type { ChunkResult, ScoringTask } from './scoringWorker';
 import { availableCores, SyncWorkerPool } from '../runtime/workers';
 import { blockDamping, DampingOptions } from './damping';
-import { checkCompatible, checkFinite } from './gradientChecks';
+import { checkCompatible, checkFinite } from '../gradients/checks';
 import { addColumns, FixedBlock, SLAB_COLUMNS, StreamedProducts } from './linalg';
 import { checkK, TopKAccumulator, TopKScores } from './topK';
-import { Attributor, GradientSet, GradientSource, ScoreMatrix, scoreMatrix } from './types';
+import { Attributor, ScoreMatrix, scoreMatrix } from './types';
+import { GradientSet, GradientSource, ownsChunks } from '../gradients/types';
 
 /** Rewrites a chunk's [nTest, m] score block (training examples [start, start + m)) in place. */
 export type BlockAdjust = (block: Float32Array, start: number, m: number) => void;
@@ -45,21 +46,6 @@ function scoringWorkerCount(opts: ScoringOptions, nTest: number, train: Gradient
   return cores > 1 ? cores : 0;
 }
 
-/**
- * A source whose chunks are handed over: every block array of every chunk owns its whole
- * ArrayBuffer, which the source never touches again until it comes back through
- * `recycle` (so it can read the next shard into it). Scorers can then move chunks to
- * worker threads without copying them. A plain GradientSource is copied instead.
- */
-export interface OwnedChunksSource extends GradientSource {
-  ownedChunks: true;
-  recycle?(buffer: ArrayBuffer): void;
-}
-
-function ownsChunks(train: GradientSource): train is OwnedChunksSource {
-  return (train as Partial<OwnedChunksSource>).ownedChunks === true;
-}
-
 /** Block data in shared memory, so every worker reads the same copy. */
 function sharedBlocks(set: GradientSet): FixedBlock[] {
   return set.blocks.map((b) => {
@@ -82,7 +68,7 @@ export class ScoringEngine {
 
   static open(nTest: number, train: GradientSource, opts: ScoringOptions = {}): ScoringEngine {
     const workers = scoringWorkerCount(opts, nTest, train);
-    return new ScoringEngine(workers > 0 ? SyncWorkerPool.start<ScoringTask, unknown>('scoringWorker', workers, { backend: tf.getBackend() }) : null);
+    return new ScoringEngine(workers > 0 ? SyncWorkerPool.start<ScoringTask, unknown>(require.resolve('./scoringWorker'), workers, { backend: tf.getBackend() }) : null);
   }
 
   get workers(): number {
@@ -257,11 +243,6 @@ export function topKScores(v: GradientSet, train: GradientSource, k: number, opt
   } finally {
     engine.close();
   }
-}
-
-/** A copy of a GradientSet's structure with new block data. */
-export function withBlocks(set: GradientSet, data: Float32Array[]): GradientSet {
-  return { n: set.n, blocks: set.blocks.map((b, l) => ({ ...b, data: data[l] })) };
 }
 
 export abstract class GradientAttributor implements Attributor<GradientSource, GradientSet> {

@@ -4,7 +4,7 @@
  * `attribute(test)`; a new method is one small file extending GradientAttributor.
  */
 export * from './types';
-export { GradientAttributor, DampedAttributor, dotScores, topKScores, ScoringEngine, ScoringOptions, OwnedChunksSource, BlockAdjust } from './gradientAttributor';
+export { GradientAttributor, DampedAttributor, dotScores, topKScores, ScoringEngine, ScoringOptions, BlockAdjust } from './gradientAttributor';
 export { TopKScores, TopKAccumulator, checkK } from './topK';
 export { blockDamping, DEFAULT_DAMPING_SCALE, DampingOptions } from './damping';
 export { GradDot, GradCos, exampleNorms } from './gradDot';
@@ -14,9 +14,7 @@ export { Lissa, LissaOptions, LissaBlockReport, topEigenvalue } from './lissa';
 export { ExactInfluence, ExactOptions } from './exact';
 export { EkfacInfluence } from './ekfac';
 export { createGradientAttributor, GRADIENT_METHODS, GradientMethod, MethodOptions } from './methods';
-export { readGradientFile, writeScoreFile, readScoreFile, writeTopKFile, readTopKFile, TOPK_FORMAT, GradientFile } from './gradientFile';
-export { checkCompatible, checkFinite } from './gradientChecks';
 export { RepSim, repSimScores, RepSimKind } from './repSim';
 export { Bm25, bm25Scores, bm25Tokenize, Bm25Options } from './bm25';
 export { KernelDensity, logDensity, logKernelMatrix, kdeBandwidth, BandwidthRule, DensityOptions } from './density';
-export * from './store';
+export { writeScoreFile, readScoreFile, writeTopKFile, readTopKFile, refuseTopK, SCORES_FORMAT, TOPK_FORMAT } from './scoreFile';

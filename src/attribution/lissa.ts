@@ -10,10 +10,11 @@
 import * as tf from '@tensorflow/tfjs';
 import { TdaError } from '../errors';
 import { download } from '../runtime/ops';
-import { Rng } from '../model/random';
+import { Rng } from '../random';
 import { DampingOptions } from './damping';
-import { DampedAttributor, materializeBlock, withBlocks } from './gradientAttributor';
-import { GradientSet, GradientSource } from './types';
+import { DampedAttributor, materializeBlock } from './gradientAttributor';
+import { GradientSet, GradientSource } from '../gradients/types';
+import { withBlocks } from '../gradients/types';
 
 export interface LissaOptions extends DampingOptions {
   /** Number of iterations (default 200). */

@@ -10,7 +10,8 @@
  * A zero vector has no direction: its cosine with anything is defined here as 0.
  */
 import { TdaError } from '../errors';
-import { Attributor, EmbeddingSet, ScoreMatrix, scoreMatrix } from './types';
+import { Attributor, ScoreMatrix, scoreMatrix } from './types';
+import { EmbeddingSet } from '../model/embeddings';
 
 /** `cosine` (default, the paper's RepSim) or the raw `dot` product. */
 export type RepSimKind = 'cosine' | 'dot';

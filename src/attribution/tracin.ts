@@ -4,7 +4,8 @@
  */
 import { TdaError } from '../errors';
 import { GradDot } from './gradDot';
-import { GradientSet, GradientSource, ScoreMatrix, scoreMatrix } from './types';
+import { ScoreMatrix, scoreMatrix } from './types';
+import { GradientSet, GradientSource } from '../gradients/types';
 
 export interface TracInCheckpoint {
   train: GradientSource;

@@ -5,9 +5,9 @@ import { LabelMask } from '../data/batch';
 import { readExamplesJsonl, validateTokenIds } from '../data/examples';
 import { loadTokenizer, TOKENIZER_FILE } from '../data/tokenizer';
 import { TdaError } from '../errors';
-import { TensorToWrite, writeSafetensors } from '../io/safetensors';
 import { loadAdapter } from '../model/adapter';
-import { computeLoraGradients } from '../model/gradients';
+import { computeLoraGradients } from '../gradients/compute';
+import { writeGradientFile } from '../gradients/file';
 import { LlamaModel } from '../model/llama';
 import { progressBar } from './progress';
 import { shardMetadata, shardRange, ShardSpec } from './shard';
@@ -70,10 +70,7 @@ export async function runGrads(opts: GradsOptions): Promise<GradsSummary> {
       onProgress: (done, total) => bar.update(done, total),
     });
     bar.stop();
-    const tensors: Record<string, TensorToWrite> = { loss: { shape: [examples.length], data: grads.losses } };
-    for (const [key, t] of grads.tensors) tensors[key] = { shape: t.shape, data: t.data };
-    writeSafetensors(opts.out, tensors, {
-      format: 'tda-lab.grads',
+    writeGradientFile(opts.out, grads, {
       mask,
       model: path.resolve(opts.model),
       adapter: path.resolve(opts.adapter),
@@ -82,7 +79,7 @@ export async function runGrads(opts: GradsOptions): Promise<GradsSummary> {
       batch_size: String(batchSize),
       ...shardMetadata(opts.shard, all.length, range, 'examples'),
     });
-    return { examples: examples.length, tensors: grads.tensors.size, seconds: (Date.now() - started) / 1000, losses: grads.losses };
+    return { examples: examples.length, tensors: grads.blocks.length, seconds: (Date.now() - started) / 1000, losses: grads.losses };
   } finally {
     model.dispose();
   }

@@ -4,9 +4,9 @@
  * re-run of the same command skips the shards already recorded; Ctrl-C stops after the
  * current batch and keeps every finished shard.
  */
-import { GradientStore, storeSettings } from '../attribution/store';
-import { StoreDType } from '../attribution/store/manifest';
-import { ProjectionSpec } from '../attribution/store/projection';
+import { GradientStore, storeSettings } from '../gradients/store';
+import { StoreDType } from '../gradients/store/manifest';
+import { ProjectionSpec } from '../gradients/projection';
 import { LabelMask } from '../data/batch';
 import { TdaError } from '../errors';
 import { loadGradsInputs } from './grads';

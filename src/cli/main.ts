@@ -5,7 +5,7 @@ import { BackendChoice, initBackend } from '../runtime/backend';
 import { runDemo } from './demo';
 import { DEFAULT_BATCH_SIZE, runGrads } from './grads';
 import { runGradsToStore } from './gradsStore';
-import { STORE_DTYPES, StoreDType } from '../attribution/store/manifest';
+import { STORE_DTYPES, StoreDType } from '../gradients/store/manifest';
 import { TdaError } from '../errors';
 import { registerMergeCommand } from './merge';
 import { parseShard } from './shard';

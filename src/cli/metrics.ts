@@ -22,9 +22,9 @@ import { bootstrapMeanCI } from '../eval/bootstrap';
 import { danfo, DataFrame, frameColumn, frameFromColumns } from '../eval/frame';
 import { DEFAULT_RECALL_K, perQueryMetrics, pooledAuc } from '../eval/perQuery';
 import { checkPositives, checkScoreMatrix } from '../eval/validate';
-import { refuseTopK } from '../attribution/gradientFile';
 import { ScoreMatrix } from '../attribution/types';
 import { formatTable } from './table';
+import { refuseTopK } from '../attribution/scoreFile';
 
 export const SCORES_TENSOR = 'scores';
 const RESAMPLES = 1000;

@@ -5,15 +5,15 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
-import { readGradientFile, writeScoreFile, writeTopKFile } from '../attribution/gradientFile';
+import { readGradientFile } from '../gradients/file';
 import { createGradientAttributor, GRADIENT_METHODS, MethodOptions } from '../attribution/methods';
-import { GradientSource, inMemorySource } from '../attribution/types';
 import { TdaError } from '../errors';
 import { DampedAttributor } from '../attribution/gradientAttributor';
-import { GradientSet } from '../attribution/types';
 import { parseShard, shardMetadata, shardRange, ShardSpec } from './shard';
-import { checkCompatible } from '../attribution/gradientChecks';
-import { canonicalJson, GradientStore, MANIFEST_FILE, Projector, ProjectionSpec, storeSource } from '../attribution/store';
+import { checkCompatible } from '../gradients/checks';
+import { canonicalJson, GradientStore, MANIFEST_FILE, Projector, ProjectionSpec, storeSource } from '../gradients/store';
+import { GradientSet, GradientSource, inMemorySource, sliceExamples } from '../gradients/types';
+import { writeScoreFile, writeTopKFile } from '../attribution/scoreFile';
 
 export interface ScoreOptions extends MethodOptions {
   method: string;
@@ -174,13 +174,4 @@ export function registerScoreCommand(program: Command, startBackend: () => Promi
         process.stderr.write(`wrote ${o.out}: top ${r.k} of ${r.nTrain} training examples for ${r.nTest} queries in ${r.seconds.toFixed(1)} s${clamped}\n`);
       }
     });
-}
-
-/** Examples [start, end) of a gradient set. */
-export function sliceExamples(set: GradientSet, start: number, end: number): GradientSet {
-  return {
-    n: end - start,
-    blocks: set.blocks.map((b) => ({ ...b, data: b.data.slice(start * b.dim, end * b.dim) })),
-    losses: set.losses?.slice(start, end),
-  };
 }

@@ -5,7 +5,7 @@
  * NaN values (queries where the metric is undefined, e.g. no positives) are dropped first.
  */
 import { TdaError } from '../errors';
-import { Rng } from '../model/random';
+import { Rng } from '../random';
 
 export interface BootstrapOptions {
   /** Number of bootstrap resamples (default 1000). */

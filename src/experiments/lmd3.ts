@@ -16,7 +16,7 @@ import { linearRegression, LinearFit } from '../eval/regression';
 import { initAdapter, LoraAdapter, parseLoraConfig } from '../model/adapter';
 import { computeEmbeddings } from '../model/embeddings';
 import { generate } from '../model/generate';
-import { computeLosses } from '../model/gradients';
+import { computeLosses } from '../model/loss';
 import { finetuneLora } from '../train/finetune';
 import { Figure, scatterFigure } from '../viz/figures';
 import { EmbeddedDefault } from './embedded';

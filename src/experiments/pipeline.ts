@@ -6,11 +6,12 @@ import { TokenSequence } from '../data/batch';
 import { TextTokenizer } from '../data/tokenizer';
 import { TdaError } from '../errors';
 import { createGradientAttributor, GradientMethod, MethodOptions } from '../attribution/methods';
-import { GradientSet, inMemorySource, ScoreMatrix, scoreRow } from '../attribution/types';
+import { ScoreMatrix, scoreRow } from '../attribution/types';
 import { rocAuc, recallAtK } from '../eval/auc';
-import { adapterKey, LoraAdapter } from '../model/adapter';
-import { computeLoraGradients } from '../model/gradients';
+import { LoraAdapter } from '../model/adapter';
+import { computeLoraGradients } from '../gradients/compute';
 import { LlamaModel } from '../model/llama';
+import { GradientSet, inMemorySource } from '../gradients/types';
 
 export interface PromptResponse {
   prompt: string;
@@ -33,18 +34,9 @@ export function withResponseIds(tokenizer: TextTokenizer, prompt: string, respon
   return { inputIds: [...p, ...r], promptLength: p.length };
 }
 
-/** Per-example LoRA gradients as a GradientSet (one block per LoRA tensor, adapter order). */
-export async function loraGradientSet(model: LlamaModel, adapter: LoraAdapter, seqs: TokenSequence[], batchSize = 32, padId = 0): Promise<GradientSet> {
-  const g = await computeLoraGradients(model, adapter, seqs, { batchSize, padId, mask: 'response' });
-  const blocks = adapter.modules.flatMap((m) =>
-    (['A', 'B'] as const).map((which) => {
-      const key = adapterKey(m.path, which);
-      const t = g.tensors.get(key)!;
-      const shape = t.shape.slice(1);
-      return { name: key, shape, dim: shape[0] * shape[1], data: t.data };
-    }),
-  );
-  return { n: seqs.length, blocks, losses: g.losses };
+/** Per-example LoRA gradients (response mask) as a GradientSet, in adapter order. */
+export function loraGradientSet(model: LlamaModel, adapter: LoraAdapter, seqs: TokenSequence[], batchSize = 32, padId = 0): Promise<GradientSet> {
+  return computeLoraGradients(model, adapter, seqs, { batchSize, padId, mask: 'response' });
 }
 
 /** Scores of every requested gradient method for one checkpoint. */

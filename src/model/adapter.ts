@@ -11,7 +11,7 @@ import { TdaError } from '../errors';
 import { openWeightsFile, WeightSource } from '../io/weights';
 import { TensorToWrite, writeSafetensors } from '../io/safetensors';
 import { isObject, readJsonFile } from './config';
-import { Rng } from './random';
+import { Rng } from '../random';
 import { allModules, linearShape, modulePath } from './modules';
 import { LINEAR_MODULES, LinearModule, LoraConfig, ModelConfig } from './types';
 

@@ -6,13 +6,19 @@
  * `mean`: the mean over the real tokens; right padding never enters the pool.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { EmbeddingSet } from '../attribution/types';
 import type { TokenBatch, TokenSequence } from '../data/batch';
 import { TdaError } from '../errors';
 import type { LoraAdapter } from './adapter';
 import { disposeBatchConstants, LlamaModel } from './llama';
 import { disposeLoraState, LoraState, loraStateFromAdapter } from './loraState';
 import { download } from '../runtime/ops';
+
+/** Per-example representations (hidden states) of n examples, [n, dim]. */
+export interface EmbeddingSet {
+  n: number;
+  dim: number;
+  data: Float32Array;
+}
 
 export type Pooling = 'last' | 'mean';
 

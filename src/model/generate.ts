@@ -20,7 +20,7 @@ import { download, gatherRows } from '../runtime/ops';
 import { LoraAdapter } from './adapter';
 import { disposeBatchConstants, LlamaModel } from './llama';
 import { disposeLoraState, LoraState, loraStateFromAdapter } from './loraState';
-import { Rng } from './random';
+import { Rng } from '../random';
 
 export interface GenerateOptions {
   maxNewTokens: number;

@@ -9,7 +9,7 @@ import { DType, TensorToWrite, writeSafetensors } from '../io/safetensors';
 import { writeShardedSafetensors } from '../io/weights';
 import { linearWeightShape } from './baseWeights';
 import { hasBias, modulePath } from './modules';
-import { Rng } from './random';
+import { Rng } from '../random';
 import { LINEAR_MODULES, ModelConfig } from './types';
 
 /** The `config.json` a Hugging Face model of this architecture would carry. */

@@ -10,8 +10,9 @@
  *  - SyncWorkerPool: blocks the calling thread (Atomics.wait, receiveMessageOnPort) so that
  *    synchronous APIs (the attributors' cache/attribute) can use every core.
  *
- * Entry scripts run from TypeScript sources under tsx (the worker is started with
- * `--require tsx/cjs`) or from the compiled `dist/` JavaScript, whichever this module is.
+ * The caller names its worker script (`require.resolve('./worker')`, which is the `.ts`
+ * source under tsx and the compiled `.js` in `dist/`), so each worker lives next to the
+ * code it serves; a TypeScript script is started with `--require tsx/cjs`.
  */
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -23,11 +24,10 @@ export function availableCores(): number {
   return typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
 }
 
-/** A worker entry script next to this module (`name` without extension), with the Node flags it needs. */
-export function workerEntry(name: string): { file: string; execArgv: string[] } {
-  const fromSources = __filename.endsWith('.ts');
-  const file = path.join(__dirname, `${name}${fromSources ? '.ts' : '.js'}`);
-  return { file, execArgv: fromSources ? ['--require', require.resolve('tsx/cjs')] : [] };
+/** A worker script (an absolute path, `.ts` or `.js`) with the Node flags it needs. */
+export function workerEntry(script: string): { file: string; execArgv: string[] } {
+  if (!path.isAbsolute(script)) throw new Error(`worker script must be an absolute path, got '${script}'`);
+  return { file: script, execArgv: script.endsWith('.ts') ? ['--require', require.resolve('tsx/cjs')] : [] };
 }
 
 interface WireError {
@@ -66,8 +66,8 @@ interface Slot {
   current: number | null;
 }
 
-function spawn(entry: string, signal: Int32Array, init: unknown): Slot {
-  const { file, execArgv } = workerEntry(entry);
+function spawn(script: string, signal: Int32Array, init: unknown): Slot {
+  const { file, execArgv } = workerEntry(script);
   const { port1, port2 } = new MessageChannel();
   const worker = new Worker(file, { execArgv, workerData: { port: port2, signal }, transferList: [port2] });
   port1.postMessage({ type: 'init', data: init } satisfies ToWorker);
@@ -75,7 +75,7 @@ function spawn(entry: string, signal: Int32Array, init: unknown): Slot {
 }
 
 /**
- * `count` workers running `entry`, each initialised with `init` (structured-cloned; share
+ * `count` workers running `script`, each initialised with `init` (structured-cloned; share
  * big read-only data through SharedArrayBuffers). Tasks go to the first idle worker.
  */
 export class WorkerPool<TTask, TResult> {
@@ -87,9 +87,9 @@ export class WorkerPool<TTask, TResult> {
 
   private constructor(private readonly slots: Slot[]) {}
 
-  static async start<TTask, TResult>(entry: string, count: number, init: unknown): Promise<WorkerPool<TTask, TResult>> {
+  static async start<TTask, TResult>(script: string, count: number, init: unknown): Promise<WorkerPool<TTask, TResult>> {
     const signal = new Int32Array(new SharedArrayBuffer(4));
-    const slots = Array.from({ length: count }, () => spawn(entry, signal, init));
+    const slots = Array.from({ length: count }, () => spawn(script, signal, init));
     const pool = new WorkerPool<TTask, TResult>(slots);
     const ready = slots.map(
       (slot) =>
@@ -198,9 +198,9 @@ export class SyncWorkerPool<TTask, TResult> {
   ) {}
 
   /** Starts `count` workers and blocks until each has run its set-up. */
-  static start<TTask, TResult>(entry: string, count: number, init: unknown): SyncWorkerPool<TTask, TResult> {
+  static start<TTask, TResult>(script: string, count: number, init: unknown): SyncWorkerPool<TTask, TResult> {
     const signal = new Int32Array(new SharedArrayBuffer(4));
-    const slots = Array.from({ length: count }, () => spawn(entry, signal, init));
+    const slots = Array.from({ length: count }, () => spawn(script, signal, init));
     for (const s of slots) s.worker.unref();
     const pool = new SyncWorkerPool<TTask, TResult>(slots, signal);
     try {

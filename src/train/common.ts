@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { LabelMask, TokenSequence } from '../data/batch';
 import { TdaError } from '../errors';
-import { Rng } from '../model/random';
+import { Rng } from '../random';
 
 /** A uniformly random permutation of 0..n-1 (Fisher-Yates). */
 export function permutation(n: number, rng: Rng): number[] {

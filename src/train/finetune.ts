@@ -33,7 +33,7 @@ import { disposeBatchConstants, LlamaModel } from '../model/llama';
 import { LoraFactors, LoraState } from '../model/loraState';
 import { disposeLossConstants, exampleLosses, lossConstants } from '../model/loss';
 import { linearShape } from '../model/modules';
-import { Rng } from '../model/random';
+import { Rng } from '../random';
 import { download } from '../runtime/ops';
 import {
   AdamOptions,

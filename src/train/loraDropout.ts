@@ -12,7 +12,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { TdaError } from '../errors';
 import { LoraState } from '../model/loraState';
-import { Rng } from '../model/random';
+import { Rng } from '../random';
 
 export class LoraDropout {
   private masks = new Map<string, tf.Tensor2D>();

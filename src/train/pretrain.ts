@@ -20,7 +20,7 @@ import { LabelMask, makeBatch, TokenSequence } from '../data/batch';
 import { TdaError } from '../errors';
 import { disposeBatchConstants, LlamaModel } from '../model/llama';
 import { disposeLossConstants, exampleLosses, lossConstants } from '../model/loss';
-import { Rng } from '../model/random';
+import { Rng } from '../random';
 import { trainableVariables } from '../model/trainableWeights';
 import {
   AdamOptions,

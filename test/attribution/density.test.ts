@@ -1,8 +1,8 @@
 import * as assert from 'node:assert/strict';
 import { KernelDensity, kdeBandwidth, logDensity, logDensityConstant, logKernelMatrix, logSumExp, meanStd } from '../../src/attribution/density';
-import { EmbeddingSet } from '../../src/attribution/types';
-import { Rng } from '../../src/model/random';
+import { Rng } from '../../src/random';
 import { throwsTda } from '../helpers/errors';
+import { EmbeddingSet } from '../../src/model/embeddings';
 
 const close = (a: number, b: number, tol = 1e-9) => assert.ok(Math.abs(a - b) <= tol * Math.max(1, Math.abs(b)), `${a} vs ${b}`);
 

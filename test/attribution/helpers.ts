@@ -1,6 +1,6 @@
 /** Small random gradient sets and brute-force references for scorer tests. */
-import { Rng } from '../../src/model/random';
-import { GradientSet, GradientSource, inMemorySource } from '../../src/attribution/types';
+import { Rng } from '../../src/random';
+import { GradientSet, GradientSource, inMemorySource } from '../../src/gradients/types';
 
 export function randomGradients(n: number, shapes: number[][], seed: number, scale = 1): GradientSet {
   const rng = new Rng(seed);

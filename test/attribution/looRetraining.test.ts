@@ -6,9 +6,9 @@
 import * as assert from 'node:assert/strict';
 import { ExactInfluence } from '../../src/attribution/exact';
 import { GradDot } from '../../src/attribution/gradDot';
-import { GradientSet, inMemorySource } from '../../src/attribution/types';
-import { Rng } from '../../src/model/random';
+import { Rng } from '../../src/random';
 import { invert, pearson } from './helpers';
+import { GradientSet, inMemorySource } from '../../src/gradients/types';
 
 const sigmoid = (z: number) => 1 / (1 + Math.exp(-z));
 const D = 4; // three features and a bias

@@ -1,8 +1,8 @@
 import * as assert from 'node:assert/strict';
 import { RepSim, repSimScores } from '../../src/attribution/repSim';
-import { EmbeddingSet } from '../../src/attribution/types';
-import { Rng } from '../../src/model/random';
+import { Rng } from '../../src/random';
 import { throwsTda } from '../helpers/errors';
+import { EmbeddingSet } from '../../src/model/embeddings';
 
 function randomSet(rng: Rng, n: number, dim: number): EmbeddingSet {
   const data = new Float32Array(n * dim);

@@ -5,9 +5,9 @@ import { ExactInfluence } from '../../src/attribution/exact';
 import { GradCos, GradDot } from '../../src/attribution/gradDot';
 import { Lissa } from '../../src/attribution/lissa';
 import { tracinCP } from '../../src/attribution/tracin';
-import { GradientSet, GradientSource, inMemorySource } from '../../src/attribution/types';
-import { Rng } from '../../src/model/random';
+import { Rng } from '../../src/random';
 import { chunked, dot, denseHessian, invert, matVec, maxRelativeError, meanSquareDamping, randomGradients, row } from './helpers';
+import { GradientSet, GradientSource, inMemorySource } from '../../src/gradients/types';
 
 const SHAPES = [
   [3, 5],

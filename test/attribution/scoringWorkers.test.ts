@@ -3,9 +3,9 @@ import * as tf from '@tensorflow/tfjs';
 import { DataInf } from '../../src/attribution/dataInf';
 import { GradCos, GradDot } from '../../src/attribution/gradDot';
 import { StreamedProducts } from '../../src/attribution/linalg';
-import { OwnedChunksSource } from '../../src/attribution/gradientAttributor';
-import { GradientSet, GradientSource, inMemorySource } from '../../src/attribution/types';
 import { chunked, dot, maxRelativeError, randomGradients, row } from './helpers';
+import { GradientSet, GradientSource, inMemorySource } from '../../src/gradients/types';
+import { OwnedChunksSource } from '../../src/gradients/types';
 
 
 // One block longer than a slab (4096 columns), so the slab splitting is exercised.

@@ -2,35 +2,35 @@ import * as assert from 'node:assert/strict';
 import { ChildProcess, fork } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { GradientStore, Projector, readManifest, storeSettings, StoreSettings } from '../../src/attribution/store';
-import { GradientSet } from '../../src/attribution/types';
+import { GradientStore, Projector, readManifest, storeSettings, StoreSettings } from '../../src/gradients/store';
 import { TdaError } from '../../src/errors';
 import { SafetensorsFile } from '../../src/io/safetensors';
 import { LoraAdapter, loadAdapter } from '../../src/model/adapter';
-import { computeLoraGradients, LoraGradients } from '../../src/model/gradients';
+import { computeLoraGradients } from '../../src/gradients/compute';
 import { LlamaModel } from '../../src/model/llama';
 import { tempDirs, throwsTda } from '../helpers/errors';
 import { StoreFixture, writeStoreFixture } from './storeFixture';
 import { WorkerJob } from './storeWorker';
+import { blockByName, ComputedGradients, GradientSet } from '../../src/gradients/types';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const WORKER = path.join(__dirname, 'storeWorker.ts');
 
 /** Direct gradients as one [n, dim] array per adapter key, in the store's block order. */
-function flatDirect(g: LoraGradients, names: string[]): Float32Array[] {
-  return names.map((name) => g.tensors.get(name)!.data);
+function flatDirect(g: ComputedGradients, names: string[]): Float32Array[] {
+  return names.map((name) => blockByName(g, name).data);
 }
 
-function assertSetEquals(set: GradientSet, direct: LoraGradients): void {
+function assertSetEquals(set: GradientSet, direct: ComputedGradients): void {
   assert.equal(set.n, direct.losses.length);
   assert.deepEqual(set.losses, direct.losses);
   assert.deepEqual(
     set.blocks.map((b) => b.name),
-    [...direct.tensors.keys()],
+    direct.blocks.map((b) => b.name),
   );
   const want = flatDirect(direct, set.blocks.map((b) => b.name));
   set.blocks.forEach((b, i) => {
-    assert.deepEqual(b.shape, direct.tensors.get(b.name)!.shape.slice(1), b.name);
+    assert.deepEqual(b.shape, blockByName(direct, b.name).shape, b.name);
     assert.equal(b.data.length, set.n * b.dim);
     assert.ok(b.data.every((v, j) => Object.is(v, want[i][j])), `${b.name} differs from computeLoraGradients`);
   });
@@ -43,8 +43,8 @@ describe('attribution/store: GradientStore', function () {
   let model: LlamaModel;
   let adapter: LoraAdapter;
   /** computeLoraGradients with batch size 4 and with batch size 2 (response mask). */
-  let direct4: LoraGradients;
-  let direct2: LoraGradients;
+  let direct4: ComputedGradients;
+  let direct2: ComputedGradients;
 
   const settings = (over: Partial<Parameters<typeof storeSettings>[0]> = {}): StoreSettings =>
     storeSettings({ modelDir: fx.modelDir, adapterDir: fx.adapterDir, examples: fx.examples, shardSize: 8, ...over });
@@ -57,7 +57,7 @@ describe('attribution/store: GradientStore', function () {
     direct4 = await computeLoraGradients(model, adapter, fx.examples, { batchSize: 4 });
     direct2 = await computeLoraGradients(model, adapter, fx.examples, { batchSize: 2 });
     // Non-zero gradients in every block, or the comparisons below would prove little.
-    for (const [name, t] of direct4.tensors) assert.ok(t.data.some((v) => v !== 0), `${name} is all zeros`);
+    for (const { name, data } of direct4.blocks) assert.ok(data.some((v) => v !== 0), `${name} is all zeros`);
   });
   after(() => {
     model.dispose();
@@ -140,7 +140,7 @@ describe('attribution/store: GradientStore', function () {
   });
 
   it('stores F16 and BF16 within their rounding error (losses stay F32)', async () => {
-    const direct = flatDirect(direct4, [...direct4.tensors.keys()]);
+    const direct = flatDirect(direct4, direct4.blocks.map((b) => b.name));
     // Round-to-nearest: F16 has 11 significant bits (relative error <= 2^-11) down to 2^-14,
     // below that subnormals with spacing 2^-24 (absolute error <= 2^-25). BF16 keeps 8 bits.
     const bound = { F16: (x: number) => Math.max(Math.abs(x) * 2 ** -11, 2 ** -25), BF16: (x: number) => Math.abs(x) * 2 ** -8 };
@@ -187,7 +187,7 @@ describe('attribution/store: GradientStore', function () {
     const directSet: GradientSet = {
       n: 20,
       losses: direct4.losses,
-      blocks: [...direct4.tensors].map(([name, t]) => ({ name, shape: t.shape.slice(1), dim: t.data.length / 20, data: t.data })),
+      blocks: direct4.blocks,
     };
     // "Test" gradients projected by a separate projector with the store's spec: identical numbers.
     for (const projector of [store.projector()!, new Projector(spec, { cacheBytes: 0 })]) {

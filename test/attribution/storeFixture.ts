@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { TokenSequence } from '../../src/data/batch';
 import { initAdapter, LoraAdapter, saveAdapter } from '../../src/model/adapter';
-import { Rng } from '../../src/model/random';
+import { Rng } from '../../src/random';
 import { llamaConfig, writeRandomCheckpoint } from '../../src/model/synthetic';
 import { LoraConfig, ModelConfig } from '../../src/model/types';
 

@@ -14,8 +14,8 @@ import {
   settingsDiff,
   StoreSettings,
   writeManifest,
-} from '../../src/attribution/store';
-import { newManifest, parseManifest } from '../../src/attribution/store/manifest';
+} from '../../src/gradients/store';
+import { newManifest, parseManifest } from '../../src/gradients/store/manifest';
 import { SafetensorsFile } from '../../src/io/safetensors';
 import { writeShardedSafetensors } from '../../src/io/weights';
 import { saveAdapter } from '../../src/model/adapter';

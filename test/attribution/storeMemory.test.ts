@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { initAdapter, parseLoraConfig, saveAdapter } from '../../src/model/adapter';
-import { Rng } from '../../src/model/random';
+import { Rng } from '../../src/random';
 import { llamaConfig, writeRandomCheckpoint } from '../../src/model/synthetic';
 import { tempDirs } from '../helpers/errors';
 import { MemoryJob, MemoryReport } from './storeMemoryChild';

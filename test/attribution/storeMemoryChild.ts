@@ -6,7 +6,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { GradientStore, storeSettings } from '../../src/attribution/store';
+import { GradientStore, storeSettings } from '../../src/gradients/store';
 import { TokenSequence } from '../../src/data/batch';
 import { loadAdapter } from '../../src/model/adapter';
 import { LlamaModel } from '../../src/model/llama';

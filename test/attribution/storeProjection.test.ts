@@ -1,9 +1,9 @@
 import * as assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { CHUNK_ROWS, Projector, ProjectionSpec, projectionChunk, projectionMatrix, validateProjectionSpec } from '../../src/attribution/store';
-import { GradientBlock } from '../../src/attribution/types';
+import { CHUNK_ROWS, Projector, ProjectionSpec, projectionChunk, projectionMatrix, validateProjectionSpec } from '../../src/gradients/store';
 import { TdaError } from '../../src/errors';
-import { Rng } from '../../src/model/random';
+import { Rng } from '../../src/random';
+import { GradientBlock } from '../../src/gradients/types';
 
 /** n random rows of dimension dim sharing a common direction, so their cosines vary (0 to ~0.8). */
 function correlatedBlock(n: number, dim: number, seed: number, name = 'block'): GradientBlock {

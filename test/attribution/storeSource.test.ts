@@ -3,14 +3,14 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DataInf } from '../../src/attribution/dataInf';
 import { GradDot } from '../../src/attribution/gradDot';
-import { GradientStore, sha256Hex, storeSettings, storeSource } from '../../src/attribution/store';
-import { GradientSet, GradientSource, inMemorySource } from '../../src/attribution/types';
+import { GradientStore, sha256Hex, storeSettings, storeSource } from '../../src/gradients/store';
 import { loadAdapter } from '../../src/model/adapter';
 import { LlamaModel } from '../../src/model/llama';
 import { tempDirs, throwsTda } from '../helpers/errors';
 import { randomGradients } from './helpers';
 import { writeStoreFixture } from './storeFixture';
 import { assertTopKOfMatrix, rows } from './topKHelpers';
+import { GradientSet, GradientSource, inMemorySource } from '../../src/gradients/types';
 
 /** Examples [start, end) of a set, losses included. */
 function slice(set: GradientSet, start: number, end: number): GradientSet {

@@ -5,8 +5,8 @@
  * Run: node --require tsx/cjs test/attribution/storeWorker.ts '<json job>'
  */
 import * as fs from 'node:fs';
-import { GradientStore } from '../../src/attribution/store';
-import { StoreSettings } from '../../src/attribution/store/manifest';
+import { GradientStore } from '../../src/gradients/store';
+import { StoreSettings } from '../../src/gradients/store/manifest';
 import { TokenSequence } from '../../src/data/batch';
 import { loadAdapter } from '../../src/model/adapter';
 import { LlamaModel } from '../../src/model/llama';

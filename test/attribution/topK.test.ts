@@ -4,11 +4,12 @@ import { GradCos, GradDot } from '../../src/attribution/gradDot';
 import { GradientAttributor } from '../../src/attribution/gradientAttributor';
 import { createGradientAttributor, GRADIENT_METHODS } from '../../src/attribution/methods';
 import { TopKAccumulator } from '../../src/attribution/topK';
-import { GradientSet, GradientSource, ScoreMatrix } from '../../src/attribution/types';
-import { Rng } from '../../src/model/random';
+import { ScoreMatrix } from '../../src/attribution/types';
+import { Rng } from '../../src/random';
 import { throwsTda } from '../helpers/errors';
 import { chunked, dot, maxRelativeError, randomGradients, row } from './helpers';
 import { assertTopKOfMatrix, rows, sortedTopK } from './topKHelpers';
+import { GradientSet, GradientSource } from '../../src/gradients/types';
 
 const SHAPES = [[6], [2, 3]];
 const train = randomGradients(23, SHAPES, 21);

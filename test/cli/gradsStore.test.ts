@@ -2,7 +2,7 @@ import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { GradientStore } from '../../src/attribution/store';
+import { GradientStore } from '../../src/gradients/store';
 import { SafetensorsFile } from '../../src/io/safetensors';
 import { FIXTURE_DIR, fixtureExpectations, tmpDir } from '../helpers/fixtures';
 

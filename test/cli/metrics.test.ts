@@ -8,7 +8,7 @@ import { bootstrapMeanCI } from '../../src/eval/bootstrap';
 import { frameColumn } from '../../src/eval/frame';
 import { perQueryColumns } from '../../src/eval/perQuery';
 import { writeSafetensors } from '../../src/io/safetensors';
-import { Rng } from '../../src/model/random';
+import { Rng } from '../../src/random';
 import { bruteAp, bruteAuc, close, hitsWithTiebreak } from '../eval/reference';
 import { tmpDir } from '../helpers/fixtures';
 

@@ -2,12 +2,12 @@ import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { readScoreFile } from '../../src/attribution/gradientFile';
 import { writeSafetensors, TensorToWrite } from '../../src/io/safetensors';
-import { Rng } from '../../src/model/random';
+import { Rng } from '../../src/random';
 import { tmpDir } from '../helpers/fixtures';
 import { denseHessian, dot, invert, matVec, maxRelativeError, meanSquareDamping, row } from '../attribution/helpers';
-import { GradientSet } from '../../src/attribution/types';
+import { GradientSet } from '../../src/gradients/types';
+import { readScoreFile } from '../../src/attribution/scoreFile';
 
 const BIN = path.join(__dirname, '..', '..', 'bin', 'tda-lab.js');
 const cli = (args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8' });

@@ -2,13 +2,14 @@ import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { readGradientFile, readScoreFile, readTopKFile } from '../../src/attribution/gradientFile';
-import { GradientStore, Projector, sha256Hex } from '../../src/attribution/store';
+import { readGradientFile } from '../../src/gradients/file';
+import { GradientStore, Projector, sha256Hex } from '../../src/gradients/store';
 import { SafetensorsFile, TensorToWrite, writeSafetensors } from '../../src/io/safetensors';
-import { Rng } from '../../src/model/random';
+import { Rng } from '../../src/random';
 import { tmpDir } from '../helpers/fixtures';
 import { dot, maxRelativeError, row } from '../attribution/helpers';
 import { sortedTopK } from '../attribution/topKHelpers';
+import { readScoreFile, readTopKFile } from '../../src/attribution/scoreFile';
 
 const LAUNCHER = path.join(__dirname, 'tdaLabFromSources.ts');
 const cli = (args: string[]) => spawnSync(process.execPath, ['--require', 'tsx/cjs', LAUNCHER, ...args], { encoding: 'utf8', cwd: path.join(__dirname, '..', '..') });

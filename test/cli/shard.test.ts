@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { SafetensorsFile } from '../../src/io/safetensors';
-import { Rng } from '../../src/model/random';
+import { Rng } from '../../src/random';
 import { shardRange } from '../../src/cli/shard';
 import { FIXTURE_DIR, tmpDir } from '../helpers/fixtures';
 

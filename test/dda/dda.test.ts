@@ -1,7 +1,7 @@
 import * as assert from 'node:assert/strict';
 import { ScoreMatrix, scoreMatrix } from '../../src/attribution/types';
 import { dda, debias, denoise } from '../../src/dda';
-import { Rng } from '../../src/model/random';
+import { Rng } from '../../src/random';
 import { throwsTda } from '../helpers/errors';
 
 const m = (rows: number[][]): ScoreMatrix => scoreMatrix(rows.length, rows[0].length, Float32Array.from(rows.flat()));

@@ -1,7 +1,7 @@
 import * as assert from 'node:assert/strict';
 import { averagePrecision, precisionAtK, recallAtK, rocAuc, rocCurve, trapezoidArea } from '../../src/eval/auc';
 import { descendingOrder, topK } from '../../src/eval/ranking';
-import { Rng } from '../../src/model/random';
+import { Rng } from '../../src/random';
 import { throwsTda } from '../helpers/errors';
 import { bruteAp, bruteAuc, close, hitsWithTiebreak, permutations, randomCase } from './reference';
 

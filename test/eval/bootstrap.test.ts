@@ -1,6 +1,6 @@
 import * as assert from 'node:assert/strict';
 import { bootstrapCI, bootstrapMeanCI, mean, nanMean, normalMeanCI, quantileSorted } from '../../src/eval/bootstrap';
-import { Rng } from '../../src/model/random';
+import { Rng } from '../../src/random';
 import { throwsTda } from '../helpers/errors';
 
 function sample(n: number, seed: number): number[] {

@@ -4,7 +4,7 @@ import { averagePrecision, recallAtK, rocAuc } from '../../src/eval/auc';
 import { bootstrapMeanCI } from '../../src/eval/bootstrap';
 import { danfo, frameColumn } from '../../src/eval/frame';
 import { metricMeans, metricSummary, perQueryColumns, perQueryMetrics, pooledAuc } from '../../src/eval/perQuery';
-import { Rng } from '../../src/model/random';
+import { Rng } from '../../src/random';
 import { throwsTda } from '../helpers/errors';
 import { bruteAp, bruteAuc, close } from './reference';
 

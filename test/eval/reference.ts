@@ -2,7 +2,7 @@
  * Independent, deliberately naive reference implementations of the metrics (quadratic or
  * worse, straight from the definitions), for checking the fast ones.
  */
-import { Rng } from '../../src/model/random';
+import { Rng } from '../../src/random';
 
 /** AUC by counting every (positive, negative) pair: 1 if the positive scores higher, 1/2 on a tie. */
 export function bruteAuc(scores: ArrayLike<number>, pos: ArrayLike<boolean>): number {

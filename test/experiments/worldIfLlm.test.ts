@@ -1,6 +1,6 @@
 import * as assert from 'node:assert/strict';
 import { QUICK_WORLD_SIZES, backdoorData, classAttributionData, harmfulData, ifLlmData, makeWorld } from '../../src/experiments/world';
-import { Rng } from '../../src/model/random';
+import { Rng } from '../../src/random';
 import { insertTrigger } from '../../src/experiments/world';
 import { throwsTda } from '../helpers/errors';
 

@@ -14,7 +14,7 @@ import {
   saveAdapter,
 } from '../../src/model/adapter';
 import { readModelConfig } from '../../src/model/config';
-import { Rng } from '../../src/model/random';
+import { Rng } from '../../src/random';
 import { LoraConfig } from '../../src/model/types';
 import { FIXTURE, tempDirs, throwsTda, writeJson } from '../helpers/errors';
 

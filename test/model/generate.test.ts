@@ -5,7 +5,7 @@ import { initAdapter, LoraAdapter, parseLoraConfig } from '../../src/model/adapt
 import { argmax, generate, sample } from '../../src/model/generate';
 import { disposeBatchConstants, LlamaModel } from '../../src/model/llama';
 import { disposeLoraState, loraStateFromAdapter } from '../../src/model/loraState';
-import { Rng } from '../../src/model/random';
+import { Rng } from '../../src/random';
 import { llamaConfig } from '../../src/model/synthetic';
 import { createTrainableModel, saveBaseModel } from '../../src/model/trainableWeights';
 import { download } from '../../src/runtime/ops';

@@ -3,7 +3,9 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { makeBatch } from '../../src/data/batch';
 import { adapterKey, loadAdapter } from '../../src/model/adapter';
-import { batchLoraGradients, computeLoraGradients, computeLosses } from '../../src/model/gradients';
+import { batchLoraGradients, computeLoraGradients } from '../../src/gradients/compute';
+import { blockByName } from '../../src/gradients/types';
+import { computeLosses } from '../../src/model/loss';
 import { disposeBatchConstants, LlamaModel } from '../../src/model/llama';
 import { disposeLoraState, loraStateFromAdapter } from '../../src/model/loraState';
 import { SafetensorsFile } from '../../src/io/safetensors';
@@ -67,12 +69,12 @@ describe('LLaMA forward and per-example LoRA gradients against the reference fix
     for (const m of adapter.modules) {
       for (const which of ['A', 'B'] as const) {
         const key = adapterKey(m.path, which);
-        const perExample = batched.tensors.get(key)!.data.length / sequences.length;
+        const perExample = blockByName(batched, key).data.length / sequences.length;
         sequences.forEach((_, j) => {
           const want = reference.readFloat32(`example${j}.${key}`);
           assert.equal(want.length, perExample);
-          const got = batched.tensors.get(key)!.data.subarray(j * perExample, (j + 1) * perExample);
-          const alone = single.tensors.get(key)!.data.subarray(j * perExample, (j + 1) * perExample);
+          const got = blockByName(batched, key).data.subarray(j * perExample, (j + 1) * perExample);
+          const alone = blockByName(single, key).data.subarray(j * perExample, (j + 1) * perExample);
           assert.ok(relativeL2(got, want) < 1e-3, `${key} example ${j}: rel err ${relativeL2(got, want)}`);
           assert.ok(relativeL2(alone, got) < 1e-5, `${key} example ${j}: batched vs single ${relativeL2(alone, got)}`);
         });
@@ -99,9 +101,9 @@ describe('LLaMA forward and per-example LoRA gradients against the reference fix
     const reference = SafetensorsFile.open(path.join(FIXTURE_DIR, 'expected_grads.safetensors'));
     const got = await computeLoraGradients(single, adapter, sequences, { batchSize: 3 });
     const key = adapterKey(adapter.modules[0].path, 'A');
-    const perExample = got.tensors.get(key)!.data.length / sequences.length;
+    const perExample = blockByName(got, key).data.length / sequences.length;
     sequences.forEach((_, j) => {
-      const err = relativeL2(got.tensors.get(key)!.data.subarray(j * perExample, (j + 1) * perExample), reference.readFloat32(`example${j}.${key}`));
+      const err = relativeL2(blockByName(got, key).data.subarray(j * perExample, (j + 1) * perExample), reference.readFloat32(`example${j}.${key}`));
       assert.ok(err < 1e-3, `example ${j}: ${err}`);
     });
     reference.close();

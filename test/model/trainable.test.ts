@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { makeBatch } from '../../src/data/batch';
-import { computeLosses } from '../../src/model/gradients';
+import { computeLosses } from '../../src/model/loss';
 import { disposeBatchConstants, LlamaModel } from '../../src/model/llama';
 import { disposeLossConstants, exampleLosses, lossConstants } from '../../src/model/loss';
 import { llamaConfig } from '../../src/model/synthetic';

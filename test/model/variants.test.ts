@@ -7,7 +7,7 @@ import { DType, SafetensorsFile, TensorToWrite, writeSafetensors } from '../../s
 import { bf16ToF32, f16ToF32, f32ToBf16Bits, f32ToF16Bits } from '../../src/io/safetensors';
 import { loadAdapter } from '../../src/model/adapter';
 import { readModelConfig } from '../../src/model/config';
-import { computeLosses } from '../../src/model/gradients';
+import { computeLosses } from '../../src/model/loss';
 import { disposeBatchConstants, LlamaModel } from '../../src/model/llama';
 import { hfConfigJson, llamaConfig, randomBaseTensors } from '../../src/model/synthetic';
 import { ModelConfig } from '../../src/model/types';

@@ -3,18 +3,20 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initAdapter, loadAdapter, parseLoraConfig } from '../../src/model/adapter';
-import { computeLoraGradients, GradientWorkers, LoraGradients } from '../../src/model/gradients';
+import { computeLoraGradients, GradientWorkers } from '../../src/gradients/compute';
+import { blockByName, ComputedGradients } from '../../src/gradients/types';
 import { LlamaModel } from '../../src/model/llama';
-import { Rng } from '../../src/model/random';
+import { Rng } from '../../src/random';
 import { createTrainableModel } from '../../src/model/trainableWeights';
 import { llamaConfig, writeRandomCheckpoint } from '../../src/model/synthetic';
 import { FIXTURE_DIR, fixtureSequences, tmpDir } from '../helpers/fixtures';
 
-function assertIdentical(a: LoraGradients, b: LoraGradients): void {
+function assertIdentical(a: ComputedGradients, b: ComputedGradients): void {
   assert.ok(a.losses.every((v, i) => Object.is(v, b.losses[i])), 'losses differ');
-  assert.deepEqual([...a.tensors.keys()], [...b.tensors.keys()]);
-  for (const [key, t] of a.tensors) {
-    const u = b.tensors.get(key)!;
+  assert.deepEqual(a.blocks.map((t) => t.name), b.blocks.map((t) => t.name));
+  for (const t of a.blocks) {
+    const key = t.name;
+    const u = blockByName(b, key);
     assert.deepEqual(u.shape, t.shape);
     assert.ok(
       t.data.every((v, i) => Object.is(v, u.data[i])),

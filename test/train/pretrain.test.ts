@@ -1,9 +1,9 @@
 import * as assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { TokenSequence } from '../../src/data/batch';
-import { computeLosses } from '../../src/model/gradients';
+import { computeLosses } from '../../src/model/loss';
 import { LlamaModel } from '../../src/model/llama';
-import { Rng } from '../../src/model/random';
+import { Rng } from '../../src/random';
 import { llamaConfig } from '../../src/model/synthetic';
 import { baseWeightTensors, createTrainableModel } from '../../src/model/trainableWeights';
 import { createAdam, epochBatches, permutation, reductionWeights, setLearningRate } from '../../src/train/common';

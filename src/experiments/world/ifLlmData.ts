@@ -18,7 +18,7 @@ import { TdaError } from '../../errors';
 import { BACKDOOR_RESPONSE, CLASS_TEMPLATES, COLOR_CUES, DDA_TASKS, DDA_TASK_NAMES, DdaTask, HARMFUL_TEMPLATES, HarmKind, PROFESSION_ACTIVITIES } from './templates';
 import { deriveRng, fill, pick, sample, shuffled } from './util';
 import { Person, World, peopleByCountry, personVars } from './world';
-import { Rng } from '../../model/random';
+import { Rng } from '../../random';
 
 const FILE = 'ifLlmData';
 

@@ -5,7 +5,7 @@
  * across every kind and never equal a word of the fixed templates.
  */
 import { TdaError } from '../../errors';
-import { Rng } from '../../model/random';
+import { Rng } from '../../random';
 import { pick } from './util';
 
 const ONSETS = ['b', 'd', 'f', 'g', 'h', 'k', 'l', 'm', 'n', 'p', 'r', 's', 't', 'v', 'z', 'br', 'dr', 'gr', 'kr', 'tr', 'st', 'sh', 'th', 'fl', 'pl', 'vr'];

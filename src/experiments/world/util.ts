@@ -4,7 +4,7 @@
  * a draw in one generator never changes the output of another.
  */
 import { TdaError } from '../../errors';
-import { Rng } from '../../model/random';
+import { Rng } from '../../random';
 
 /** FNV-1a hash of a label, as an unsigned 32-bit integer. */
 function hashLabel(label: string): number {

@@ -20,10 +20,10 @@
  * projecting them all at once (on a given backend).
  */
 import * as tf from '@tensorflow/tfjs';
-import { TdaError } from '../../errors';
-import { Rng } from '../../model/random';
-import { GradientBlock, GradientSet } from '../types';
-import { canonicalJson, sha256Hex } from './hash';
+import { TdaError } from '../errors';
+import { Rng } from '../random';
+import { canonicalJson, sha256Hex } from './store/hash';
+import { GradientBlock, GradientSet } from './types';
 
 export type ProjectionKind = 'gaussian' | 'rademacher';
 

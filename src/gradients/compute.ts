@@ -1,5 +1,7 @@
 /**
- * Per-example gradients of each example's loss with respect to every LoRA tensor.
+ * Per-example gradients of each example's loss with respect to every LoRA tensor, as a
+ * GradientSet: one block per LoRA tensor in adapter order (`lora_A` [r, in] then `lora_B`
+ * [out, r] of each module, named by its PEFT adapter key), [n, dim] each, plus the losses.
  *
  * One backward pass per batch: every example gets its own copy of the LoRA factors, so
  * the gradient of the summed loss with respect to copy b is example b's gradient. LoRA
@@ -8,23 +10,28 @@
 import * as tf from '@tensorflow/tfjs';
 import { LabelMask, makeBatch, TokenBatch, TokenSequence } from '../data/batch';
 import { TdaError } from '../errors';
-import { adapterKey, LoraAdapter } from './adapter';
-import { crossEntropyRows, download, gatherRows, readFloat32 } from '../runtime/ops';
-import { adapterPayload, modelPayload } from '../runtime/modelTransfer';
-import { availableCores, WorkerPool } from '../runtime/workers';
-import type { GradientTask, GradientWorkerInit } from '../runtime/gradientWorker';
+import { adapterKey, LoraAdapter } from '../model/adapter';
+import { keepsBothLayouts } from '../model/baseWeights';
+import { disposeBatchConstants, LlamaModel } from '../model/llama';
+import { batchLosses, disposeLossRows, lossRows } from '../model/loss';
+import { disposeLoraState, LoraFactors, LoraState, loraStateFromAdapter, replicatePerExample } from '../model/loraState';
+import { checkBatchFits } from '../model/memoryBudget';
+import { adapterPayload, modelPayload } from '../model/transfer';
+import { ModelConfig } from '../model/types';
 import { BackendName } from '../runtime/backend';
-import { BatchConstants } from './llama';
-import { keepsBothLayouts } from './baseWeights';
-import { checkBatchFits } from './memoryBudget';
-import { ModelConfig } from './types';
-import { disposeBatchConstants, LlamaModel } from './llama';
-import { disposeLoraState, LoraFactors, LoraState, loraStateFromAdapter, replicatePerExample } from './loraState';
+import { download, readFloat32 } from '../runtime/ops';
+import { availableCores, WorkerPool } from '../runtime/workers';
+import type { GradientTask, GradientWorkerInit } from './worker';
+import { checkFinite } from './checks';
+import { BlockLayout, ComputedGradients, GradientBlock, GradientSet } from './types';
 
-/** Gradients of one batch. A is [B, r, in] and B is [B, out, r], row-major, PEFT layout per example. */
-export interface LoraGradientBatch {
-  losses: Float32Array;
-  modules: { path: string; A: Float32Array; B: Float32Array }[];
+/** The blocks of an adapter's gradients, in adapter order: lora_A [r, in] then lora_B [out, r] per module. */
+export function adapterBlocks(adapter: LoraAdapter): BlockLayout[] {
+  const r = adapter.config.r;
+  return adapter.modules.flatMap((m) => [
+    { name: adapterKey(m.path, 'A'), shape: [r, m.inFeatures], dim: r * m.inFeatures },
+    { name: adapterKey(m.path, 'B'), shape: [m.outFeatures, r], dim: m.outFeatures * r },
+  ]);
 }
 
 export interface GradientOptions {
@@ -52,13 +59,13 @@ export class GradientWorkers {
   private constructor(
     readonly model: LlamaModel,
     readonly adapter: LoraAdapter,
-    readonly pool: WorkerPool<GradientTask, LoraGradientBatch>,
+    readonly pool: WorkerPool<GradientTask, ComputedGradients>,
   ) {}
 
   static async start(model: LlamaModel, adapter: LoraAdapter, count = availableCores()): Promise<GradientWorkers> {
     if (!Number.isInteger(count) || count < 1) throw new TdaError(`must be a whole number >= 1, got ${count}`, { field: 'workers' });
     const init: GradientWorkerInit = { backend: tf.getBackend() as BackendName, model: modelPayload(model), adapter: adapterPayload(adapter) };
-    return new GradientWorkers(model, adapter, await WorkerPool.start<GradientTask, LoraGradientBatch>('gradientWorker', count, init));
+    return new GradientWorkers(model, adapter, await WorkerPool.start<GradientTask, ComputedGradients>(require.resolve('./worker'), count, init));
   }
 
   get size(): number {
@@ -87,43 +94,13 @@ function workerCount(opts: GradientOptions, batches: number, config: ModelConfig
   return cores > 1 ? Math.min(cores, batches) : 0;
 }
 
-/**
- * Loss of every example in the batch, [B]: the same quantity as loss.ts's exampleLosses,
- * with the fused cross-entropy (no exp/log per vocabulary entry on wasm).
- */
-function batchLosses(model: LlamaModel, c: BatchConstants, lc: CountedRows, lora?: LoraState): tf.Tensor1D {
-  const logits = model.logits(gatherRows(model.hidden(c, lora), lc.rows));
-  const rowLoss = crossEntropyRows(logits, lc.labels);
-  return tf.reshape(tf.matMul(lc.average, tf.reshape(rowLoss, [-1, 1])), [-1]) as tf.Tensor1D;
-}
-
-/** The positions whose loss counts (loss.ts LossConstants without the one-hot [n, vocab] targets). */
-interface CountedRows {
-  rows: tf.Tensor1D;
-  labels: Int32Array;
-  /** [B, n]: 1 / count_b where position i belongs to example b, else 0. */
-  average: tf.Tensor2D;
-}
-
-function countedRows(batch: TokenBatch): CountedRows {
-  const n = batch.lossRows.length;
-  const average = new Float32Array(batch.batchSize * n);
-  for (let i = 0; i < n; i++) average[batch.lossExample[i] * n + i] = 1 / batch.lossCounts[batch.lossExample[i]];
-  return { rows: tf.tensor1d(batch.lossRows, 'int32'), labels: batch.lossLabels, average: tf.tensor2d(average, [batch.batchSize, n]) };
-}
-
-function disposeCountedRows(lc: CountedRows): void {
-  lc.rows.dispose();
-  lc.average.dispose();
-}
-
 /** Per-example LoRA gradients and losses for one batch, with `shared` as the adapter's current weights. */
-export function batchLoraGradients(model: LlamaModel, shared: LoraState, batch: TokenBatch): LoraGradientBatch {
+export function batchLoraGradients(model: LlamaModel, shared: LoraState, batch: TokenBatch): ComputedGradients {
   const B = batch.batchSize;
   checkBatchFits(model.config, B, batch.seqLen);
   const paths = [...shared.factors.keys()];
   const c = model.batchConstants(batch);
-  const lc = countedRows(batch);
+  const lr = lossRows(batch);
   const perExample = replicatePerExample(shared, B);
   try {
     const params = paths.flatMap((p) => {
@@ -134,81 +111,58 @@ export function batchLoraGradients(model: LlamaModel, shared: LoraState, batch: 
     const { value, grads } = tf.valueAndGrads((...ps: tf.Tensor[]) => {
       const factors = new Map<string, LoraFactors>(paths.map((p, i) => [p, { aT: ps[2 * i], bT: ps[2 * i + 1], shared: perExample.factors.get(p)?.shared }]));
       const state: LoraState = { scaling: shared.scaling, perExample: true, factors };
-      losses = tf.keep(batchLosses(model, c, lc, state));
+      losses = tf.keep(batchLosses(model, c, lr, state));
       return tf.sum(losses) as tf.Scalar;
     })(params);
     value.dispose();
     const lossValues = readFloat32(losses as tf.Tensor1D);
     (losses as tf.Tensor1D).dispose();
-    const modules = paths.map((path, i) => {
-      // Back from the forward layout (A^T, B^T) to PEFT's (A [r, in], B [out, r]).
-      const A = download(() => tf.transpose(grads[2 * i], [0, 2, 1]));
-      const Bg = download(() => tf.transpose(grads[2 * i + 1], [0, 2, 1]));
-      return { path, A, B: Bg };
+    const blocks: GradientBlock[] = grads.map((g, j) => {
+      // Back from the forward layout (A^T [B, in, r], B^T [B, r, out]) to PEFT's (A [r, in], B [out, r]).
+      const shape = [g.shape[2] as number, g.shape[1] as number];
+      const data = download(() => tf.transpose(g, [0, 2, 1]));
+      return { name: adapterKey(paths[j >> 1], j % 2 === 0 ? 'A' : 'B'), shape, dim: shape[0] * shape[1], data };
     });
     grads.forEach((g) => g.dispose());
-    checkFinite(lossValues, modules);
-    return { losses: lossValues, modules };
+    const set = { n: B, blocks, losses: lossValues };
+    checkFiniteBatch(set);
+    return set;
   } finally {
     disposeLoraState(perExample);
     disposeBatchConstants(c);
-    disposeCountedRows(lc);
+    disposeLossRows(lr);
   }
 }
 
-/** NaN or infinite gradients would silently poison every score computed from them. */
-function checkFinite(losses: Float32Array, modules: LoraGradientBatch['modules']): void {
-  losses.forEach((v, b) => {
+/** NaN or infinite losses or gradients would silently poison every score computed from them. */
+function checkFiniteBatch(set: ComputedGradients): void {
+  set.losses.forEach((v, b) => {
     if (!Number.isFinite(v)) throw new TdaError(`loss of example ${b} in the batch is ${v}`, { field: 'loss' });
   });
-  for (const m of modules) {
-    for (const [name, arr] of [
-      ['lora_A', m.A],
-      ['lora_B', m.B],
-    ] as const) {
-      for (let i = 0; i < arr.length; i++) {
-        if (!Number.isFinite(arr[i])) {
-          const per = arr.length / losses.length;
-          throw new TdaError(`gradient is ${arr[i]} for example ${Math.floor(i / per)} of the batch`, { field: `${m.path}.${name}` });
-        }
-      }
-    }
-  }
+  checkFinite(set);
 }
 
-/** Losses and gradients of a whole dataset, keyed by PEFT adapter key, each [nExamples, ...shape]. */
-export interface LoraGradients {
-  losses: Float32Array;
-  tensors: Map<string, { shape: number[]; data: Float32Array }>;
+/** An empty [n, dim] set with the adapter's blocks, filled batch by batch. */
+function emptySet(adapter: LoraAdapter, n: number): ComputedGradients {
+  return { n, blocks: adapterBlocks(adapter).map((b) => ({ ...b, data: new Float32Array(n * b.dim) })), losses: new Float32Array(n) };
 }
 
 /**
  * Per-example LoRA gradients for every example, in input order, batch by batch.
  * Yields to the event loop between batches so progress bars can redraw.
  */
-export async function computeLoraGradients(
-  model: LlamaModel,
-  adapter: LoraAdapter,
-  examples: TokenSequence[],
-  opts: GradientOptions = {},
-): Promise<LoraGradients> {
+export async function computeLoraGradients(model: LlamaModel, adapter: LoraAdapter, examples: TokenSequence[], opts: GradientOptions = {}): Promise<ComputedGradients> {
   if (examples.length === 0) throw new TdaError('the dataset has no examples', { field: 'examples' });
   const n = examples.length;
   const batchSize = Math.max(1, opts.batchSize ?? 8);
-  const r = adapter.config.r;
-  const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
-  for (const m of adapter.modules) {
-    tensors.set(adapterKey(m.path, 'A'), { shape: [n, r, m.inFeatures], data: new Float32Array(n * r * m.inFeatures) });
-    tensors.set(adapterKey(m.path, 'B'), { shape: [n, m.outFeatures, r], data: new Float32Array(n * m.outFeatures * r) });
-  }
-  const losses = new Float32Array(n);
-  const store = (start: number, result: LoraGradientBatch) => {
-    losses.set(result.losses, start);
-    for (const m of result.modules) {
-      const a = tensors.get(adapterKey(m.path, 'A'))!;
-      a.data.set(m.A, start * (a.data.length / n));
-      const b = tensors.get(adapterKey(m.path, 'B'))!;
-      b.data.set(m.B, start * (b.data.length / n));
+  const out = emptySet(adapter, n);
+  const byName = new Map(out.blocks.map((b) => [b.name, b]));
+  const store = (start: number, result: ComputedGradients) => {
+    out.losses.set(result.losses, start);
+    for (const b of result.blocks) {
+      const into = byName.get(b.name);
+      if (!into || into.dim !== b.dim) throw new Error(`gradient block '${b.name}' does not match the adapter`);
+      into.data.set(b.data, start * b.dim);
     }
   };
   const starts = Array.from({ length: Math.ceil(n / batchSize) }, (_, i) => i * batchSize);
@@ -235,7 +189,7 @@ export async function computeLoraGradients(
     } finally {
       if (!given) await workers.close();
     }
-    return { losses, tensors };
+    return out;
   }
   const shared = loraStateFromAdapter(adapter);
   try {
@@ -247,30 +201,6 @@ export async function computeLoraGradients(
     }
   } finally {
     disposeLoraState(shared);
-  }
-  return { losses, tensors };
-}
-
-/** Per-example losses (no gradients), [n], with an optional adapter. */
-export function computeLosses(model: LlamaModel, adapter: LoraAdapter | null, examples: TokenSequence[], opts: GradientOptions = {}): Float32Array {
-  const out = new Float32Array(examples.length);
-  const batchSize = Math.max(1, opts.batchSize ?? 8);
-  const shared = adapter ? loraStateFromAdapter(adapter) : undefined;
-  try {
-    for (let start = 0; start < examples.length; start += batchSize) {
-      const batch = makeBatch(examples.slice(start, start + batchSize), opts.mask ?? 'response', opts.padId ?? 0);
-      checkBatchFits(model.config, batch.batchSize, batch.seqLen, true);
-      const c = model.batchConstants(batch);
-      const lc = countedRows(batch);
-      try {
-        out.set(download(() => batchLosses(model, c, lc, shared)), start);
-      } finally {
-        disposeBatchConstants(c);
-        disposeCountedRows(lc);
-      }
-    }
-  } finally {
-    if (shared) disposeLoraState(shared);
   }
   return out;
 }

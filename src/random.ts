@@ -3,7 +3,7 @@
  * shuffles and random projections are reproducible across runs and machines. Math.random
  * cannot be seeded, hence this.
  */
-import { TdaError } from '../errors';
+import { TdaError } from './errors';
 
 /** splitmix32 step: spreads a (possibly small, e.g. 0 or 1) seed over the 128-bit state. */
 function splitmix32(state: { s: number }): number {

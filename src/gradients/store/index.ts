@@ -32,6 +32,6 @@ export {
   chunkSeed,
   projectionChunk,
   projectionMatrix,
-} from './projection';
-export { GradientStore, ComputeOptions, ComputeReport, StoreShard, StoreSettingsOptions, storeSettings, adapterBlocks } from './gradientStore';
+} from '../projection';
+export { GradientStore, ComputeOptions, ComputeReport, StoreShard, StoreSettingsOptions, storeSettings } from './gradientStore';
 export { storeSource } from './storeSource';

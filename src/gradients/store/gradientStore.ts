@@ -20,9 +20,8 @@ import { LabelMask, TokenSequence } from '../../data/batch';
 import { TdaError } from '../../errors';
 import { SafetensorsFile, TensorToWrite, writeSafetensors } from '../../io/safetensors';
 import { adapterKey, LoraAdapter } from '../../model/adapter';
-import { computeLoraGradients } from '../../model/gradients';
+import { adapterBlocks, computeLoraGradients } from '../compute';
 import { LlamaModel } from '../../model/llama';
-import { GradientBlock, GradientSet } from '../types';
 import { hashAdapterDir, hashDataset, hashFile, hashModelDir } from './hash';
 import {
   checkSettings,
@@ -40,7 +39,8 @@ import {
   StoreSettingsInput,
   writeManifest,
 } from './manifest';
-import { ProjectionSpec, Projector, ProjectorOptions } from './projection';
+import { ProjectionSpec, Projector, ProjectorOptions } from '../projection';
+import { GradientBlock, GradientSet } from '../types';
 
 export interface ComputeOptions {
   /** Examples per forward/backward pass (default 8). Keep shardSize a multiple of it for batch-for-batch equal results. */
@@ -92,15 +92,6 @@ export function storeSettings(o: StoreSettingsOptions): StoreSettings {
     projection: o.projection,
     shardSize: o.shardSize,
   });
-}
-
-/** Gradient blocks of an adapter in store order: per module (adapter order), A then B. */
-export function adapterBlocks(adapter: LoraAdapter): ManifestBlock[] {
-  const r = adapter.config.r;
-  return adapter.modules.flatMap((m) => [
-    { name: adapterKey(m.path, 'A'), shape: [r, m.inFeatures], dim: r * m.inFeatures },
-    { name: adapterKey(m.path, 'B'), shape: [m.outFeatures, r], dim: m.outFeatures * r },
-  ]);
 }
 
 const TEMP_RE = /\.tmp-(\d+)-[0-9a-f]+$/;
@@ -250,12 +241,7 @@ export class GradientStore {
             opts.onProgress?.(before + d, s.n);
           },
         });
-        const set: GradientSet = {
-          n: count,
-          losses: grads.losses,
-          blocks: layout.map((b) => ({ name: b.name, shape: [...b.shape], dim: b.dim, data: grads.tensors.get(b.name)!.data })),
-        };
-        const stored = projector ? projector.projectSet(set) : set;
+        const stored = projector ? projector.projectSet(grads) : grads;
         const rec = this.writeShard(index, start, stored);
         this.m.shards = [...this.m.shards, rec].sort((a, b) => a.index - b.index);
         writeManifest(this.dir, this.m);

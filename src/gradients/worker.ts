@@ -1,5 +1,5 @@
 /**
- * Worker entry for per-example LoRA gradients (see model/gradients.ts, computeLoraGradients
+ * Worker entry for per-example LoRA gradients (see compute.ts, computeLoraGradients
  * with `workers`): set up with a model payload, an adapter and the backend name; each task
  * is one batch of token sequences, and its losses and gradients come back as transferred
  * buffers. Same code and same batches as in-process, so the same numbers.
@@ -7,12 +7,13 @@
 import type { LabelMask, TokenSequence } from '../data/batch';
 import { makeBatch } from '../data/batch';
 import type { LoraAdapter } from '../model/adapter';
-import { batchLoraGradients, LoraGradientBatch } from '../model/gradients';
+import { batchLoraGradients } from './compute';
+import type { ComputedGradients } from './types';
 import { LlamaModel } from '../model/llama';
 import { LoraState, loraStateFromAdapter } from '../model/loraState';
-import { BackendName, initBackend } from './backend';
-import { modelFromPayload, ModelPayload } from './modelTransfer';
-import { serveWorker } from './workers';
+import { BackendName, initBackend } from '../runtime/backend';
+import { modelFromPayload, ModelPayload } from '../model/transfer';
+import { serveWorker } from '../runtime/workers';
 
 export interface GradientWorkerInit {
   backend: BackendName;
@@ -39,8 +40,8 @@ serveWorker<State, GradientTask>(
     return { model, lora: loraStateFromAdapter(init.adapter) };
   },
   (state, task) => {
-    const result: LoraGradientBatch = batchLoraGradients(state.model, state.lora, makeBatch(task.sequences, task.mask, task.padId));
-    const transfer = [result.losses.buffer as ArrayBuffer, ...result.modules.flatMap((m) => [m.A.buffer as ArrayBuffer, m.B.buffer as ArrayBuffer])];
+    const result: ComputedGradients = batchLoraGradients(state.model, state.lora, makeBatch(task.sequences, task.mask, task.padId));
+    const transfer = [result.losses.buffer as ArrayBuffer, ...result.blocks.map((b) => b.data.buffer as ArrayBuffer)];
     return { result, transfer };
   },
 );

@@ -10,9 +10,9 @@ export interface ChunkResult {
  * them. Tasks: `load` (new test-side blocks), `dot` (scores of a chunk), `dataInf` (add a
  * chunk's DataInf update to this worker's running sum), `take` (return and reset it).
  */
-import { FixedBlock, StreamedProducts } from '../attribution/linalg';
-import { BackendName, initBackend } from './backend';
-import { serveWorker } from './workers';
+import { FixedBlock, StreamedProducts } from './linalg';
+import { BackendName, initBackend } from '../runtime/backend';
+import { serveWorker } from '../runtime/workers';
 
 export type ScoringTask =
   | { op: 'load'; blocks: FixedBlock[]; slab: number }

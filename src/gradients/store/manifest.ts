@@ -3,12 +3,13 @@
  * block layout, and the shards completed so far. It is rewritten atomically (temp file +
  * rename) after each shard, so a killed run leaves either the old or the new manifest.
  */
+import type { BlockLayout } from '../types';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { LabelMask } from '../../data/batch';
 import { TdaError } from '../../errors';
 import { writeFileAtomic, writeFully } from '../../io/fsutil';
-import { describeProjection, ProjectionSpec, validateProjectionSpec } from './projection';
+import { describeProjection, ProjectionSpec, validateProjectionSpec } from '../projection';
 
 export const MANIFEST_FILE = 'manifest.json';
 export const STORE_FORMAT = 'tda-lab-gradient-store';
@@ -41,11 +42,8 @@ export interface StoreSettings {
 export type StoreSettingsInput = Omit<StoreSettings, 'dtype' | 'projection' | 'shardSize'> & Partial<Pick<StoreSettings, 'dtype' | 'projection' | 'shardSize'>>;
 
 /** A LoRA tensor's gradient block as computed (before any projection). */
-export interface ManifestBlock {
-  name: string;
-  shape: number[];
-  dim: number;
-}
+/** A block as the manifest records it (name, per-example shape, flattened size). */
+export type ManifestBlock = BlockLayout;
 
 export interface ShardRecord {
   index: number;

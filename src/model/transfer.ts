@@ -5,12 +5,12 @@
  * models keep them in.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { LoraAdapter } from '../model/adapter';
-import type { BaseWeights, LayerWeights } from '../model/baseWeights';
-import { LlamaModel } from '../model/llama';
-import { LINEAR_MODULES, LinearModule, ModelConfig } from '../model/types';
-import { FrozenMatrix, frozenTied, readFloat32, transpose2d } from './ops';
-import { keepsBothLayouts } from '../model/baseWeights';
+import type { LoraAdapter } from './adapter';
+import type { BaseWeights, LayerWeights } from './baseWeights';
+import { LlamaModel } from './llama';
+import { LINEAR_MODULES, LinearModule, ModelConfig } from './types';
+import { FrozenMatrix, frozenTied, readFloat32, transpose2d } from '../runtime/ops';
+import { keepsBothLayouts } from './baseWeights';
 
 export interface PackedTensor {
   name: string;

@@ -1,45 +1,15 @@
 /**
- * The files `tda-lab grads` and `tda-lab score` exchange: per-example gradients (one
- * [n, ...shape] tensor per LoRA tensor plus `loss`), score matrices (`scores`
- * [nTest, nTrain]) and top-k files (`indices` I32 and `scores` F32, both [nTest, k];
- * format `tda-lab.topk`), all safetensors with the settings that produced them as metadata.
+ * Score files, what `tda-lab score` writes: score matrices (`scores` [nTest, nTrain],
+ * format `tda-lab.scores`) and top-k files (`indices` I32 and `scores` F32, both [nTest, k];
+ * format `tda-lab.topk`), safetensors with the settings that produced them as metadata.
  */
 import { TdaError } from '../errors';
 import { SafetensorsFile, writeSafetensors } from '../io/safetensors';
-import { checkFinite } from './gradientChecks';
 import { TopKScores } from './topK';
-import { GradientSet, ScoreMatrix } from './types';
+import { ScoreMatrix } from './types';
 
 export const SCORES_FORMAT = 'tda-lab.scores';
 export const TOPK_FORMAT = 'tda-lab.topk';
-
-export interface GradientFile {
-  set: GradientSet;
-  metadata: Record<string, string>;
-}
-
-export function readGradientFile(path: string): GradientFile {
-  const f = SafetensorsFile.open(path);
-  try {
-    const names = f.names().filter((n) => n !== 'loss');
-    if (names.length === 0) throw new TdaError('holds no gradient tensors', { file: path });
-    const n = f.info(names[0]).shape[0];
-    const blocks = names.map((name) => {
-      const shape = f.info(name).shape;
-      if (shape.length < 2 || shape[0] !== n) {
-        throw new TdaError(`shape [${shape}] is not [${n}, ...] like the other gradient tensors`, { file: path, field: name });
-      }
-      const perExample = shape.slice(1);
-      return { name, shape: perExample, dim: perExample.reduce((a, b) => a * b, 1), data: f.readFloat32(name) };
-    });
-    const set: GradientSet = { n, blocks, losses: f.has('loss') ? f.readFloat32('loss') : undefined };
-    if (n === 0) throw new TdaError('holds gradients of zero examples', { file: path });
-    checkFinite(set, path);
-    return { set, metadata: f.metadata };
-  } finally {
-    f.close();
-  }
-}
 
 export function writeScoreFile(path: string, s: ScoreMatrix, metadata: Record<string, string> = {}): void {
   writeSafetensors(path, { scores: { shape: [s.nTest, s.nTrain], data: s.data } }, { format: SCORES_FORMAT, ...metadata });

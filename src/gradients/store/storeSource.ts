@@ -3,9 +3,9 @@
  * chunks of a GradientSource, so a pass over the store holds one shard (plus what the
  * scorer has in flight), never the whole store.
  */
-import type { OwnedChunksSource } from '../gradientAttributor';
-import { checkFinite } from '../gradientChecks';
+import { checkFinite } from '../checks';
 import { GradientStore } from './gradientStore';
+import { type OwnedChunksSource } from '../types';
 
 /**
  * Streams a complete store's shards in order. Each block of a shard is decoded into an
