@@ -18,7 +18,11 @@
  * rescans every document, with no index to reuse across queries.
  */
 import { TdaError } from '../errors';
-import { Attributor, ScoreMatrix, scoreMatrix } from './types';
+import { MethodDescriptor, Scorer, Settings } from './method';
+import { ScoreMatrix, scoreMatrix } from './types';
+
+/** Okapi BM25's usual constants. */
+export const BM25_DEFAULTS = { k1: 1.5, b: 0.75 } as const;
 
 export interface Bm25Options {
   /** Term-frequency saturation (default 1.5). k1 = 0 ignores term frequency. */
@@ -45,17 +49,21 @@ interface Bm25Index {
   lengthNorm: Float64Array;
 }
 
-export class Bm25 implements Attributor<string[]> {
+export class Bm25 implements Scorer<string[]> {
   readonly name = 'bm25';
   readonly k1: number;
   readonly b: number;
   private index?: Bm25Index;
 
   constructor(opts: Bm25Options = {}) {
-    this.k1 = opts.k1 ?? 1.5;
-    this.b = opts.b ?? 0.75;
+    this.k1 = opts.k1 ?? BM25_DEFAULTS.k1;
+    this.b = opts.b ?? BM25_DEFAULTS.b;
     if (!(Number.isFinite(this.k1) && this.k1 >= 0)) throw new TdaError(`must be a finite number >= 0, got ${this.k1}`, { field: 'k1' });
     if (!(this.b >= 0 && this.b <= 1)) throw new TdaError(`must be in [0, 1], got ${this.b}`, { field: 'b' });
+  }
+
+  settings(): Settings {
+    return { method: this.name, k1: this.k1, b: this.b };
   }
 
   /** Builds the inverted index of the training texts. */
@@ -120,3 +128,14 @@ function checkTexts(texts: string[], field: string): void {
   const bad = texts.findIndex((t) => typeof t !== 'string');
   if (bad >= 0) throw new TdaError(`text ${bad} is not a string (${typeof texts[bad]})`, { field });
 }
+
+export const bm25Method: MethodDescriptor = {
+  name: 'bm25',
+  summary: 'Okapi BM25 of the query text against each training text (a lexical baseline)',
+  input: 'texts',
+  options: [
+    { key: 'k1', description: 'BM25 term-frequency saturation', type: 'number', default: BM25_DEFAULTS.k1, min: 0 },
+    { key: 'b', description: 'BM25 length normalisation, in [0, 1]', type: 'number', default: BM25_DEFAULTS.b, min: 0 },
+  ],
+  create: (o) => new Bm25({ k1: o.k1 as number, b: o.b as number }),
+};

@@ -1,4 +1,5 @@
 import { GradientSource } from '../gradients/types';
+import { OptionSpec } from './method';
 /**
  * Damping per gradient block l: lambda_l = scale * mean_i mean_j g_ilj^2 (DataInf's default,
  * scale 0.1). It is scale x the mean eigenvalue of the block's Gauss-Newton matrix G^T G / n,
@@ -6,6 +7,15 @@ import { GradientSource } from '../gradients/types';
  */
 
 export const DEFAULT_DAMPING_SCALE = 0.1;
+
+export const DAMPING_SCALE_OPTION: OptionSpec = {
+  key: 'dampingScale',
+  description: 'damping lambda_l = c x the mean squared gradient of block l',
+  type: 'number',
+  default: DEFAULT_DAMPING_SCALE,
+  min: 0,
+  exclusiveMin: true,
+};
 
 export interface DampingOptions {
   /** Multiplier of the mean squared gradient (default 0.1). */

@@ -10,6 +10,8 @@
  * A block whose gradients are all zero (lora_A at B = 0) has lambda_l = 0 and contributes 0.
  */
 import { DampedAttributor, ScoringEngine } from './gradientAttributor';
+import { DAMPING_SCALE_OPTION } from './damping';
+import { MethodDescriptor, WORKERS_OPTION } from './method';
 import { TopKScores } from './topK';
 import { ScoreMatrix } from './types';
 import { GradientSet, GradientSource } from '../gradients/types';
@@ -63,3 +65,11 @@ export class DataInf extends DampedAttributor {
     );
   }
 }
+
+export const dataInfMethod: MethodDescriptor = {
+  name: 'dataInf',
+  summary: "DataInf's closed-form inverse of each LoRA tensor's damped Gauss-Newton matrix",
+  input: 'gradients',
+  options: [DAMPING_SCALE_OPTION, WORKERS_OPTION],
+  create: (o) => new DataInf({ dampingScale: o.dampingScale as number, workers: o.workers as number | undefined }),
+};

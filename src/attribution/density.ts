@@ -33,7 +33,8 @@
  */
 import { TdaError } from '../errors';
 import { crossDots } from './repSim';
-import { Attributor, ScoreMatrix, scoreMatrix } from './types';
+import { MethodDescriptor, Scorer, Settings } from './method';
+import { ScoreMatrix, scoreMatrix } from './types';
 import { EmbeddingSet } from '../model/embeddings';
 
 export type BandwidthRule = 'scott' | 'silverman';
@@ -84,11 +85,15 @@ export function logDensityConstant(n: number, dim: number, h: number): number {
 }
 
 /** Gaussian KDE over training embeddings; as an Attributor it yields log-kernel matrices. */
-export class KernelDensity implements Attributor<EmbeddingSet> {
+export class KernelDensity implements Scorer<EmbeddingSet> {
   readonly name = 'lmd3-kde';
   private train?: { n: number; dim: number; x: Float64Array; norms: Float64Array; h: number; source: EmbeddingSet };
 
   constructor(readonly opts: DensityOptions = {}) {}
+
+  settings(): Settings {
+    return { method: 'density', bandwidth: this.opts.bandwidth ?? 'scott', leaveOneOut: this.opts.leaveOneOut ?? false, ...(this.train ? { h: this.train.h } : {}) };
+  }
 
   /** Bandwidth in use (after cache). */
   get h(): number {
@@ -217,3 +222,11 @@ function checkSet(e: EmbeddingSet, field: string): void {
   const bad = e.data.findIndex((v) => !Number.isFinite(v));
   if (bad >= 0) throw new TdaError(`non-finite value ${e.data[bad]} in example ${Math.floor(bad / e.dim)}`, { field });
 }
+
+export const densityMethod: MethodDescriptor = {
+  name: 'density',
+  summary: 'LMD3: Gaussian log-kernel -|q - x_i|^2 / (2 h^2) of each query with each training embedding (its log-sum-exp gives the log-density)',
+  input: 'embeddings',
+  options: [{ key: 'bandwidth', description: "kernel bandwidth: 'scott', 'silverman' or a positive number", type: 'choice', choices: ['scott', 'silverman'], allowNumber: true, default: 'scott' }],
+  create: (o) => new KernelDensity({ bandwidth: o.bandwidth as BandwidthRule | number }),
+};

@@ -16,6 +16,8 @@ import * as tf from '@tensorflow/tfjs';
 import { EigenvalueDecomposition, Matrix } from 'ml-matrix';
 import { TdaError } from '../errors';
 import { DampedAttributor } from './gradientAttributor';
+import { DAMPING_SCALE_OPTION } from './damping';
+import { MethodDescriptor, WORKERS_OPTION } from './method';
 import { download } from '../runtime/ops';
 import { gram } from './linalg';
 import { GradientSet, GradientSource } from '../gradients/types';
@@ -106,3 +108,11 @@ export class EkfacInfluence extends DampedAttributor {
     );
   }
 }
+
+export const ekfacMethod: MethodDescriptor = {
+  name: 'ekfac',
+  summary: 'eigenvalue-corrected Kronecker factors of each LoRA tensor, from its per-example gradient matrices',
+  input: 'gradients',
+  options: [DAMPING_SCALE_OPTION, WORKERS_OPTION],
+  create: (o) => new EkfacInfluence({ dampingScale: o.dampingScale as number, workers: o.workers as number | undefined }),
+};

@@ -10,13 +10,17 @@
  */
 import { CholeskyDecomposition, Matrix } from 'ml-matrix';
 import { TdaError } from '../errors';
-import { DampingOptions } from './damping';
-import { DampedAttributor, materializeBlock } from './gradientAttributor';
+import { DAMPING_SCALE_OPTION, DampingOptions } from './damping';
+import { MethodDescriptor, Settings, WORKERS_OPTION } from './method';
+import { DampedAttributor, materializeBlock, ScoringOptions } from './gradientAttributor';
 import { gram, matMul, matMulABt } from './linalg';
 import { GradientSet, GradientSource } from '../gradients/types';
 import { withBlocks } from '../gradients/types';
 
-export interface ExactOptions extends DampingOptions {
+/** Largest system solved per block unless told otherwise. */
+export const DEFAULT_MAX_BLOCK_SIZE = 4096;
+
+export interface ExactOptions extends DampingOptions, ScoringOptions {
   /** Largest d x d or n x n system solved per block (default 4096). */
   maxBlockSize?: number;
 }
@@ -49,7 +53,11 @@ export class ExactInfluence extends DampedAttributor {
 
   constructor(opts: ExactOptions = {}) {
     super(opts);
-    this.maxBlockSize = opts.maxBlockSize ?? 4096;
+    this.maxBlockSize = opts.maxBlockSize ?? DEFAULT_MAX_BLOCK_SIZE;
+  }
+
+  protected override methodSettings(): Settings {
+    return { ...super.methodSettings(), maxBlockSize: this.maxBlockSize };
   }
 
   protected override prepareBlocks(train: GradientSource): void {
@@ -98,3 +106,11 @@ export class ExactInfluence extends DampedAttributor {
     );
   }
 }
+
+export const exactMethod: MethodDescriptor = {
+  name: 'exact',
+  summary: 'the damped inverse Hessian per LoRA tensor, exactly (float64 Cholesky, parameter or example space)',
+  input: 'gradients',
+  options: [DAMPING_SCALE_OPTION, WORKERS_OPTION, { key: 'maxBlockSize', description: 'largest system the exact method solves per block', type: 'integer', default: DEFAULT_MAX_BLOCK_SIZE, min: 1 }],
+  create: (o) => new ExactInfluence({ dampingScale: o.dampingScale as number, maxBlockSize: o.maxBlockSize as number, workers: o.workers as number | undefined }),
+};

@@ -8,6 +8,7 @@ import { TopKScores } from './topK';
 import { ScoreMatrix } from './types';
 import { GradientSet, GradientSource } from '../gradients/types';
 import { withBlocks } from '../gradients/types';
+import { MethodDescriptor, WORKERS_OPTION } from './method';
 
 export class GradDot extends GradientAttributor {
   readonly name = 'gradDot';
@@ -71,3 +72,19 @@ export class GradCos extends GradientAttributor {
     }
   }
 }
+
+export const gradDotMethod: MethodDescriptor = {
+  name: 'gradDot',
+  summary: 'gradient dot product g_q . g_i over all LoRA tensors (influence with an identity Hessian)',
+  input: 'gradients',
+  options: [WORKERS_OPTION],
+  create: (o) => new GradDot({ workers: o.workers as number | undefined }),
+};
+
+export const gradCosMethod: MethodDescriptor = {
+  name: 'gradCos',
+  summary: 'cosine of the concatenated LoRA gradients (gradient matching without the norm)',
+  input: 'gradients',
+  options: [WORKERS_OPTION],
+  create: (o) => new GradCos({ workers: o.workers as number | undefined }),
+};

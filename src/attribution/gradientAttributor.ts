@@ -13,11 +13,12 @@ import * as tf from '@tensorflow/tfjs';
 import { TdaError } from '../errors';
 import type { ChunkResult, ScoringTask } from './scoringWorker';
 import { availableCores, SyncWorkerPool } from '../runtime/workers';
-import { blockDamping, DampingOptions } from './damping';
+import { blockDamping, DampingOptions, DEFAULT_DAMPING_SCALE } from './damping';
+import { Scorer, Settings } from './method';
 import { checkCompatible, checkFinite } from '../gradients/checks';
 import { addColumns, FixedBlock, SLAB_COLUMNS, StreamedProducts } from './linalg';
 import { checkK, TopKAccumulator, TopKScores } from './topK';
-import { Attributor, ScoreMatrix, scoreMatrix } from './types';
+import { ScoreMatrix, scoreMatrix } from './types';
 import { GradientSet, GradientSource, ownsChunks } from '../gradients/types';
 
 /** Rewrites a chunk's [nTest, m] score block (training examples [start, start + m)) in place. */
@@ -245,7 +246,7 @@ export function topKScores(v: GradientSet, train: GradientSource, k: number, opt
   }
 }
 
-export abstract class GradientAttributor implements Attributor<GradientSource, GradientSet> {
+export abstract class GradientAttributor implements Scorer<GradientSource, GradientSet> {
   abstract readonly name: string;
   private trainSource?: GradientSource;
 
@@ -278,6 +279,16 @@ export abstract class GradientAttributor implements Attributor<GradientSource, G
     }
     this.checkTest(test, train);
     return this.scoreTopK(test, train, Math.min(k, train.n));
+  }
+
+  /** The method and its resolved options; after cache(), what it found (damping, convergence). */
+  settings(): Settings {
+    return { method: this.name, workers: this.scoring.workers ?? 'auto', ...this.methodSettings() };
+  }
+
+  /** Settings of the method beyond its name and workers. */
+  protected methodSettings(): Settings {
+    return {};
   }
 
   private checkTest(test: GradientSet, train: GradientSource): void {
@@ -329,6 +340,11 @@ export abstract class DampedAttributor extends GradientAttributor {
   /** The lambda used for each block, by name (for result manifests). */
   dampingByBlock(): Record<string, number> {
     return Object.fromEntries(this.train.blocks.map((b, l) => [b.name, this.damping[l]]));
+  }
+
+  protected override methodSettings(): Settings {
+    const given = this.dampingOptions.dampingValues ? { dampingValues: this.dampingOptions.dampingValues } : { dampingScale: this.dampingOptions.dampingScale ?? DEFAULT_DAMPING_SCALE };
+    return { ...given, ...(this.damping.length ? { damping: this.dampingByBlock() } : {}) };
   }
 }
 

@@ -1,19 +1,21 @@
 /**
  * Attribution methods. Every score matrix is [nTest, nTrain]; positive = the training
  * example helps the test output. Gradient methods follow `cache(train)` then
- * `attribute(test)`; a new method is one small file extending GradientAttributor.
+ * `attribute(test)`. A new method is one file exporting its MethodDescriptor (method.ts)
+ * plus one line in registry.ts.
  */
 export * from './types';
 export { GradientAttributor, DampedAttributor, dotScores, topKScores, ScoringEngine, ScoringOptions, BlockAdjust } from './gradientAttributor';
 export { TopKScores, TopKAccumulator, checkK } from './topK';
-export { blockDamping, DEFAULT_DAMPING_SCALE, DampingOptions } from './damping';
+export { blockDamping, DEFAULT_DAMPING_SCALE, DAMPING_SCALE_OPTION, DampingOptions } from './damping';
 export { GradDot, GradCos, exampleNorms } from './gradDot';
-export { tracinCP, TracInCheckpoint } from './tracin';
+export { tracinCP, tracinFromScores, TracInCheckpoint } from './tracin';
 export { DataInf } from './dataInf';
-export { Lissa, LissaOptions, LissaBlockReport, topEigenvalue } from './lissa';
-export { ExactInfluence, ExactOptions } from './exact';
+export { Lissa, LISSA_DEFAULTS, LissaOptions, LissaBlockReport, topEigenvalue } from './lissa';
+export { ExactInfluence, ExactOptions, DEFAULT_MAX_BLOCK_SIZE } from './exact';
 export { EkfacInfluence } from './ekfac';
-export { createGradientAttributor, GRADIENT_METHODS, GradientMethod, MethodOptions } from './methods';
+export { METHODS, GRADIENT_METHODS, methodByName, createScorer, createGradientAttributor } from './registry';
+export { MethodDescriptor, OptionSpec, OptionValue, Scorer, ScorerInput, Settings, resolveOptions, parseOption, optionFlag, WORKERS_OPTION } from './method';
 export { RepSim, repSimScores, RepSimKind } from './repSim';
 export { Bm25, bm25Scores, bm25Tokenize, Bm25Options } from './bm25';
 export { KernelDensity, logDensity, logKernelMatrix, kdeBandwidth, BandwidthRule, DensityOptions } from './density';

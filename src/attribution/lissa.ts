@@ -11,12 +11,16 @@ import * as tf from '@tensorflow/tfjs';
 import { TdaError } from '../errors';
 import { download } from '../runtime/ops';
 import { Rng } from '../random';
-import { DampingOptions } from './damping';
-import { DampedAttributor, materializeBlock } from './gradientAttributor';
+import { DAMPING_SCALE_OPTION, DampingOptions } from './damping';
+import { MethodDescriptor, Settings, WORKERS_OPTION } from './method';
+import { DampedAttributor, materializeBlock, ScoringOptions } from './gradientAttributor';
 import { GradientSet, GradientSource } from '../gradients/types';
 import { withBlocks } from '../gradients/types';
 
-export interface LissaOptions extends DampingOptions {
+/** Defaults, shared by the class and its command-line options. */
+export const LISSA_DEFAULTS = { iterations: 200, scale: 'auto', batchSize: null, seed: 0, repeats: 1 } as const;
+
+export interface LissaOptions extends DampingOptions, ScoringOptions {
   /** Number of iterations (default 200). */
   iterations?: number;
   /** Divisor making the series converge; 'auto' = 1.1 x the estimated top eigenvalue of H + lambda I. */
@@ -44,7 +48,8 @@ export class Lissa extends DampedAttributor {
 
   constructor(opts: LissaOptions = {}) {
     super(opts);
-    this.opts = { iterations: opts.iterations ?? 200, scale: opts.scale ?? 'auto', batchSize: opts.batchSize ?? null, seed: opts.seed ?? 0, repeats: opts.repeats ?? 1 };
+    const d = LISSA_DEFAULTS;
+    this.opts = { iterations: opts.iterations ?? d.iterations, scale: opts.scale ?? d.scale, batchSize: opts.batchSize ?? d.batchSize, seed: opts.seed ?? d.seed, repeats: opts.repeats ?? d.repeats };
     if (typeof this.opts.scale === 'number' && !(this.opts.scale > 0)) throw new TdaError(`must be positive, got ${this.opts.scale}`, { field: 'scale' });
   }
 
@@ -113,6 +118,12 @@ export class Lissa extends DampedAttributor {
     return withBlocks(test, out);
   }
 
+  protected override methodSettings(): Settings {
+    // The convergence reached: each block's last relative change of the iterate.
+    const lastChange = Object.fromEntries(this.report.map((r) => [r.block, r.relativeChange[r.relativeChange.length - 1] ?? null]));
+    return { ...super.methodSettings(), ...this.opts, ...(this.report.length ? { lastRelativeChange: lastChange } : {}) };
+  }
+
   /** Row indices of a mini-batch (with replacement), or null for all rows. */
   private sampleRows(n: number, rng: Rng): number[] | null {
     const bs = this.opts.batchSize;
@@ -148,3 +159,16 @@ export function topEigenvalue(G: Float32Array, n: number, d: number, seed: numbe
   }
   return estimate;
 }
+
+export const lissaMethod: MethodDescriptor = {
+  name: 'lissa',
+  summary: 'LiSSA: a Neumann series for the damped inverse-Hessian-vector product, per LoRA tensor',
+  input: 'gradients',
+  options: [
+    DAMPING_SCALE_OPTION,
+    WORKERS_OPTION,
+    { key: 'iterations', description: 'LiSSA iterations', type: 'integer', default: LISSA_DEFAULTS.iterations, min: 1 },
+    { key: 'seed', description: 'seed of the power iteration (and of mini-batches)', type: 'integer', default: LISSA_DEFAULTS.seed, min: 0 },
+  ],
+  create: (o) => new Lissa({ dampingScale: o.dampingScale as number, iterations: o.iterations as number, seed: o.seed as number, workers: o.workers as number | undefined }),
+};

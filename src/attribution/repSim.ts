@@ -10,19 +10,24 @@
  * A zero vector has no direction: its cosine with anything is defined here as 0.
  */
 import { TdaError } from '../errors';
-import { Attributor, ScoreMatrix, scoreMatrix } from './types';
+import { MethodDescriptor, Scorer, Settings } from './method';
+import { ScoreMatrix, scoreMatrix } from './types';
 import { EmbeddingSet } from '../model/embeddings';
 
 /** `cosine` (default, the paper's RepSim) or the raw `dot` product. */
 export type RepSimKind = 'cosine' | 'dot';
 
-export class RepSim implements Attributor<EmbeddingSet> {
+export class RepSim implements Scorer<EmbeddingSet> {
   readonly name: string;
   private train?: { n: number; dim: number; rows: Float64Array };
 
   constructor(readonly kind: RepSimKind = 'cosine') {
     if (kind !== 'cosine' && kind !== 'dot') throw new TdaError(`unknown similarity '${String(kind)}' (use cosine or dot)`, { field: 'kind' });
     this.name = kind === 'cosine' ? 'repsim' : 'repsim-dot';
+  }
+
+  settings(): Settings {
+    return { method: 'repSim', kind: this.kind };
   }
 
   /** Keeps the training representations, unit-normalised for cosine. */
@@ -127,3 +132,11 @@ function checkEmbeddings(e: EmbeddingSet, field: string): void {
   const bad = e.data.findIndex((v) => !Number.isFinite(v));
   if (bad >= 0) throw new TdaError(`non-finite value ${e.data[bad]} in example ${Math.floor(bad / e.dim)}`, { field });
 }
+
+export const repSimMethod: MethodDescriptor = {
+  name: 'repSim',
+  summary: 'representation similarity: cosine (or dot product) of per-example embeddings',
+  input: 'embeddings',
+  options: [{ key: 'kind', description: 'similarity of the embeddings', type: 'choice', choices: ['cosine', 'dot'], default: 'cosine' }],
+  create: (o) => new RepSim(o.kind as RepSimKind),
+};

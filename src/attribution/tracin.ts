@@ -26,8 +26,26 @@ export function tracinCP(checkpoints: TracInCheckpoint[]): ScoreMatrix {
     if (!Number.isFinite(c.learningRate)) throw new TdaError(`checkpoint ${k} learning rate is ${c.learningRate}`, { field: 'learningRate' });
     const dot = new GradDot();
     dot.cache(c.train);
-    const s = dot.attribute(c.test);
-    for (let i = 0; i < total.data.length; i++) total.data[i] += c.learningRate * s.data[i];
+    addScaled(total, dot.attribute(c.test), c.learningRate);
   });
   return total;
+}
+
+/** TracIn-CP from gradient dot products already computed at each checkpoint: sum_c lr_c x S_c. */
+export function tracinFromScores(perCheckpoint: readonly ScoreMatrix[], learningRates: readonly number[]): ScoreMatrix {
+  if (perCheckpoint.length === 0) throw new TdaError('TracIn-CP needs at least one checkpoint', { field: 'checkpoints' });
+  if (learningRates.length !== perCheckpoint.length) throw new TdaError(`${learningRates.length} learning rates for ${perCheckpoint.length} checkpoints`, { field: 'learningRate' });
+  const { nTest, nTrain } = perCheckpoint[0];
+  const total = scoreMatrix(nTest, nTrain);
+  perCheckpoint.forEach((s, k) => {
+    if (s.nTest !== nTest || s.nTrain !== nTrain) throw new TdaError(`checkpoint ${k} has ${s.nTest} x ${s.nTrain} scores, expected ${nTest} x ${nTrain}`, { field: 'checkpoints' });
+    if (!Number.isFinite(learningRates[k])) throw new TdaError(`checkpoint ${k} learning rate is ${learningRates[k]}`, { field: 'learningRate' });
+    addScaled(total, s, learningRates[k]);
+  });
+  return total;
+}
+
+/** total += lr x s, entry by entry. */
+function addScaled(total: ScoreMatrix, s: ScoreMatrix, lr: number): void {
+  for (let i = 0; i < total.data.length; i++) total.data[i] += lr * s.data[i];
 }

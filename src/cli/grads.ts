@@ -5,7 +5,7 @@ import { LabelMask } from '../data/batch';
 import { readExamplesJsonl, validateTokenIds } from '../data/examples';
 import { loadTokenizer, TOKENIZER_FILE } from '../data/tokenizer';
 import { TdaError } from '../errors';
-import { loadAdapter } from '../model/adapter';
+import { loadAdapter, LoraAdapter } from '../model/adapter';
 import { computeLoraGradients } from '../gradients/compute';
 import { writeGradientFile } from '../gradients/file';
 import { LlamaModel } from '../model/llama';
@@ -39,9 +39,15 @@ export interface GradsSummary {
  * vocabulary). The caller disposes the model.
  */
 export function loadGradsInputs(modelDir: string, adapterDir: string, dataFile: string) {
+  const inputs = loadModelInputs(modelDir, adapterDir, dataFile);
+  return { ...inputs, adapter: inputs.adapter as LoraAdapter };
+}
+
+/** The same with the adapter optional (null: the base model alone). */
+export function loadModelInputs(modelDir: string, adapterDir: string | null, dataFile: string) {
   const model = LlamaModel.load(modelDir);
   try {
-    const adapter = loadAdapter(adapterDir, model.config);
+    const adapter = adapterDir === null ? null : loadAdapter(adapterDir, model.config);
     const tokenizer = fs.existsSync(path.join(modelDir, TOKENIZER_FILE)) ? loadTokenizer(modelDir) : undefined;
     const examples = readExamplesJsonl(dataFile, tokenizer);
     validateTokenIds(examples, model.config.vocabSize, dataFile);

@@ -11,6 +11,7 @@ import { registerMergeCommand } from './merge';
 import { parseShard } from './shard';
 import { registerMetricsCommand } from './metrics';
 import { registerScoreCommand } from './score';
+import { registerEmbedCommand } from './embed';
 import { registerReproduceCommand } from './reproduce';
 
 function positiveInt(value: string): number {
@@ -80,6 +81,7 @@ export function buildProgram(): Command {
       await runDemo();
     });
 
+  registerEmbedCommand(program, backend);
   registerScoreCommand(program, backend);
   registerMetricsCommand(program);
   registerReproduceCommand(program, backend);

@@ -6,8 +6,24 @@ import { Command } from 'commander';
 import { TdaError } from '../errors';
 import { SafetensorsFile, TensorToWrite, writeSafetensors } from '../io/safetensors';
 import { describeShard } from './shard';
+import { settingAt, settingsDifference } from '../settings';
 
 const SHARD_KEYS = ['shard', 'shard_total', 'shard_start', 'shard_end'];
+
+/** A score file's resolved settings (JSON metadata), compared key by key so the message names the setting. */
+function checkSameSettings(first: { file: string; st: SafetensorsFile }, other: { file: string; st: SafetensorsFile }): void {
+  const parse = (f: { file: string; st: SafetensorsFile }) => {
+    try {
+      return JSON.parse(f.st.metadata.settings ?? 'null');
+    } catch {
+      throw new TdaError('is not valid JSON', { file: f.file, field: 'settings' });
+    }
+  };
+  const a = parse(first);
+  const b = parse(other);
+  const at = settingsDifference(a, b);
+  if (at) throw new TdaError(`setting '${at}' is ${JSON.stringify(settingAt(b, at))} but ${JSON.stringify(settingAt(a, at))} in ${first.file}`, { file: other.file, field: `settings.${at}` });
+}
 
 export function runMerge(files: string[], out: string): { shards: number; rows: number } {
   if (files.length === 0) throw new TdaError('no shard files given', { field: 'files' });
@@ -28,7 +44,8 @@ export function runMerge(files: string[], out: string): { shards: number; rows: 
       // The format first: a top-k shard among full-matrix shards is best told as such.
       for (const key of new Set(['format', ...Object.keys(first.st.metadata), ...Object.keys(s.st.metadata)])) {
         if (SHARD_KEYS.includes(key)) continue;
-        if (first.st.metadata[key] !== s.st.metadata[key]) {
+        if (key === 'settings') checkSameSettings(first, s);
+        else if (first.st.metadata[key] !== s.st.metadata[key]) {
           throw new TdaError(`'${key}' is ${JSON.stringify(s.st.metadata[key])} but ${JSON.stringify(first.st.metadata[key])} in ${first.file}`, { file: s.file, field: key });
         }
       }

@@ -1,27 +1,38 @@
 /**
  * `tda-lab score`: a [nTest, nTrain] score matrix, or with `--top-k` the best k training
- * examples per query, from gradient files or gradient store directories.
+ * examples per query, for any method of the registry (attribution/registry.ts): gradient
+ * methods read gradient files or store directories, embedding methods the files of
+ * `tda-lab embed`, text methods JSONL examples. Each method's flags, defaults and help
+ * come from its descriptor; the file records the fully resolved settings.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Command, InvalidArgumentError } from 'commander';
-import { readGradientFile } from '../gradients/file';
-import { createGradientAttributor, GRADIENT_METHODS, MethodOptions } from '../attribution/methods';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { methodByName, METHODS } from '../attribution/registry';
+import { MethodDescriptor, optionFlag, resolveOptions, Scorer, Settings } from '../attribution/method';
+import { writeScoreFile, writeTopKFile } from '../attribution/scoreFile';
+import { TopKAccumulator, TopKScores } from '../attribution/topK';
+import { ScoreMatrix } from '../attribution/types';
+import { GradientAttributor } from '../attribution/gradientAttributor';
+import { readTextsJsonl } from '../data/texts';
 import { TdaError } from '../errors';
-import { DampedAttributor } from '../attribution/gradientAttributor';
-import { parseShard, shardMetadata, shardRange, ShardSpec } from './shard';
 import { checkCompatible } from '../gradients/checks';
+import { readGradientFile } from '../gradients/file';
 import { canonicalJson, GradientStore, MANIFEST_FILE, Projector, ProjectionSpec, storeSource } from '../gradients/store';
 import { GradientSet, GradientSource, inMemorySource, sliceExamples } from '../gradients/types';
-import { writeScoreFile, writeTopKFile } from '../attribution/scoreFile';
+import { EmbeddingSet } from '../model/embeddings';
+import { readEmbeddingFile } from './embed';
+import { parseShard, shardMetadata, shardRange, ShardSpec } from './shard';
 
-export interface ScoreOptions extends MethodOptions {
+export interface ScoreOptions {
   method: string;
-  /** A gradient file, or a gradient store directory (streamed shard by shard). */
+  /** Gradient methods: a gradient file or store directory (streamed); embedding methods: an embeddings file; text methods: a JSONL file. */
   train: string;
-  /** A gradient file, or a gradient store directory (read whole: queries are few). */
+  /** The same kinds as `train` (a store is read whole: queries are few). */
   test: string;
   out: string;
+  /** The method's own options by key (see its descriptor); defaults fill the rest. */
+  options?: Record<string, unknown>;
   /** Score only this slice of the test queries (rows); merge with `tda-lab merge`. */
   shard?: ShardSpec;
   /** Keep only the best k training examples per query (file format tda-lab.topk). */
@@ -34,6 +45,7 @@ export interface ScoreResult {
   /** Entries per query in a top-k file (k clamped to nTrain); undefined for a full matrix. */
   k?: number;
   seconds: number;
+  settings: Settings;
 }
 
 /** Gradients as the score command reads them: where they come from decides how. */
@@ -92,45 +104,95 @@ function alignTest(test: Loaded & { set: GradientSet }, train: Loaded & { source
   return set;
 }
 
-export function runScore(o: ScoreOptions): ScoreResult {
-  const started = Date.now();
+/** What a method scores, read for it: the training side, the queries, and what the inputs were made with. */
+interface Inputs {
+  train: unknown;
+  nTest: number;
+  /** Queries [start, end) in the form the method takes. */
+  queries(start: number, end: number): unknown;
+  inputSettings: Settings;
+}
+
+function gradientInputs(o: ScoreOptions): Inputs {
   const train = loadTrain(o.train);
   const test = loadTest(o.test);
   if (train.mask && test.mask && train.mask !== test.mask) {
     throw new TdaError(`label mask '${test.mask}' differs from the training gradients' '${train.mask}' (${o.train})`, { file: o.test, field: 'mask' });
   }
   const testSet = alignTest(test, train, o);
-  const method = createGradientAttributor(o.method, o);
   checkCompatible(train.source, testSet, { test: o.test });
-  method.cache(train.source);
+  return {
+    train: train.source,
+    nTest: testSet.n,
+    queries: (start, end) => (start === 0 && end === testSet.n ? testSet : sliceExamples(testSet, start, end)),
+    inputSettings: { mask: train.mask ?? 'unknown', projection: train.projection },
+  };
+}
+
+function embeddingInputs(o: ScoreOptions): Inputs {
+  const train = readEmbeddingFile(o.train);
+  const test = readEmbeddingFile(o.test);
+  for (const key of ['pool', 'mask'] as const) {
+    if (train.metadata[key] !== test.metadata[key]) {
+      throw new TdaError(`'${key}' is ${JSON.stringify(test.metadata[key])} but ${JSON.stringify(train.metadata[key])} in the training embeddings (${o.train})`, { file: o.test, field: key });
+    }
+  }
+  if (train.set.dim !== test.set.dim) throw new TdaError(`has dimension ${test.set.dim} but the training embeddings have ${train.set.dim} (${o.train})`, { file: o.test, field: 'embeddings' });
+  const q = test.set;
+  return {
+    train: train.set,
+    nTest: q.n,
+    queries: (start, end): EmbeddingSet => ({ n: end - start, dim: q.dim, data: q.data.slice(start * q.dim, end * q.dim) }),
+    inputSettings: { pool: train.metadata.pool ?? 'unknown', mask: train.metadata.mask ?? 'unknown' },
+  };
+}
+
+function textInputs(o: ScoreOptions): Inputs {
+  const test = readTextsJsonl(o.test);
+  return { train: readTextsJsonl(o.train), nTest: test.length, queries: (start, end) => test.slice(start, end), inputSettings: {} };
+}
+
+const INPUTS: Record<MethodDescriptor['input'], (o: ScoreOptions) => Inputs> = { gradients: gradientInputs, embeddings: embeddingInputs, texts: textInputs };
+
+/** Top-k: streamed in fixed memory by gradient methods, else taken from the full matrix. */
+function topK(scorer: Scorer, queries: unknown, k: number): TopKScores {
+  if (scorer instanceof GradientAttributor) return scorer.attributeTopK(queries as GradientSet, k);
+  const s: ScoreMatrix = scorer.attribute(queries);
+  const acc = new TopKAccumulator(s.nTest, s.nTrain, Math.min(k, s.nTrain));
+  acc.add(s.data, 0, s.nTrain);
+  return acc.result();
+}
+
+export function runScore(o: ScoreOptions): ScoreResult {
+  const started = Date.now();
+  const method = methodByName(o.method);
+  const scorer: Scorer = method.create(resolveOptions(method, o.options ?? {}));
+  const inputs = INPUTS[method.input](o);
+  scorer.cache(inputs.train);
   // Rows are independent given the whole training set, so shards split the queries.
-  const range = o.shard ? shardRange(testSet.n, o.shard) : { start: 0, end: testSet.n };
-  if (range.end <= range.start) throw new TdaError(`shard ${o.shard?.index}/${o.shard?.count} of ${testSet.n} queries is empty (use fewer shards)`, { field: '--shard' });
-  const queries = o.shard ? sliceExamples(testSet, range.start, range.end) : testSet;
+  const range = o.shard ? shardRange(inputs.nTest, o.shard) : { start: 0, end: inputs.nTest };
+  if (range.end <= range.start) throw new TdaError(`shard ${o.shard?.index}/${o.shard?.count} of ${inputs.nTest} queries is empty (use fewer shards)`, { field: '--shard' });
+  const queries = inputs.queries(range.start, range.end);
+  const result = o.topK === undefined ? scorer.attribute(queries) : topK(scorer, queries, o.topK);
+  // Settings after scoring: damping, convergence and bandwidths are known by now.
+  const settings: Settings = { ...scorer.settings(), inputs: inputs.inputSettings };
   const metadata: Record<string, string> = {
     method: method.name,
     sign: 'positive = the training example helps the test output',
     train: path.resolve(o.train),
     test: path.resolve(o.test),
-    mask: train.mask ?? 'unknown',
-    ...shardMetadata(o.shard, testSet.n, range, 'queries'),
+    mask: String(inputs.inputSettings.mask ?? 'none'),
+    settings: canonicalJson(settings),
+    ...(settings.damping ? { damping: JSON.stringify(settings.damping) } : {}),
+    ...shardMetadata(o.shard, inputs.nTest, range, 'queries'),
   };
-  if (o.topK !== undefined) {
-    const top = method.attributeTopK(queries, o.topK);
-    if (method instanceof DampedAttributor) metadata.damping = JSON.stringify(method.dampingByBlock());
-    writeTopKFile(o.out, top, { ...metadata, order: 'descending score; ties: lower training index first' });
-    return { nTest: top.nTest, nTrain: top.nTrain, k: top.k, seconds: (Date.now() - started) / 1000 };
+  const seconds = () => (Date.now() - started) / 1000;
+  if ('indices' in result) {
+    writeTopKFile(o.out, result, { ...metadata, order: 'descending score; ties: lower training index first' });
+    return { nTest: result.nTest, nTrain: result.nTrain, k: result.k, seconds: seconds(), settings };
   }
-  const scores = method.attribute(queries);
-  if (method instanceof DampedAttributor) metadata.damping = JSON.stringify(method.dampingByBlock());
-  writeScoreFile(o.out, scores, metadata);
-  return { nTest: scores.nTest, nTrain: scores.nTrain, seconds: (Date.now() - started) / 1000 };
-}
-
-function positiveNumber(value: string): number {
-  const n = Number(value);
-  if (!(n > 0) || !Number.isFinite(n)) throw new InvalidArgumentError('must be a positive number');
-  return n;
+  writeScoreFile(o.out, result, metadata);
+  return { nTest: result.nTest, nTrain: result.nTrain, seconds: seconds(), settings };
 }
 
 function wholeNumber(min: number) {
@@ -140,38 +202,46 @@ function wholeNumber(min: number) {
   };
 }
 
+/** Every option of every method, once, with the methods that take it (the command's flags). */
+function methodOptionFlags(): Option[] {
+  const seen = new Map<string, { description: string; methods: string[]; defaults: Set<string> }>();
+  for (const m of METHODS) {
+    for (const spec of m.options) {
+      const e = seen.get(spec.key) ?? { description: spec.description, methods: [], defaults: new Set<string>() };
+      e.methods.push(m.name);
+      if (spec.default !== undefined) e.defaults.add(String(spec.default));
+      seen.set(spec.key, e);
+    }
+  }
+  return [...seen].map(([key, e]) => {
+    const dflt = e.defaults.size === 1 ? `; default ${[...e.defaults][0]}` : '';
+    return new Option(`${optionFlag(key)} <value>`, `${e.description} (${e.methods.join(', ')}${dflt})`);
+  });
+}
+
+const methodList = () => METHODS.map((m) => `  ${m.name.padEnd(9)} ${m.summary} [${m.input}]`).join('\n');
+
 export function registerScoreCommand(program: Command, startBackend: () => Promise<unknown>): void {
-  program
+  const command = program
     .command('score')
-    .description('score training examples for each test example from gradient files or stores (positive = helps)')
-    .requiredOption('--method <name>', `one of ${GRADIENT_METHODS.join(', ')}`)
-    .requiredOption('--train <path>', `training gradients: a file from tda-lab grads, or a gradient store directory (with ${MANIFEST_FILE}; streamed shard by shard)`)
-    .requiredOption('--test <path>', 'test gradients: a file from tda-lab grads, or a gradient store directory (read whole)')
+    .description('score training examples for each test example (positive = helps), with any method below')
+    .requiredOption('--method <name>', `one of ${METHODS.map((m) => m.name).join(', ')}`)
+    .requiredOption('--train <path>', `training side: gradients (a file from tda-lab grads, or a store directory with ${MANIFEST_FILE}, streamed), embeddings (tda-lab embed) or JSONL texts, as the method needs`)
+    .requiredOption('--test <path>', 'test side, of the same kind as --train (a store is read whole)')
     .requiredOption('--out <file>', 'output .safetensors: scores [nTest, nTrain], or with --top-k indices and scores [nTest, k]')
-    .option('--top-k <k>', 'keep only the k most helpful training examples per query (fixed memory in nTrain); k above nTrain keeps all, ranked', wholeNumber(1))
-    .option('--damping-scale <c>', 'damping lambda_l = c * mean squared gradient of block l', positiveNumber, 0.1)
-    .option('--lissa-iterations <n>', 'LiSSA iterations', positiveNumber, 200)
-    .option('--max-block-size <n>', 'largest system the exact method solves per block', positiveNumber, 4096)
-    .option('--workers <n>', 'worker threads for the products (0 = this thread; default: every core for large jobs)', wholeNumber(0))
+    .option('--top-k <k>', 'keep only the k most helpful training examples per query (fixed memory in nTrain for gradient methods); k above nTrain keeps all, ranked', wholeNumber(1))
     .option('--shard <i/n>', 'score only shard i of n of the test queries (0-based); combine with tda-lab merge', parseShard)
-    .action(async (o) => {
-      await startBackend();
-      const r = runScore({
-        method: o.method,
-        train: o.train,
-        test: o.test,
-        out: o.out,
-        topK: o.topK,
-        dampingScale: o.dampingScale,
-        iterations: o.lissaIterations,
-        maxBlockSize: o.maxBlockSize,
-        workers: o.workers,
-        shard: o.shard,
-      });
-      if (r.k === undefined) process.stderr.write(`wrote ${o.out}: ${r.nTest} x ${r.nTrain} scores in ${r.seconds.toFixed(1)} s\n`);
-      else {
-        const clamped = r.k < o.topK ? ` (--top-k ${o.topK} clamped to the ${r.nTrain} training examples)` : '';
-        process.stderr.write(`wrote ${o.out}: top ${r.k} of ${r.nTrain} training examples for ${r.nTest} queries in ${r.seconds.toFixed(1)} s${clamped}\n`);
-      }
-    });
+    .addHelpText('after', `\nMethods:\n${methodList()}\n`);
+  for (const option of methodOptionFlags()) command.addOption(option);
+  command.action(async (o) => {
+    await startBackend();
+    const keys = [...new Set(METHODS.flatMap((m) => m.options.map((s) => s.key)))];
+    const given = Object.fromEntries(keys.filter((k) => o[k] !== undefined).map((k) => [k, o[k]]));
+    const r = runScore({ method: o.method, train: o.train, test: o.test, out: o.out, topK: o.topK, shard: o.shard, options: given });
+    if (r.k === undefined) process.stderr.write(`wrote ${o.out}: ${r.nTest} x ${r.nTrain} scores in ${r.seconds.toFixed(1)} s\n`);
+    else {
+      const clamped = r.k < o.topK ? ` (--top-k ${o.topK} clamped to the ${r.nTrain} training examples)` : '';
+      process.stderr.write(`wrote ${o.out}: top ${r.k} of ${r.nTrain} training examples for ${r.nTest} queries in ${r.seconds.toFixed(1)} s${clamped}\n`);
+    }
+  });
 }

@@ -19,10 +19,10 @@
  */
 import * as path from 'node:path';
 import { Bm25 } from '../attribution/bm25';
-import { GradientMethod } from '../attribution/methods';
 import { RepSim } from '../attribution/repSim';
 import { ScoreMatrix, scoreRow } from '../attribution/types';
-import { debias, denoise, dda as ddaCombine } from '../dda';
+import { debias, denoise, dda as ddaCombine, normalized } from '../dda';
+import { tracinFromScores } from '../attribution/tracin';
 import { rocCurve } from '../eval/auc';
 import { bootstrapMeanCI } from '../eval/bootstrap';
 import { DataFrame, frameFromColumns } from '../eval/frame';
@@ -52,7 +52,7 @@ export interface DdaExperimentOptions {
   lr?: number;
   batchSize?: number;
   rank?: number;
-  gradientMethods?: GradientMethod[];
+  gradientMethods?: string[];
   /** recall@k (default 10). */
   k?: number;
   /** Where each run's checkpoints are written. */
@@ -76,7 +76,7 @@ export interface DdaExperimentResult {
   settings: Record<string, unknown>;
 }
 
-const DEFAULT_GRADIENT_METHODS: GradientMethod[] = ['gradDot', 'gradCos', 'dataInf', 'lissa', 'ekfac'];
+const DEFAULT_GRADIENT_METHODS: string[] = ['gradDot', 'gradCos', 'dataInf', 'lissa', 'ekfac'];
 
 interface QueryRecord {
   run: number;
@@ -107,17 +107,6 @@ function variantsOf(perCheckpoint: ScoreMatrix[]): Record<Variant, ScoreMatrix> 
   };
 }
 
-/** Per-query z-scores, so ROC curves can pool queries with different score scales. */
-function zscoreRows(s: ScoreMatrix): number[][] {
-  const rows: number[][] = [];
-  for (let q = 0; q < s.nTest; q++) {
-    const r = Array.from(scoreRow(s, q));
-    const m = r.reduce((a, b) => a + b, 0) / r.length;
-    const sd = Math.sqrt(r.reduce((a, b) => a + (b - m) ** 2, 0) / r.length) || 1;
-    rows.push(r.map((v) => (v - m) / sd));
-  }
-  return rows;
-}
 
 export async function runDdaExperiment(env: EmbeddedDefault, opts: DdaExperimentOptions): Promise<DdaExperimentResult> {
   const log = opts.log ?? (() => undefined);
@@ -139,7 +128,7 @@ export async function runDdaExperiment(env: EmbeddedDefault, opts: DdaExperiment
   const padId = tokenizer.padId ?? 0;
   const loraConfig = parseLoraConfig({ peft_type: 'LORA', r: rank, lora_alpha: 2 * rank, lora_dropout: 0, target_modules: ['q_proj', 'v_proj'] }, 'dda-experiment');
   // Full-batch LiSSA: with mini-batches of 64 its scores were uncorrelated with exact ones at this scale.
-  const methodOpts = { iterations: quick ? 40 : 60, batchSize: null, seed: 0 };
+  const lissaOpts = { iterations: quick ? 40 : 60, seed: 0 };
 
   const records: QueryRecord[] = [];
   const ckptAuc: { method: string; regime: string; checkpoint: number; auc: number }[] = [];
@@ -196,7 +185,7 @@ export async function runDdaExperiment(env: EmbeddedDefault, opts: DdaExperiment
         opts.progress?.(`run ${runNo}/${totalRuns} checkpoints`, t, adapters.length);
         const trainGrads = await loraGradientSet(model, adapters[t], trainSeqs, 32, padId);
         const queryGrads = await loraGradientSet(model, adapters[t], querySeqs, 32, padId);
-        const scores = gradientScores(trainGrads, queryGrads, gradMethods, methodOpts);
+        const scores = gradientScores(trainGrads, queryGrads, gradMethods, { lissa: lissaOpts });
         for (const m of gradMethods) perMethod[m].push(scores[m]);
         const rep = new RepSim();
         rep.cache(computeEmbeddings(model, adapters[t], trainSeqs, { pool: 'last', padId }));
@@ -204,10 +193,7 @@ export async function runDdaExperiment(env: EmbeddedDefault, opts: DdaExperiment
       }
       opts.progress?.(`run ${runNo}/${totalRuns} checkpoints`, adapters.length, adapters.length);
       // TracIn-CP: learning-rate-weighted sum of gradient dot products over the trained checkpoints.
-      const tracin = perMethod.gradDot.slice(1).reduce(
-        (acc, s, i) => ({ ...acc, data: acc.data.map((v, j) => v + lrs[i + 1] * s.data[j]) }),
-        { nTest: fired.length, nTrain: trainSeqs.length, data: new Float32Array(fired.length * trainSeqs.length) } as ScoreMatrix,
-      );
+      const tracin = tracinFromScores(perMethod.gradDot.slice(1), lrs.slice(1, perMethod.gradDot.length));
       const bm25 = new Bm25();
       bm25.cache(trainTexts);
       const bm25Scores = bm25.attribute(fired.map((f) => `${f.q.prompt} ${f.text}`));
@@ -224,12 +210,11 @@ export async function runDdaExperiment(env: EmbeddedDefault, opts: DdaExperiment
           if (variant === 'plain' || variant === 'DDA') {
             const key = `${pair.regime}|${method}|${variant}`;
             rocPool[key] ??= { scores: [], labels: [] };
-            zscoreRows(s).forEach((row) => {
-              const isPos = new Set(pairPositives);
-              row.forEach((v, i) => {
-                rocPool[key].scores.push(v);
-                rocPool[key].labels.push(isPos.has(i));
-              });
+            const z = normalized(s, 'zscore-rows');
+            const isPos = new Set(pairPositives);
+            z.forEach((v, j) => {
+              rocPool[key].scores.push(v);
+              rocPool[key].labels.push(isPos.has(j % s.nTrain));
             });
           }
         }
@@ -242,7 +227,7 @@ export async function runDdaExperiment(env: EmbeddedDefault, opts: DdaExperiment
     }
   }
   opts.progress?.('runs', totalRuns, totalRuns);
-  return assemble(records, ckptAuc, runRows, rocPool, methodNames, { quick, nTrain: data.train.length, canaries: opts.canaries ?? 16, seeds, pairs: pairIdx, epochs, lr, batchSize, rank, k, gradientMethods: gradMethods, lissa: methodOpts });
+  return assemble(records, ckptAuc, runRows, rocPool, methodNames, { quick, nTrain: data.train.length, canaries: opts.canaries ?? 16, seeds, pairs: pairIdx, epochs, lr, batchSize, rank, k, gradientMethods: gradMethods, lissa: lissaOpts });
 }
 
 function assemble(

@@ -13,7 +13,6 @@
  * the top (number of positives).
  */
 import { RepSim } from '../attribution/repSim';
-import { GradientMethod } from '../attribution/methods';
 import { ScoreMatrix, scoreRow } from '../attribution/types';
 import { classAccCover } from '../eval/classMetrics';
 import { bootstrapMeanCI } from '../eval/bootstrap';
@@ -30,7 +29,7 @@ export interface IfLlmOptions {
   quick?: boolean;
   seed?: number;
   epochs?: number;
-  gradientMethods?: GradientMethod[];
+  gradientMethods?: string[];
   log?: (line: string) => void;
   progress?: (label: string, done: number, total: number) => void;
 }
@@ -72,7 +71,7 @@ export async function runIfLlmExperiment(env: EmbeddedDefault, opts: IfLlmOption
   const quick = opts.quick ?? false;
   const seed = opts.seed ?? 1;
   const epochs = opts.epochs ?? (quick ? 3 : 5);
-  const gradMethods = opts.gradientMethods ?? (['gradDot', 'dataInf', 'lissa', 'exact'] as GradientMethod[]);
+  const gradMethods = opts.gradientMethods ?? (['gradDot', 'dataInf', 'lissa', 'exact'] as string[]);
   const { model, tokenizer, world } = env;
   const padId = tokenizer.padId ?? 0;
   const scale = quick ? 0.5 : 1;
@@ -107,7 +106,7 @@ export async function runIfLlmExperiment(env: EmbeddedDefault, opts: IfLlmOption
     const adapter = finetuneLora(model, initAdapter(model.config, lora, seed), trainSeqs, { epochs, batchSize: 16, lr: 3e-3, seed, padId }).adapter;
     const trainGrads = await loraGradientSet(model, adapter, trainSeqs, 32, padId);
     const testGrads = await loraGradientSet(model, adapter, testSeqs, 32, padId);
-    const scores: Record<string, ScoreMatrix> = gradientScores(trainGrads, testGrads, gradMethods, { iterations: quick ? 50 : 100, batchSize: null, seed: 0 });
+    const scores: Record<string, ScoreMatrix> = gradientScores(trainGrads, testGrads, gradMethods, { lissa: { iterations: quick ? 50 : 100, seed: 0 } });
     const rep = new RepSim();
     rep.cache(computeEmbeddings(model, adapter, trainSeqs, { pool: 'last', padId }));
     scores.repSim = rep.attribute(computeEmbeddings(model, adapter, testSeqs, { pool: 'last', padId }));

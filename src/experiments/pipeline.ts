@@ -5,7 +5,7 @@
 import { TokenSequence } from '../data/batch';
 import { TextTokenizer } from '../data/tokenizer';
 import { TdaError } from '../errors';
-import { createGradientAttributor, GradientMethod, MethodOptions } from '../attribution/methods';
+import { createGradientAttributor } from '../attribution/registry';
 import { ScoreMatrix, scoreRow } from '../attribution/types';
 import { rocAuc, recallAtK } from '../eval/auc';
 import { LoraAdapter } from '../model/adapter';
@@ -39,12 +39,12 @@ export function loraGradientSet(model: LlamaModel, adapter: LoraAdapter, seqs: T
   return computeLoraGradients(model, adapter, seqs, { batchSize, padId, mask: 'response' });
 }
 
-/** Scores of every requested gradient method for one checkpoint. */
-export function gradientScores(train: GradientSet, test: GradientSet, methods: readonly GradientMethod[], opts: MethodOptions = {}): Record<string, ScoreMatrix> {
+/** Scores of every requested gradient method for one checkpoint; `options` by method name (defaults otherwise). */
+export function gradientScores(train: GradientSet, test: GradientSet, methods: readonly string[], options: Record<string, Record<string, unknown>> = {}): Record<string, ScoreMatrix> {
   const out: Record<string, ScoreMatrix> = {};
   const source = inMemorySource(train);
   for (const m of methods) {
-    const a = createGradientAttributor(m, opts);
+    const a = createGradientAttributor(m, options[m]);
     a.cache(source);
     out[m] = a.attribute(test);
   }
