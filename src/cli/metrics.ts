@@ -21,7 +21,7 @@ import { SafetensorsFile } from '../io/safetensors';
 import { bootstrapMeanCI } from '../eval/bootstrap';
 import { danfo, DataFrame, frameColumn, frameFromColumns } from '../eval/frame';
 import { DEFAULT_RECALL_K, perQueryMetrics, pooledAuc } from '../eval/perQuery';
-import { checkPositives, checkScoreMatrix } from '../eval/validate';
+import { checkPositives, checkScoresForMetrics } from '../eval/validate';
 import { ScoreMatrix } from '../attribution/types';
 import { formatTable } from './table';
 import { refuseTopK } from '../attribution/scoreFile';
@@ -70,7 +70,7 @@ export function readScoreMatrix(file: string): ScoreMatrix {
     const shape = st.info(SCORES_TENSOR).shape;
     if (shape.length !== 2) throw new TdaError(`must be 2-D [nTest, nTrain], got shape [${shape.join(', ')}]`, { file, field: SCORES_TENSOR });
     const scores: ScoreMatrix = { nTest: shape[0], nTrain: shape[1], data: st.readFloat32(SCORES_TENSOR) };
-    checkScoreMatrix(scores, { file, field: SCORES_TENSOR });
+    checkScoresForMetrics(scores, { file, field: SCORES_TENSOR });
     return scores;
   } finally {
     st.close();

@@ -3,7 +3,7 @@
  * combined entry by entry, so a shape mismatch or a NaN would silently corrupt every
  * result; both are errors naming the field and, for a list, the checkpoint index.
  */
-import type { ScoreMatrix } from '../attribution/types';
+import { checkScoreMatrix as checkMatrix, ScoreMatrix } from '../attribution/types';
 import { TdaError } from '../errors';
 
 /** Where a matrix came from: `field` as the caller passed it (`finetuned[2]`), `label` for prose (`checkpoint 2`). */
@@ -12,20 +12,9 @@ export interface MatrixName {
   label: string;
 }
 
-/** Integer shape, matching data length, every score finite. */
+/** Integer shape, matching data length, every score finite (the shared check, naming the checkpoint). */
 export function checkScoreMatrix(s: ScoreMatrix, name: MatrixName): void {
-  if (!s || !Number.isInteger(s.nTest) || s.nTest < 0 || !Number.isInteger(s.nTrain) || s.nTrain < 0 || !s.data) {
-    throw new TdaError(`${name.label} is not a score matrix with integer nTest and nTrain`, { field: name.field });
-  }
-  if (s.data.length !== s.nTest * s.nTrain) {
-    throw new TdaError(`${name.label} has ${s.data.length} values, expected nTest x nTrain = ${s.nTest} x ${s.nTrain}`, { field: name.field });
-  }
-  for (let k = 0; k < s.data.length; k++) {
-    if (!Number.isFinite(s.data[k])) {
-      const q = Math.floor(k / s.nTrain);
-      throw new TdaError(`${name.label} has a non-finite score ${s.data[k]} at test ${q}, train ${k - q * s.nTrain}`, { field: name.field });
-    }
-  }
+  checkMatrix(s, { field: name.field, label: name.label });
 }
 
 /** Same [nTest, nTrain] as the reference; the field named is the dimension that differs. */

@@ -14,7 +14,7 @@ import { ScoreMatrix, scoreRow } from '../attribution/types';
 import { TdaError } from '../errors';
 import { DataFrame, frameFromColumns } from './frame';
 import { argmax, checkPositiveInt, topK } from './ranking';
-import { checkScoreMatrix } from './validate';
+import { checkScoresForMetrics } from './validate';
 
 export type ClassLabel = string | number;
 
@@ -56,7 +56,7 @@ export function classAccCover(
   trainClasses: ArrayLike<ClassLabel>,
   opts: ClassMetricsOptions = {},
 ): ClassMetrics {
-  checkScoreMatrix(scores);
+  checkScoresForMetrics(scores);
   checkLabels(testClasses, scores.nTest, 'testClasses', 'queries (score rows)');
   checkLabels(trainClasses, scores.nTrain, 'trainClasses', 'training examples (score columns)');
   const nClasses = new Set(Array.from(trainClasses)).size;

@@ -28,6 +28,6 @@ export {
   MeanInterval,
   NormalIntervalOptions,
 } from './bootstrap';
-export { checkScoreMatrix, checkPositives, positiveMask, Where } from './validate';
+export { checkScoresForMetrics, checkPositives, positiveMask, Where } from './validate';
 export { descendingOrder, topK, argmax } from './ranking';
 export { DataFrame, danfo, frameFromColumns, frameColumn } from './frame';

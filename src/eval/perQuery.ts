@@ -14,7 +14,7 @@ import { averagePrecision, recallAtK, rocAuc, TopKOptions } from './auc';
 import { BootstrapOptions, bootstrapMeanCI, dropNaN, nanMean } from './bootstrap';
 import { DataFrame, frameColumn, frameFromColumns } from './frame';
 import { checkPositiveInt } from './ranking';
-import { checkPositives, checkScoreMatrix, positiveMask } from './validate';
+import { checkPositives, checkScoresForMetrics, positiveMask } from './validate';
 
 /** Default k of recall@k (the CLI's too): 10, a typical "top results a person inspects". */
 export const DEFAULT_RECALL_K = 10;
@@ -33,7 +33,7 @@ export interface PerQueryColumns {
 
 /** The per-query metrics as plain columns (what perQueryMetrics puts in a DataFrame). */
 export function perQueryColumns(scores: ScoreMatrix, positives: readonly (readonly number[])[], opts: PerQueryOptions = {}): PerQueryColumns {
-  checkScoreMatrix(scores);
+  checkScoresForMetrics(scores);
   const k = opts.k ?? DEFAULT_RECALL_K;
   checkPositiveInt(k, 'k');
   const lists = checkPositives(positives, scores.nTest, scores.nTrain);
@@ -62,7 +62,7 @@ export function perQueryMetrics(scores: ScoreMatrix, positives: readonly (readon
  * are on a larger scale than another's.
  */
 export function pooledAuc(scores: ScoreMatrix, positives: readonly (readonly number[])[]): number {
-  checkScoreMatrix(scores);
+  checkScoresForMetrics(scores);
   const lists = checkPositives(positives, scores.nTest, scores.nTrain);
   // One byte per pair (a boolean[] would take 8): the metrics only test truthiness.
   const mask = new Uint8Array(scores.data.length);

@@ -3,7 +3,7 @@
  * reported once, naming the file (when there is one), the field, the query and position,
  * instead of surfacing as a NaN metric.
  */
-import { ScoreMatrix } from '../attribution/types';
+import { checkScoreMatrix as checkMatrix, ScoreMatrix } from '../attribution/types';
 import { TdaError } from '../errors';
 
 export interface Where {
@@ -13,25 +13,12 @@ export interface Where {
   field?: string;
 }
 
-/** Shape consistency and no NaN; reports the first NaN as [query, training example]. */
-export function checkScoreMatrix(scores: ScoreMatrix, where: Where = {}): void {
+/** The shared score-matrix check (attribution/types.ts), plus: metrics need a query and a training example. */
+export function checkScoresForMetrics(scores: ScoreMatrix, where: Where = {}): void {
   const field = where.field ?? 'scores';
-  const { nTest, nTrain, data } = scores;
-  if (!Number.isInteger(nTest) || !Number.isInteger(nTrain) || nTest < 0 || nTrain < 0) {
-    throw new TdaError(`bad shape [${nTest}, ${nTrain}]`, { file: where.file, field });
-  }
-  if (data.length !== nTest * nTrain) {
-    throw new TdaError(`has ${data.length} values, expected ${nTest} x ${nTrain}`, { file: where.file, field });
-  }
-  if (nTest === 0) throw new TdaError('has no queries (shape [0, nTrain])', { file: where.file, field });
-  if (nTrain === 0) throw new TdaError('has no training examples (shape [nTest, 0])', { file: where.file, field });
-  for (let j = 0; j < data.length; j++) {
-    if (Number.isNaN(data[j])) {
-      const q = Math.floor(j / nTrain);
-      const i = j - q * nTrain;
-      throw new TdaError(`NaN at [${q}, ${i}] (query ${q}, training example ${i})`, { file: where.file, field });
-    }
-  }
+  checkMatrix(scores, { file: where.file, field });
+  if (scores.nTest === 0) throw new TdaError('has no queries (shape [0, nTrain])', { file: where.file, field });
+  if (scores.nTrain === 0) throw new TdaError('has no training examples (shape [nTest, 0])', { file: where.file, field });
 }
 
 /**
