@@ -35,7 +35,7 @@ import { TdaError } from '../errors';
 import { crossDots } from './repSim';
 import { MethodDescriptor, Scorer, Settings } from './method';
 import { ScoreMatrix, scoreMatrix } from './types';
-import { EmbeddingSet } from '../model/embeddings';
+import { checkEmbeddingSet as checkSet, EmbeddingSet } from '../model/embeddings';
 
 export type BandwidthRule = 'scott' | 'silverman';
 
@@ -214,14 +214,6 @@ export function logSumExp(v: ArrayLike<number>): number {
   return m + Math.log(s);
 }
 
-function checkSet(e: EmbeddingSet, field: string): void {
-  if (!Number.isInteger(e.n) || e.n < 0 || !Number.isInteger(e.dim) || e.dim < 1) {
-    throw new TdaError(`embedding set must have integer n >= 0 and dim >= 1, got n=${e.n}, dim=${e.dim}`, { field });
-  }
-  if (e.data.length !== e.n * e.dim) throw new TdaError(`embedding data has ${e.data.length} values, expected ${e.n} x ${e.dim}`, { field });
-  const bad = e.data.findIndex((v) => !Number.isFinite(v));
-  if (bad >= 0) throw new TdaError(`non-finite value ${e.data[bad]} in example ${Math.floor(bad / e.dim)}`, { field });
-}
 
 export const densityMethod: MethodDescriptor = {
   name: 'density',

@@ -12,7 +12,7 @@
 import { TdaError } from '../errors';
 import { MethodDescriptor, Scorer, Settings } from './method';
 import { ScoreMatrix, scoreMatrix } from './types';
-import { EmbeddingSet } from '../model/embeddings';
+import { checkEmbeddingSet as checkEmbeddings, EmbeddingSet } from '../model/embeddings';
 
 /** `cosine` (default, the paper's RepSim) or the raw `dot` product. */
 export type RepSimKind = 'cosine' | 'dot';
@@ -123,15 +123,6 @@ export function repSimScores(train: EmbeddingSet, test: EmbeddingSet, kind: RepS
   return r.attribute(test);
 }
 
-/** Shape and finiteness checks: a NaN would silently poison every score of its row or column. */
-function checkEmbeddings(e: EmbeddingSet, field: string): void {
-  if (!Number.isInteger(e.n) || e.n < 0 || !Number.isInteger(e.dim) || e.dim < 1) {
-    throw new TdaError(`embedding set must have integer n >= 0 and dim >= 1, got n=${e.n}, dim=${e.dim}`, { field });
-  }
-  if (e.data.length !== e.n * e.dim) throw new TdaError(`embedding data has ${e.data.length} values, expected ${e.n} x ${e.dim}`, { field });
-  const bad = e.data.findIndex((v) => !Number.isFinite(v));
-  if (bad >= 0) throw new TdaError(`non-finite value ${e.data[bad]} in example ${Math.floor(bad / e.dim)}`, { field });
-}
 
 export const repSimMethod: MethodDescriptor = {
   name: 'repSim',

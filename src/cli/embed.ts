@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { TdaError } from '../errors';
 import { SafetensorsFile, writeSafetensors } from '../io/safetensors';
-import { computeEmbeddings, EmbeddingSet, Pooling } from '../model/embeddings';
+import { checkEmbeddingSet, computeEmbeddings, EmbeddingSet, Pooling } from '../model/embeddings';
 import { loadModelInputs } from './grads';
 
 export const EMBEDDINGS_FORMAT = 'tda-lab.embeddings';
@@ -48,10 +48,9 @@ export function readEmbeddingFile(file: string): { set: EmbeddingSet; metadata: 
     if (!f.has('embeddings')) throw new TdaError(`holds no 'embeddings' tensor (write one with tda-lab embed)`, { file, field: 'embeddings' });
     const shape = f.info('embeddings').shape;
     if (shape.length !== 2 || shape[0] < 1 || shape[1] < 1) throw new TdaError(`must be [n, dim] with n, dim >= 1, got [${shape}]`, { file, field: 'embeddings' });
-    const data = f.readFloat32('embeddings');
-    const bad = data.findIndex((v) => !Number.isFinite(v));
-    if (bad >= 0) throw new TdaError(`is ${data[bad]} for example ${Math.floor(bad / shape[1])}`, { file, field: 'embeddings' });
-    return { set: { n: shape[0], dim: shape[1], data }, metadata: f.metadata };
+    const set = { n: shape[0], dim: shape[1], data: f.readFloat32('embeddings') };
+    checkEmbeddingSet(set, 'embeddings', file);
+    return { set, metadata: f.metadata };
   } finally {
     f.close();
   }

@@ -5,8 +5,8 @@
  * The loss of an example is the mean next-token loss over its response tokens, so every
  * example must have at least one response token that can be predicted.
  */
-import * as fs from 'fs';
 import { TdaError } from '../errors';
+import { readJsonlObjects } from './jsonl';
 import type { TextTokenizer } from './tokenizer';
 
 export interface Example {
@@ -19,31 +19,11 @@ export interface Example {
 }
 
 export function readExamplesJsonl(path: string, tokenizer?: TextTokenizer): Example[] {
-  let text: string;
-  try {
-    text = fs.readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new TdaError(`cannot read examples: ${(e as Error).message}`, { file: path });
-  }
-  const examples: Example[] = [];
-  text.split(/\r?\n/).forEach((raw, i) => {
-    if (raw.trim() === '') return; // blank lines (and the trailing newline) are fine
-    examples.push(parseLine(raw, i + 1, path, tokenizer));
-  });
-  if (!examples.length) throw new TdaError('no examples (the file is empty or has only blank lines)', { file: path });
-  return examples;
+  return readJsonlObjects(path).map(({ value, line }) => parseLine(value, line, path, tokenizer));
 }
 
-function parseLine(raw: string, line: number, file: string, tokenizer?: TextTokenizer): Example {
+function parseLine(o: Record<string, unknown>, line: number, file: string, tokenizer?: TextTokenizer): Example {
   const fail = (msg: string) => new TdaError(msg, { file, field: `line ${line}` });
-  let obj: unknown;
-  try {
-    obj = JSON.parse(raw);
-  } catch (e) {
-    throw fail(`invalid JSON: ${(e as Error).message}`);
-  }
-  if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) throw fail('each line must be a JSON object');
-  const o = obj as Record<string, unknown>;
   const textForm = 'prompt' in o || 'response' in o;
   const idsForm = 'input_ids' in o || 'prompt_length' in o;
   if (textForm && idsForm) throw fail('mixes the prompt/response and input_ids/prompt_length forms; use one');

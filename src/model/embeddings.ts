@@ -20,6 +20,16 @@ export interface EmbeddingSet {
   data: Float32Array;
 }
 
+/** Shape and finiteness checks: a NaN would silently poison every score of its row or column. */
+export function checkEmbeddingSet(e: EmbeddingSet, field: string, file?: string): void {
+  if (!Number.isInteger(e.n) || e.n < 0 || !Number.isInteger(e.dim) || e.dim < 1) {
+    throw new TdaError(`embedding set must have integer n >= 0 and dim >= 1, got n=${e.n}, dim=${e.dim}`, { file, field });
+  }
+  if (e.data.length !== e.n * e.dim) throw new TdaError(`embedding data has ${e.data.length} values, expected ${e.n} x ${e.dim}`, { file, field });
+  const bad = e.data.findIndex((v) => !Number.isFinite(v));
+  if (bad >= 0) throw new TdaError(`non-finite value ${e.data[bad]} in example ${Math.floor(bad / e.dim)}`, { file, field });
+}
+
 export type Pooling = 'last' | 'mean';
 
 export interface EmbeddingOptions {
