@@ -32,7 +32,7 @@ import { generate } from '../model/generate';
 import { finetuneLora } from '../train/finetune';
 import { Figure, groupedBarFigure, lineFigure, rocFigure } from '../viz/figures';
 import { EmbeddedDefault, DDA_DATA_OPTIONS } from './embedded';
-import { encodeExample, gradientScores, loraGradientSet, mean, queryMetrics, since, withResponseIds } from './pipeline';
+import { encodeExample, gradientScores, loraGradientSet, mean, methodSettings, queryMetrics, since, withResponseIds } from './pipeline';
 import { CanaryPair, ddaData, ddaPerPairSets } from './world';
 
 export const VARIANTS = ['plain', 'debias', 'denoise', 'DDA'] as const;
@@ -227,7 +227,7 @@ export async function runDdaExperiment(env: EmbeddedDefault, opts: DdaExperiment
     }
   }
   opts.progress?.('runs', totalRuns, totalRuns);
-  return assemble(records, ckptAuc, runRows, rocPool, methodNames, { quick, nTrain: data.train.length, canaries: opts.canaries ?? 16, seeds, pairs: pairIdx, epochs, lr, batchSize, rank, k, gradientMethods: gradMethods, lissa: lissaOpts });
+  return assemble(records, ckptAuc, runRows, rocPool, methodNames, { quick, nTrain: data.train.length, canaries: opts.canaries ?? 16, seeds, pairs: pairIdx, epochs, lr, batchSize, rank, k, gradientMethods: gradMethods, lissa: lissaOpts, methods: methodSettings(gradMethods, { lissa: lissaOpts }) });
 }
 
 function assemble(

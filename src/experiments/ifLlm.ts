@@ -22,7 +22,7 @@ import { computeEmbeddings } from '../model/embeddings';
 import { finetuneLora } from '../train/finetune';
 import { Figure, groupedBarFigure } from '../viz/figures';
 import { EmbeddedDefault } from './embedded';
-import { encodeExample, gradientScores, loraGradientSet, mean, PromptResponse, queryMetrics, since } from './pipeline';
+import { encodeExample, gradientScores, loraGradientSet, mean, methodSettings, PromptResponse, queryMetrics, since } from './pipeline';
 import { backdoorData, CLASS_FAMILIES, classAttributionData, harmfulData } from './world';
 
 export interface IfLlmOptions {
@@ -72,6 +72,7 @@ export async function runIfLlmExperiment(env: EmbeddedDefault, opts: IfLlmOption
   const seed = opts.seed ?? 1;
   const epochs = opts.epochs ?? (quick ? 3 : 5);
   const gradMethods = opts.gradientMethods ?? (['gradDot', 'dataInf', 'lissa', 'exact'] as string[]);
+  const methodOptions = { lissa: { iterations: quick ? 50 : 100, seed: 0 } };
   const { model, tokenizer, world } = env;
   const padId = tokenizer.padId ?? 0;
   const scale = quick ? 0.5 : 1;
@@ -106,7 +107,7 @@ export async function runIfLlmExperiment(env: EmbeddedDefault, opts: IfLlmOption
     const adapter = finetuneLora(model, initAdapter(model.config, lora, seed), trainSeqs, { epochs, batchSize: 16, lr: 3e-3, seed, padId }).adapter;
     const trainGrads = await loraGradientSet(model, adapter, trainSeqs, 32, padId);
     const testGrads = await loraGradientSet(model, adapter, testSeqs, 32, padId);
-    const scores: Record<string, ScoreMatrix> = gradientScores(trainGrads, testGrads, gradMethods, { lissa: { iterations: quick ? 50 : 100, seed: 0 } });
+    const scores: Record<string, ScoreMatrix> = gradientScores(trainGrads, testGrads, gradMethods, methodOptions);
     const rep = new RepSim();
     rep.cache(computeEmbeddings(model, adapter, trainSeqs, { pool: 'last', padId }));
     scores.repSim = rep.attribute(computeEmbeddings(model, adapter, testSeqs, { pool: 'last', padId }));
@@ -162,6 +163,6 @@ export async function runIfLlmExperiment(env: EmbeddedDefault, opts: IfLlmOption
     summary,
     figures: [metricFigure('acc', 'Acc: top-1 training example is relevant'), metricFigure('cover', 'Cover: share of relevant examples in the top k'), metricFigure('auc', 'AUC')],
     table,
-    settings: { quick, seed, epochs, gradientMethods: gradMethods },
+    settings: { quick, seed, epochs, gradientMethods: gradMethods, methods: methodSettings(gradMethods, methodOptions) },
   };
 }

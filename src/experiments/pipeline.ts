@@ -5,6 +5,7 @@
 import { TokenSequence } from '../data/batch';
 import { TextTokenizer } from '../data/tokenizer';
 import { TdaError } from '../errors';
+import { Settings } from '../attribution/method';
 import { createGradientAttributor } from '../attribution/registry';
 import { ScoreMatrix, scoreRow } from '../attribution/types';
 import { rocAuc, recallAtK } from '../eval/auc';
@@ -37,6 +38,11 @@ export function withResponseIds(tokenizer: TextTokenizer, prompt: string, respon
 /** Per-example LoRA gradients (response mask) as a GradientSet, in adapter order. */
 export function loraGradientSet(model: LlamaModel, adapter: LoraAdapter, seqs: TokenSequence[], batchSize = 32, padId = 0): Promise<GradientSet> {
   return computeLoraGradients(model, adapter, seqs, { batchSize, padId, mask: 'response' });
+}
+
+/** Each method's resolved settings before any data (options with defaults), for a run's settings.json. */
+export function methodSettings(methods: readonly string[], options: Record<string, Record<string, unknown>> = {}): Record<string, Settings> {
+  return Object.fromEntries(methods.map((m) => [m, createGradientAttributor(m, options[m]).settings()]));
 }
 
 /** Scores of every requested gradient method for one checkpoint; `options` by method name (defaults otherwise). */
