@@ -52,6 +52,8 @@ export interface ScoreResult {
 interface Loaded {
   mask?: string;
   projection: ProjectionSpec | null;
+  /** The adapter (checkpoint) the gradients were taken at: a grads file's adapter path, a store's adapter hash. */
+  checkpoint?: string;
 }
 
 function isStore(p: string): boolean {
@@ -62,19 +64,19 @@ function isStore(p: string): boolean {
 function loadTrain(p: string): Loaded & { source: GradientSource } {
   if (isStore(p)) {
     const store = GradientStore.openExisting(p);
-    return { source: storeSource(store), mask: store.settings.mask, projection: store.settings.projection };
+    return { source: storeSource(store), mask: store.settings.mask, projection: store.settings.projection, checkpoint: `sha256:${store.settings.adapterHash}` };
   }
   const f = readGradientFile(p);
-  return { source: inMemorySource(f.set), mask: f.metadata.mask, projection: null };
+  return { source: inMemorySource(f.set), mask: f.metadata.mask, projection: null, checkpoint: f.metadata.adapter };
 }
 
 function loadTest(p: string): Loaded & { set: GradientSet } {
   if (isStore(p)) {
     const store = GradientStore.openExisting(p);
-    return { set: store.readAll(), mask: store.settings.mask, projection: store.settings.projection };
+    return { set: store.readAll(), mask: store.settings.mask, projection: store.settings.projection, checkpoint: `sha256:${store.settings.adapterHash}` };
   }
   const f = readGradientFile(p);
-  return { set: f.set, mask: f.metadata.mask, projection: null };
+  return { set: f.set, mask: f.metadata.mask, projection: null, checkpoint: f.metadata.adapter };
 }
 
 /**
@@ -119,13 +121,18 @@ function gradientInputs(o: ScoreOptions): Inputs {
   if (train.mask && test.mask && train.mask !== test.mask) {
     throw new TdaError(`label mask '${test.mask}' differs from the training gradients' '${train.mask}' (${o.train})`, { file: o.test, field: 'mask' });
   }
+  // Both sides at one checkpoint (comparable when both are files, or both stores).
+  const sameKind = (a?: string, b?: string) => a !== undefined && b !== undefined && a.startsWith('sha256:') === b.startsWith('sha256:');
+  if (sameKind(train.checkpoint, test.checkpoint) && train.checkpoint !== test.checkpoint) {
+    throw new TdaError(`gradients were taken at adapter ${test.checkpoint} but the training gradients at ${train.checkpoint} (${o.train})`, { file: o.test, field: 'adapter' });
+  }
   const testSet = alignTest(test, train, o);
   checkCompatible(train.source, testSet, { test: o.test });
   return {
     train: train.source,
     nTest: testSet.n,
     queries: (start, end) => (start === 0 && end === testSet.n ? testSet : sliceExamples(testSet, start, end)),
-    inputSettings: { mask: train.mask ?? 'unknown', projection: train.projection },
+    inputSettings: { mask: train.mask ?? 'unknown', projection: train.projection, ...(train.checkpoint ? { checkpoint: train.checkpoint } : {}) },
   };
 }
 

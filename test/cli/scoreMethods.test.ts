@@ -124,6 +124,21 @@ describe('tda-lab score: every method of the registry from the command line', fu
     assert.ok(!fs.existsSync(p('never.safetensors')));
   });
 
+  it('refuses test and training gradients taken at different checkpoints (adapters)', () => {
+    const rng = new Rng(9);
+    const at = (adapter: string, n: number, file: string) =>
+      writeSafetensors(p(file), { 'x.lora_A.weight': { shape: [n, 2, 3], data: Float32Array.from({ length: n * 6 }, () => rng.normal()) } }, { mask: 'response', adapter });
+    at('/runs/lora/checkpoint-2', 5, 'ck2.safetensors');
+    at('/runs/lora/checkpoint-3', 2, 'ck3.safetensors');
+    const r = cli(['score', '--method', 'gradDot', '--train', p('ck2.safetensors'), '--test', p('ck3.safetensors'), '--out', p('never.safetensors')]);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /ck3\.safetensors: 'adapter': gradients were taken at adapter \/runs\/lora\/checkpoint-3 but the training gradients at \/runs\/lora\/checkpoint-2/);
+    at('/runs/lora/checkpoint-2', 2, 'ck2-test.safetensors');
+    const ok = cli(['score', '--method', 'gradDot', '--train', p('ck2.safetensors'), '--test', p('ck2-test.safetensors'), '--out', p('ck2-scores.safetensors')]);
+    assert.equal(ok.status, 0, ok.stderr);
+    assert.equal(JSON.parse(readScoreFile(p('ck2-scores.safetensors')).metadata.settings).inputs.checkpoint, '/runs/lora/checkpoint-2');
+  });
+
   it('merge refuses score shards made with different settings, naming the setting', () => {
     const base = ['--train', p('train-grads.safetensors'), '--test', p('test-grads.safetensors')];
     assert.equal(cli(['score', '--method', 'dataInf', ...base, '--shard', '0/2', '--out', p('s0.safetensors')]).status, 0);
