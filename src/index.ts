@@ -26,7 +26,7 @@ export { makeBatch, LabelMask, TokenBatch, TokenSequence } from './data/batch';
 export { readExamplesJsonl, validateTokenIds, Example } from './data/examples';
 export { loadTokenizer, tokenizerFromJson, TextTokenizer } from './data/tokenizer';
 export { buildWordLevelTokenizerJson, buildWordLevelTokenizerConfig } from './data/wordTokenizer';
-export { computeEmbeddings, EmbeddingOptions, Pooling } from './model/embeddings';
+export { computeEmbeddings, checkEmbeddingSet, EmbeddingOptions, EmbeddingSet, Pooling } from './model/embeddings';
 export * from './gradients';
 export * from './attribution';
 export * from './eval';
