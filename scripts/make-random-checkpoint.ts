@@ -4,7 +4,8 @@
  *
  *   npx tsx scripts/make-random-checkpoint.ts --preset 0.5b --out /tmp/llama-0.5b [--dtype BF16] [--seed 0] [--shard-bytes 1e9]
  *
- * Presets: see SIZE_PRESETS in src/model/synthetic.ts (5m, 50m, 0.5b). One tensor is in
+ * Presets: see SIZE_PRESETS in src/model/synthetic.ts (5m, 50m, 0.5b, and the public shapes
+ * tinyllama-1.1b, llama-3.2-1b, qwen2.5-1.5b, llama2-7b). One tensor is in
  * memory at a time, so any size can be written.
  */
 import { Command } from 'commander';

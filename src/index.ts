@@ -11,7 +11,8 @@ export { initBackend, currentBackend, BackendChoice, BackendName } from './runti
 export { SafetensorsFile, writeSafetensors, DType, TensorInfo, TensorToWrite } from './io/safetensors';
 export { openWeights, openWeightsFile, writeShardedSafetensors, WeightSource } from './io/weights';
 export { readModelConfig, parseModelConfig, SUPPORTED_MODEL_TYPES } from './model/config';
-export { ModelConfig, LoraConfig, LinearModule, LINEAR_MODULES } from './model/types';
+export { ModelConfig, RopeScaling, LoraConfig, LinearModule, LINEAR_MODULES } from './model/types';
+export { inverseFrequencies, rotaryTables } from './model/rope';
 export { modulePath, linearShape, allModules } from './model/modules';
 export { loadAdapter, saveAdapter, initAdapter, readLoraConfig, parseLoraConfig, adapterKey, LoraAdapter, LoraModuleWeights } from './model/adapter';
 export { listCheckpoints, isAdapterDir, CheckpointInfo } from './model/checkpoints';
@@ -21,6 +22,7 @@ export { exampleLosses, batchLosses, computeLosses, lossRows, disposeLossRows, l
 export { WeightLayout, keepsBothLayouts, BOTH_LAYOUTS_MAX_BYTES } from './model/baseWeights';
 export { checkActivationBudget, activationBytesPerRow, WASM_HEAP_BYTES } from './model/memoryBudget';
 export { llamaConfig, hfConfigJson, randomBaseTensors, writeRandomCheckpoint, writeLargeRandomCheckpoint, parameterCount, SIZE_PRESETS } from './model/synthetic';
+export { randomAdapter, RandomAdapterOptions } from './model/randomAdapter';
 export { Rng } from './random';
 export { makeBatch, LabelMask, TokenBatch, TokenSequence } from './data/batch';
 export { readExamplesJsonl, validateTokenIds, Example } from './data/examples';

@@ -1,13 +1,14 @@
 /**
  * Reads a Hugging Face `config.json` for the LLaMA family (llama, mistral, qwen2) into a
  * ModelConfig. Defaults follow the transformers config classes; anything that would change
- * the forward pass in a way we do not implement (rope scaling, other activations, mixed
- * sliding-window layers) is rejected here rather than silently computed wrong.
+ * the forward pass in a way we do not implement (rope scalings other than linear, dynamic
+ * and llama3, other activations, mixed sliding-window layers) is rejected here rather than
+ * silently computed wrong.
  */
 import * as fs from 'fs';
 import * as path from 'path';
 import { TdaError } from '../errors';
-import { ModelConfig } from './types';
+import { ModelConfig, RopeScaling } from './types';
 
 export const SUPPORTED_MODEL_TYPES = ['llama', 'mistral', 'qwen2'] as const;
 
@@ -47,7 +48,7 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
     throw new TdaError(`activation ${JSON.stringify(hiddenAct)} is not supported (only silu)`, { file, field: 'hidden_act' });
   }
 
-  const ropeTheta = ropeThetaOf(json, f, file);
+  const rope = ropeOf(json, f, file);
   const attentionBias = f.bool('attention_bias', false);
 
   return {
@@ -60,7 +61,8 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
     headDim,
     vocabSize: f.posInt('vocab_size'),
     rmsNormEps: f.posNumber('rms_norm_eps', 1e-6),
-    ropeTheta,
+    ropeTheta: rope.theta,
+    ropeScaling: rope.scaling,
     maxPositionEmbeddings: f.posInt('max_position_embeddings', 2048),
     tieWordEmbeddings: f.bool('tie_word_embeddings', false),
     // Qwen2 always has q/k/v biases and never an o_proj bias; llama/mistral use attention_bias for all four.
@@ -74,35 +76,70 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
 
 /** head_dim when given (may differ from hidden/heads), else hidden/heads which must divide exactly. */
 function headDimOf(f: Fields, hiddenSize: number, numHeads: number): number {
-  if (f.json.head_dim !== undefined && f.json.head_dim !== null) return f.posInt('head_dim');
-  if (hiddenSize % numHeads !== 0) {
+  const given = f.json.head_dim !== undefined && f.json.head_dim !== null;
+  if (!given && hiddenSize % numHeads !== 0) {
     throw new TdaError(`hidden_size (${hiddenSize}) is not divisible by num_attention_heads (${numHeads}) and no head_dim is given`, {
       file: f.file,
       field: 'num_attention_heads',
     });
   }
-  return hiddenSize / numHeads;
+  const headDim = given ? f.posInt('head_dim') : hiddenSize / numHeads;
+  // Rotary embeddings rotate pairs of features.
+  if (headDim % 2 !== 0) throw new TdaError(`head dimension must be even, got ${headDim}`, { file: f.file, field: given ? 'head_dim' : 'num_attention_heads' });
+  return headDim;
 }
 
 /**
- * Plain RoPE only. Newer transformers write `rope_parameters` (with rope_theta inside) and
- * sometimes `rope_scaling: {rope_type: "default"}`, which both mean no scaling.
+ * rope_theta and the rotary scaling. Older configs write `rope_scaling: {type|rope_type,
+ * factor, ...}` next to a top-level rope_theta; newer transformers write `rope_parameters`
+ * with rope_theta inside. `{rope_type: "default"}` means no scaling. Types that change more
+ * than the frequencies (yarn and longrope also scale the attention) are refused.
  */
-function ropeThetaOf(json: Record<string, unknown>, f: Fields, file: string): number {
+function ropeOf(json: Record<string, unknown>, f: Fields, file: string): { theta: number; scaling: RopeScaling | null } {
+  const found: { key: string; scaling: RopeScaling | null }[] = [];
   for (const key of ['rope_scaling', 'rope_parameters']) {
     const rs = json[key];
     if (rs === undefined || rs === null) continue;
     if (!isObject(rs)) throw new TdaError('must be an object or null', { file, field: key });
-    const kind = rs.rope_type ?? rs.type;
-    if (kind !== 'default' || (key === 'rope_scaling' && rs.factor !== undefined && rs.factor !== 1)) {
-      throw new TdaError(`rope scaling type ${JSON.stringify(kind)} is not supported (only plain RoPE)`, { file, field: key });
-    }
+    found.push({ key, scaling: ropeScalingOf(new Fields(rs, file, `${key}.`), key) });
+  }
+  if (found.length === 2 && JSON.stringify(found[0].scaling) !== JSON.stringify(found[1].scaling)) {
+    throw new TdaError('disagrees with rope_scaling; give one of them', { file, field: 'rope_parameters' });
+  }
+  const partial = [json.partial_rotary_factor, isObject(json.rope_parameters) ? json.rope_parameters.partial_rotary_factor : undefined];
+  if (partial.some((p) => p !== undefined && p !== null && p !== 1)) {
+    throw new TdaError('partial rotary embeddings are not supported (only 1)', { file, field: 'partial_rotary_factor' });
   }
   const params = json.rope_parameters;
-  if (isObject(params) && params.rope_theta !== undefined && json.rope_theta === undefined) {
-    return new Fields(params, file).posNumber('rope_theta');
+  const theta =
+    isObject(params) && params.rope_theta !== undefined && json.rope_theta === undefined
+      ? new Fields(params, file, 'rope_parameters.').posNumber('rope_theta')
+      : f.posNumber('rope_theta', 10000);
+  return { theta, scaling: found.length > 0 ? found[0].scaling : null };
+}
+
+const ROPE_TYPES = ['default', 'linear', 'dynamic', 'llama3'];
+
+function ropeScalingOf(f: Fields, key: string): RopeScaling | null {
+  const kind = f.json.rope_type ?? f.json.type;
+  if (typeof kind !== 'string' || !ROPE_TYPES.includes(kind)) {
+    throw new TdaError(`rope scaling type ${JSON.stringify(kind)} is not supported (supported: ${ROPE_TYPES.join(', ')})`, { file: f.file, field: key });
   }
-  return f.posNumber('rope_theta', 10000);
+  if (kind === 'default') {
+    if (key === 'rope_scaling' && f.json.factor !== undefined && f.json.factor !== 1) {
+      throw new TdaError('rope type "default" with a factor other than 1 is contradictory', { file: f.file, field: 'rope_scaling.factor' });
+    }
+    return null;
+  }
+  const factor = f.posNumber('factor');
+  if (kind === 'linear' || kind === 'dynamic') return { type: kind, factor };
+  const lowFreqFactor = f.posNumber('low_freq_factor');
+  const highFreqFactor = f.posNumber('high_freq_factor');
+  // The blend between the two wavelengths divides by their difference.
+  if (!(highFreqFactor > lowFreqFactor)) {
+    throw new TdaError(`must be larger than low_freq_factor (${lowFreqFactor}), got ${highFreqFactor}`, { file: f.file, field: `${key}.high_freq_factor` });
+  }
+  return { type: 'llama3', factor, lowFreqFactor, highFreqFactor, originalMaxPositionEmbeddings: f.posInt('original_max_position_embeddings') };
 }
 
 /**
@@ -133,12 +170,14 @@ class Fields {
   constructor(
     readonly json: Record<string, unknown>,
     readonly file: string,
+    /** Prefix of nested fields in messages, e.g. `rope_scaling.`. */
+    readonly prefix = '',
   ) {}
 
   private get(key: string, fallback: unknown): unknown {
     const v = this.json[key];
     if (v === undefined || v === null) {
-      if (fallback === undefined) throw new TdaError('required field is missing', { file: this.file, field: key });
+      if (fallback === undefined) throw new TdaError('required field is missing', { file: this.file, field: this.prefix + key });
       return fallback;
     }
     return v;
@@ -147,7 +186,7 @@ class Fields {
   posInt(key: string, fallback?: number): number {
     const v = this.get(key, fallback);
     if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) {
-      throw new TdaError(`must be a positive integer, got ${JSON.stringify(v)}`, { file: this.file, field: key });
+      throw new TdaError(`must be a positive integer, got ${JSON.stringify(v)}`, { file: this.file, field: this.prefix + key });
     }
     return v;
   }
@@ -155,7 +194,7 @@ class Fields {
   nonNegInt(key: string, fallback?: number): number {
     const v = this.get(key, fallback);
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) {
-      throw new TdaError(`must be a non-negative integer, got ${JSON.stringify(v)}`, { file: this.file, field: key });
+      throw new TdaError(`must be a non-negative integer, got ${JSON.stringify(v)}`, { file: this.file, field: this.prefix + key });
     }
     return v;
   }
@@ -163,14 +202,14 @@ class Fields {
   posNumber(key: string, fallback?: number): number {
     const v = this.get(key, fallback);
     if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) {
-      throw new TdaError(`must be a positive number, got ${JSON.stringify(v)}`, { file: this.file, field: key });
+      throw new TdaError(`must be a positive number, got ${JSON.stringify(v)}`, { file: this.file, field: this.prefix + key });
     }
     return v;
   }
 
   bool(key: string, fallback: boolean): boolean {
     const v = this.get(key, fallback);
-    if (typeof v !== 'boolean') throw new TdaError(`must be true or false, got ${JSON.stringify(v)}`, { file: this.file, field: key });
+    if (typeof v !== 'boolean') throw new TdaError(`must be true or false, got ${JSON.stringify(v)}`, { file: this.file, field: this.prefix + key });
     return v;
   }
 }

@@ -2,7 +2,8 @@
  * The LLaMA-family decoder (LLaMA, Mistral, Qwen2) with optional LoRA on any linear layer.
  *
  * Conventions follow Hugging Face transformers: RMSNorm `x * rsqrt(mean(x^2) + eps) * w`;
- * rotary embeddings in the rotate-half form with `inv_freq = 1 / theta^(2i/d)`; K/V heads
+ * rotary embeddings in the rotate-half form with `inv_freq = 1 / theta^(2i/d)` (or its
+ * scaled variants, rope.ts); K/V heads
  * shared by consecutive query heads (grouped-query attention); SwiGLU MLP
  * `down(silu(gate(x)) * up(x))`; LoRA adds `(x A^T) B^T * scaling`.
  *
@@ -16,6 +17,7 @@ import { addSame, gatherRows, frozenLinear, matMul2d, perExampleLowRank, rmsNorm
 import { BaseWeights, disposeBaseWeights, loadBaseModelFiles, WeightLayout } from './baseWeights';
 import { modulePath } from './modules';
 import { LoraState } from './loraState';
+import { rotaryTables } from './rope';
 import { LinearModule, ModelConfig } from './types';
 
 /** Constant tensors for one batch, made outside any differentiated function. */
@@ -23,7 +25,7 @@ export interface BatchConstants {
   batchSize: number;
   seqLen: number;
   ids: tf.Tensor1D;
-  /** [1, T, 1, d] rotary tables. */
+  /** [1, T, 1, d] rotary tables, or [B, T, 1, d] when they differ by example (rope.ts). */
   cos: tf.Tensor4D;
   sin: tf.Tensor4D;
   /** [B, 1, T, T] additive mask: 0 where attention is allowed, a large negative number elsewhere. */
@@ -70,7 +72,7 @@ export class LlamaModel {
   batchConstants(batch: TokenBatch): BatchConstants {
     const { batchSize: B, seqLen: T } = batch;
     const d = this.config.headDim;
-    const [cos, sin] = rotaryTables(T, d, this.config.ropeTheta);
+    const rope = rotaryTables(this.config, batch.lengths, T);
     const bias = new Float32Array(B * T * T);
     const window = this.config.slidingWindow;
     for (let b = 0; b < B; b++) {
@@ -86,8 +88,8 @@ export class LlamaModel {
       batchSize: B,
       seqLen: T,
       ids: tf.tensor1d(batch.ids, 'int32'),
-      cos: tf.tensor4d(cos, [1, T, 1, d]),
-      sin: tf.tensor4d(sin, [1, T, 1, d]),
+      cos: tf.tensor4d(rope.cos, [rope.rows, T, 1, d]),
+      sin: tf.tensor4d(rope.sin, [rope.rows, T, 1, d]),
       attentionBias: tf.tensor4d(bias, [B, 1, T, T]),
     };
   }
@@ -170,23 +172,6 @@ export function disposeBatchConstants(c: BatchConstants): void {
   c.cos.dispose();
   c.sin.dispose();
   c.attentionBias.dispose();
-}
-
-/** cos/sin tables [T, d] for positions 0..T-1, HF layout cat(freqs, freqs). */
-function rotaryTables(T: number, d: number, theta: number): [Float32Array, Float32Array] {
-  const cos = new Float32Array(T * d);
-  const sin = new Float32Array(T * d);
-  const half = d / 2;
-  for (let t = 0; t < T; t++) {
-    for (let i = 0; i < half; i++) {
-      // Computed in float32 like the reference: inv_freq is a float32 tensor there.
-      const invFreq = Math.fround(1 / Math.pow(theta, (2 * i) / d));
-      const angle = Math.fround(t * invFreq);
-      cos[t * d + i] = cos[t * d + i + half] = Math.cos(angle);
-      sin[t * d + i] = sin[t * d + i + half] = Math.sin(angle);
-    }
-  }
-  return [cos, sin];
 }
 
 function rotateHalfMatrix(d: number): RotationMatrix {

@@ -10,7 +10,7 @@ import { writeShardedSafetensors } from '../io/weights';
 import { linearWeightShape } from './baseWeights';
 import { hasBias, modulePath } from './modules';
 import { Rng } from '../random';
-import { LINEAR_MODULES, ModelConfig } from './types';
+import { LINEAR_MODULES, ModelConfig, RopeScaling } from './types';
 
 /** The `config.json` a Hugging Face model of this architecture would carry. */
 export function hfConfigJson(cfg: ModelConfig): Record<string, unknown> {
@@ -35,9 +35,22 @@ export function hfConfigJson(cfg: ModelConfig): Record<string, unknown> {
     json.attention_bias = cfg.oBias;
     json.mlp_bias = cfg.mlpBias;
   }
+  if (cfg.ropeScaling) json.rope_scaling = ropeScalingJson(cfg.ropeScaling);
   if (cfg.modelType !== 'llama') json.sliding_window = cfg.slidingWindow;
   if (cfg.modelType === 'qwen2') json.use_sliding_window = cfg.slidingWindow !== null;
   return json;
+}
+
+/** `rope_scaling` as transformers writes it. */
+function ropeScalingJson(s: RopeScaling): Record<string, unknown> {
+  if (s.type !== 'llama3') return { rope_type: s.type, factor: s.factor };
+  return {
+    rope_type: 'llama3',
+    factor: s.factor,
+    low_freq_factor: s.lowFreqFactor,
+    high_freq_factor: s.highFreqFactor,
+    original_max_position_embeddings: s.originalMaxPositionEmbeddings,
+  };
 }
 
 /** A small LLaMA config with sensible defaults; override any field. */
@@ -53,6 +66,7 @@ export function llamaConfig(overrides: Partial<ModelConfig> = {}): ModelConfig {
     vocabSize: 4000,
     rmsNormEps: 1e-6,
     ropeTheta: 10000,
+    ropeScaling: null,
     maxPositionEmbeddings: 2048,
     tieWordEmbeddings: false,
     qkvBias: false,
@@ -104,12 +118,66 @@ export function writeRandomCheckpoint(dir: string, cfg: ModelConfig, seed: numbe
 
 /**
  * Model shapes for benchmarks and scale tests. `0.5b` is LLaMA-shaped (SwiGLU MLP, untied
- * LM head, 32k vocabulary) with 502M parameters: 2.0 GB in float32, 1.0 GB in BF16.
+ * LM head, 32k vocabulary) with 502M parameters: 2.0 GB in float32, 1.0 GB in BF16. The
+ * named presets carry the architecture fields of the public checkpoints' `config.json`
+ * (weights random): TinyLlama-1.1B (1.10B parameters), Llama-3.2-1B (1.24B, tied, llama3
+ * rope scaling), Qwen2.5-1.5B (1.54B, tied, q/k/v biases) and Llama-2-7B (6.74B).
  */
 export const SIZE_PRESETS: Record<string, Partial<ModelConfig>> = {
   '5m': { hiddenSize: 256, intermediateSize: 688, numLayers: 4, numHeads: 4, numKvHeads: 4, headDim: 64, vocabSize: 4000 },
   '50m': { hiddenSize: 512, intermediateSize: 1376, numLayers: 8, numHeads: 8, numKvHeads: 8, headDim: 64, vocabSize: 24000 },
   '0.5b': { hiddenSize: 1024, intermediateSize: 4096, numLayers: 26, numHeads: 16, numKvHeads: 16, headDim: 64, vocabSize: 32000 },
+  'tinyllama-1.1b': {
+    hiddenSize: 2048,
+    intermediateSize: 5632,
+    numLayers: 22,
+    numHeads: 32,
+    numKvHeads: 4,
+    headDim: 64,
+    vocabSize: 32000,
+    rmsNormEps: 1e-5,
+    maxPositionEmbeddings: 2048,
+  },
+  'llama-3.2-1b': {
+    hiddenSize: 2048,
+    intermediateSize: 8192,
+    numLayers: 16,
+    numHeads: 32,
+    numKvHeads: 8,
+    headDim: 64,
+    vocabSize: 128256,
+    rmsNormEps: 1e-5,
+    ropeTheta: 500000,
+    ropeScaling: { type: 'llama3', factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 8192 },
+    maxPositionEmbeddings: 131072,
+    tieWordEmbeddings: true,
+  },
+  'qwen2.5-1.5b': {
+    modelType: 'qwen2',
+    hiddenSize: 1536,
+    intermediateSize: 8960,
+    numLayers: 28,
+    numHeads: 12,
+    numKvHeads: 2,
+    headDim: 128,
+    vocabSize: 151936,
+    rmsNormEps: 1e-6,
+    ropeTheta: 1e6,
+    maxPositionEmbeddings: 131072,
+    tieWordEmbeddings: true,
+    qkvBias: true,
+  },
+  'llama2-7b': {
+    hiddenSize: 4096,
+    intermediateSize: 11008,
+    numLayers: 32,
+    numHeads: 32,
+    numKvHeads: 32,
+    headDim: 128,
+    vocabSize: 32000,
+    rmsNormEps: 1e-5,
+    maxPositionEmbeddings: 4096,
+  },
 };
 
 /** 32-bit FNV-1a of a string, to give every tensor its own seed. */
@@ -118,6 +186,8 @@ function nameHash(name: string): number {
   for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193);
   return h >>> 0;
 }
+
+const TORCH_DTYPE: Partial<Record<DType, string>> = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' };
 
 export interface LargeCheckpointOptions {
   dtype?: DType;
@@ -137,7 +207,8 @@ export interface LargeCheckpointOptions {
 export function writeLargeRandomCheckpoint(dir: string, cfg: ModelConfig, seed: number, opts: LargeCheckpointOptions = {}): { shards: string[]; index: string } {
   const { dtype = 'BF16', maxShardBytes = 1e9, std = 0.02 } = opts;
   fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(hfConfigJson(cfg), null, 1));
+  const json = { ...hfConfigJson(cfg), torch_dtype: TORCH_DTYPE[dtype] ?? 'float32' };
+  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(json, null, 1));
   const tensors: Record<string, TensorToWrite> = {};
   let made = 0;
   const add = (name: string, shape: number[], fill: 'normal' | 'ones') => {

@@ -11,6 +11,8 @@ export interface ModelConfig {
   vocabSize: number;
   rmsNormEps: number;
   ropeTheta: number;
+  /** Rotary scaling (`rope_scaling` / `rope_parameters`); absent or null = plain RoPE. */
+  ropeScaling?: RopeScaling | null;
   maxPositionEmbeddings: number;
   tieWordEmbeddings: boolean;
   /** q/k/v projections carry a bias (always for qwen2; `attention_bias` for llama). */
@@ -23,6 +25,17 @@ export interface ModelConfig {
   /** Mistral/Qwen2 sliding window; null = full causal attention. */
   slidingWindow: number | null;
 }
+
+/**
+ * The rotary scalings transformers implements for these families (its `rope_type`):
+ * `linear` divides the frequencies (i.e. the positions) by `factor`; `dynamic` (NTK-aware)
+ * raises theta once a sequence is longer than max_position_embeddings; `llama3` divides the
+ * low frequencies by `factor`, keeps the high ones and blends the band in between.
+ */
+export type RopeScaling =
+  | { type: 'linear'; factor: number }
+  | { type: 'dynamic'; factor: number }
+  | { type: 'llama3'; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositionEmbeddings: number };
 
 /** The linear layers LoRA can target, named as in Hugging Face checkpoints. */
 export const LINEAR_MODULES = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;

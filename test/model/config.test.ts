@@ -72,6 +72,7 @@ describe('model config', () => {
       vocabSize: 97,
       rmsNormEps: 1e-6,
       ropeTheta: 10000,
+      ropeScaling: null,
       maxPositionEmbeddings: 128,
       tieWordEmbeddings: false,
       qkvBias: false,
@@ -164,21 +165,53 @@ describe('model config', () => {
     assert.equal(parseModelConfig({ ...LLAMA, num_attention_heads: 5, num_key_value_heads: 1, head_dim: 16 }, F).headDim, 16);
   });
 
-  it('rejects rope scaling but accepts the "default" rope type', () => {
+  it('reads llama3 rope scaling (Llama-3.2-1B config)', () => {
+    const rope_scaling = { factor: 32.0, high_freq_factor: 4.0, low_freq_factor: 1.0, original_max_position_embeddings: 8192, rope_type: 'llama3' };
+    const c = parseModelConfig({ ...LLAMA, rope_theta: 500000.0, rope_scaling }, F);
+    assert.deepEqual(c.ropeScaling, { type: 'llama3', factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 8192 });
+    assert.equal(c.ropeTheta, 500000);
+    throwsTda(() => parseModelConfig({ ...LLAMA, rope_scaling: { ...rope_scaling, low_freq_factor: undefined } }, F), F, "'rope_scaling.low_freq_factor'", 'missing');
+    throwsTda(() => parseModelConfig({ ...LLAMA, rope_scaling: { ...rope_scaling, original_max_position_embeddings: 8192.5 } }, F), "'rope_scaling.original_max_position_embeddings'");
+    throwsTda(() => parseModelConfig({ ...LLAMA, rope_scaling: { ...rope_scaling, high_freq_factor: 1 } }, F), "'rope_scaling.high_freq_factor'", 'larger than low_freq_factor');
+  });
+
+  it('reads linear and dynamic rope scaling, in the old (type) and new (rope_type) spelling', () => {
+    assert.deepEqual(parseModelConfig({ ...LLAMA, rope_scaling: { type: 'linear', factor: 2.0 } }, F).ropeScaling, { type: 'linear', factor: 2 });
+    assert.deepEqual(parseModelConfig({ ...LLAMA, rope_scaling: { rope_type: 'dynamic', factor: 4 } }, F).ropeScaling, { type: 'dynamic', factor: 4 });
+    throwsTda(() => parseModelConfig({ ...LLAMA, rope_scaling: { type: 'linear' } }, F), F, "'rope_scaling.factor'", 'missing');
+    throwsTda(() => parseModelConfig({ ...LLAMA, rope_scaling: { type: 'dynamic', factor: -1 } }, F), "'rope_scaling.factor'", 'positive');
+  });
+
+  it('reads rope_parameters (newer transformers: rope_theta inside)', () => {
+    const c = parseModelConfig({ ...LLAMA, rope_parameters: { rope_type: 'linear', factor: 8, rope_theta: 5e5 } }, F);
+    assert.deepEqual(c.ropeScaling, { type: 'linear', factor: 8 });
+    assert.equal(c.ropeTheta, 5e5);
+    // Both spellings may be present; they must agree.
+    const same = parseModelConfig({ ...LLAMA, rope_scaling: { type: 'linear', factor: 8 }, rope_parameters: { rope_type: 'linear', factor: 8, rope_theta: 5e5 } }, F);
+    assert.deepEqual(same.ropeScaling, { type: 'linear', factor: 8 });
     throwsTda(
-      () => parseModelConfig({ ...LLAMA, rope_scaling: { type: 'linear', factor: 2.0 } }, F),
+      () => parseModelConfig({ ...LLAMA, rope_scaling: { type: 'linear', factor: 8 }, rope_parameters: { rope_type: 'dynamic', factor: 8 } }, F),
       F,
-      "'rope_scaling'",
-      'rope scaling type "linear" is not supported',
+      "'rope_parameters'",
+      'disagrees',
     );
-    throwsTda(
-      () => parseModelConfig({ ...LLAMA, rope_scaling: { rope_type: 'llama3', factor: 8.0 } }, F),
-      "'rope_scaling'",
-      '"llama3"',
-    );
-    assert.equal(parseModelConfig({ ...LLAMA, rope_scaling: null }, F).ropeTheta, 10000);
-    assert.equal(parseModelConfig({ ...LLAMA, rope_scaling: { rope_type: 'default' } }, F).ropeTheta, 10000);
+  });
+
+  it('refuses other rope types naming the field, and accepts the "default" one', () => {
+    throwsTda(() => parseModelConfig({ ...LLAMA, rope_scaling: { rope_type: 'yarn', factor: 4.0 } }, F), F, "'rope_scaling'", 'rope scaling type "yarn" is not supported', 'llama3');
+    throwsTda(() => parseModelConfig({ ...LLAMA, rope_parameters: { rope_type: 'longrope', rope_theta: 1e4 } }, F), "'rope_parameters'", '"longrope"');
+    throwsTda(() => parseModelConfig({ ...LLAMA, rope_scaling: { factor: 2.0 } }, F), "'rope_scaling'", 'undefined');
+    throwsTda(() => parseModelConfig({ ...LLAMA, rope_scaling: 'linear' }, F), "'rope_scaling'", 'object');
+    throwsTda(() => parseModelConfig({ ...LLAMA, rope_scaling: { type: 'default', factor: 2 } }, F), "'rope_scaling.factor'");
+    throwsTda(() => parseModelConfig({ ...LLAMA, partial_rotary_factor: 0.5 }, F), "'partial_rotary_factor'");
+    assert.equal(parseModelConfig({ ...LLAMA, rope_scaling: null }, F).ropeScaling, null);
+    assert.equal(parseModelConfig({ ...LLAMA, rope_scaling: { rope_type: 'default' } }, F).ropeScaling, null);
     assert.equal(parseModelConfig({ ...LLAMA, rope_parameters: { rope_type: 'default', rope_theta: 5e5 } }, F).ropeTheta, 5e5);
+  });
+
+  it('head_dim must be even (rotary embeddings rotate pairs)', () => {
+    throwsTda(() => parseModelConfig({ ...LLAMA, head_dim: 15 }, F), F, "'head_dim'", 'even');
+    throwsTda(() => parseModelConfig({ ...LLAMA, hidden_size: 60 }, F), "'num_attention_heads'", 'even');
   });
 
   it('rejects activations other than silu', () => {
