@@ -11,9 +11,25 @@ export class TdaError extends Error {
     const parts: string[] = [];
     if (where.file) parts.push(where.file);
     if (where.field) parts.push(`'${where.field}'`);
-    super(parts.length ? `${parts.join(': ')}: ${message}` : message);
+    // One line always: names and values taken from a file may hold line breaks.
+    super((parts.length ? `${parts.join(': ')}: ${message}` : message).replace(/\r/g, '\\r').replace(/\n/g, '\\n'));
     this.name = 'TdaError';
     this.file = where.file;
     this.field = where.field;
   }
+}
+
+/**
+ * A value from an input file, for an error message: its JSON, cut to `max` characters. Never
+ * throws: a value nested too deep for JSON.stringify (which recurses) is named by its type.
+ */
+export function showValue(value: unknown, max = 200): string {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value);
+  } catch {
+    text = Array.isArray(value) ? '(an array nested too deeply to print)' : '(an object nested too deeply to print)';
+  }
+  if (text === undefined) text = String(value);
+  return text.length > max ? `${text.slice(0, max)}... (${text.length} characters)` : text;
 }

@@ -3,7 +3,7 @@
  * format `tda-lab.scores`) and top-k files (`indices` I32 and `scores` F32, both [nTest, k];
  * format `tda-lab.topk`), safetensors with the settings that produced them as metadata.
  */
-import { TdaError } from '../errors';
+import { showValue, TdaError } from '../errors';
 import { SafetensorsFile, writeSafetensors } from '../io/safetensors';
 import { TopKScores } from './topK';
 import { ScoreMatrix } from './types';
@@ -54,9 +54,9 @@ export function writeTopKFile(path: string, t: TopKScores, metadata: Record<stri
 export function readTopKFile(path: string): { topK: TopKScores; metadata: Record<string, string> } {
   const f = SafetensorsFile.open(path);
   try {
-    if (f.metadata.format !== TOPK_FORMAT) throw new TdaError(`is not a top-k file (format ${JSON.stringify(f.metadata.format)}, expected '${TOPK_FORMAT}')`, { file: path, field: 'format' });
+    if (f.metadata.format !== TOPK_FORMAT) throw new TdaError(`is not a top-k file (format ${showValue(f.metadata.format)}, expected '${TOPK_FORMAT}')`, { file: path, field: 'format' });
     const nTrain = Number(f.metadata.n_train);
-    if (!Number.isSafeInteger(nTrain) || nTrain < 1) throw new TdaError(`must be a positive integer, got ${JSON.stringify(f.metadata.n_train)}`, { file: path, field: 'n_train' });
+    if (!Number.isSafeInteger(nTrain) || nTrain < 1) throw new TdaError(`must be a positive integer, got ${showValue(f.metadata.n_train)}`, { file: path, field: 'n_train' });
     for (const name of ['indices', 'scores']) if (!f.has(name)) throw new TdaError('tensor is missing', { file: path, field: name });
     const shape = f.info('indices').shape;
     if (shape.length !== 2) throw new TdaError(`must be 2-D [nTest, k], got [${shape}]`, { file: path, field: 'indices' });
@@ -64,9 +64,14 @@ export function readTopKFile(path: string): { topK: TopKScores; metadata: Record
     const [nTest, k] = shape;
     const indices = f.readInt32('indices');
     const scores = f.readFloat32('scores');
+    const inRow = new Set<number>();
     for (let j = 0; j < indices.length; j++) {
       const at = `query ${Math.floor(j / k)}, rank ${j % k}`;
       if (indices[j] < 0 || indices[j] >= nTrain) throw new TdaError(`${indices[j]} at ${at} is not a training index below ${nTrain}`, { file: path, field: 'indices' });
+      // A ranking lists each training example once.
+      if (j % k === 0) inRow.clear();
+      if (inRow.has(indices[j])) throw new TdaError(`${indices[j]} at ${at} appears twice in the row`, { file: path, field: 'indices' });
+      inRow.add(indices[j]);
       if (!Number.isFinite(scores[j])) throw new TdaError(`is ${scores[j]} at ${at}`, { file: path, field: 'scores' });
       if (j % k > 0 && scores[j] > scores[j - 1]) throw new TdaError(`row is not sorted by descending score at ${at}`, { file: path, field: 'scores' });
     }

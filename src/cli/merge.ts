@@ -3,7 +3,7 @@
  * matrices or `--top-k` files, whose rows are queries too) into one file.
  */
 import { Command } from 'commander';
-import { TdaError } from '../errors';
+import { showValue, TdaError } from '../errors';
 import { SafetensorsFile, TensorToWrite, writeSafetensors } from '../io/safetensors';
 import { describeShard } from './shard';
 import { settingAt, settingsDifference } from '../settings';
@@ -13,16 +13,34 @@ const SHARD_KEYS = ['shard', 'shard_total', 'shard_start', 'shard_end'];
 /** A score file's resolved settings (JSON metadata), compared key by key so the message names the setting. */
 function checkSameSettings(first: { file: string; st: SafetensorsFile }, other: { file: string; st: SafetensorsFile }): void {
   const parse = (f: { file: string; st: SafetensorsFile }) => {
+    let value: unknown;
     try {
-      return JSON.parse(f.st.metadata.settings ?? 'null');
+      value = JSON.parse(f.st.metadata.settings ?? 'null');
     } catch {
       throw new TdaError('is not valid JSON', { file: f.file, field: 'settings' });
     }
+    // Settings are a few levels deep; a deeper value would overflow the recursive comparison.
+    if (depth(value) > MAX_SETTINGS_DEPTH) throw new TdaError(`is nested deeper than ${MAX_SETTINGS_DEPTH} levels`, { file: f.file, field: 'settings' });
+    return value;
   };
   const a = parse(first);
   const b = parse(other);
   const at = settingsDifference(a, b);
-  if (at) throw new TdaError(`setting '${at}' is ${JSON.stringify(settingAt(b, at))} but ${JSON.stringify(settingAt(a, at))} in ${first.file}`, { file: other.file, field: `settings.${at}` });
+  if (at) throw new TdaError(`setting '${at}' is ${showValue(settingAt(b, at))} but ${showValue(settingAt(a, at))} in ${first.file}`, { file: other.file, field: `settings.${at}` });
+}
+
+const MAX_SETTINGS_DEPTH = 64;
+
+/** Nesting depth of a JSON value, without recursion. */
+function depth(value: unknown): number {
+  let deepest = 0;
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length) {
+    const [v, d] = stack.pop()!;
+    deepest = Math.max(deepest, d);
+    if (typeof v === 'object' && v !== null && d <= MAX_SETTINGS_DEPTH) for (const x of Object.values(v)) stack.push([x, d + 1]);
+  }
+  return deepest;
 }
 
 export function runMerge(files: string[], out: string): { shards: number; rows: number } {
@@ -46,18 +64,23 @@ export function runMerge(files: string[], out: string): { shards: number; rows: 
         if (SHARD_KEYS.includes(key)) continue;
         if (key === 'settings') checkSameSettings(first, s);
         else if (first.st.metadata[key] !== s.st.metadata[key]) {
-          throw new TdaError(`'${key}' is ${JSON.stringify(s.st.metadata[key])} but ${JSON.stringify(first.st.metadata[key])} in ${first.file}`, { file: s.file, field: key });
+          throw new TdaError(`'${key}' is ${showValue(s.st.metadata[key])} but ${showValue(first.st.metadata[key])} in ${first.file}`, { file: s.file, field: key });
         }
       }
     }
-    const missing = Array.from({ length: count }, (_, i) => i).filter((i) => !seen.has(i));
-    if (missing.length) throw new TdaError(`missing shard${missing.length > 1 ? 's' : ''} ${missing.map((i) => `${i}/${count}`).join(', ')}`, { field: 'shard' });
+    // The count comes from the files: list a few missing shards rather than allocating one slot per shard.
+    const missing: number[] = [];
+    for (let i = 0; i < count && missing.length < 10; i++) if (!seen.has(i)) missing.push(i);
+    if (missing.length) {
+      const more = count - seen.size > missing.length ? `, ... (${count - seen.size} in all)` : '';
+      throw new TdaError(`missing shard${missing.length > 1 ? 's' : ''} ${missing.map((i) => `${i}/${count}`).join(', ')}${more}`, { file: first.file, field: 'shard' });
+    }
     shards.sort((a, b) => a.spec.index - b.spec.index);
     shards.forEach((s, k) => {
       const expectedStart = k === 0 ? 0 : shards[k - 1].end;
       if (s.start !== expectedStart) throw new TdaError(`covers ${s.axis} [${s.start}, ${s.end}) but the previous shard ended at ${expectedStart}`, { file: s.file, field: 'shard_start' });
     });
-    if (shards[shards.length - 1].end !== first.total) throw new TdaError(`shards cover ${shards[shards.length - 1].end} of ${first.total} ${first.axis}`, { field: 'shard_end' });
+    if (shards[shards.length - 1].end !== first.total) throw new TdaError(`shards cover ${shards[shards.length - 1].end} of ${first.total} ${first.axis}`, { file: shards[shards.length - 1].file, field: 'shard_end' });
 
     const names = first.st.names();
     const tensors: Record<string, TensorToWrite> = {};

@@ -5,7 +5,7 @@
  * own index.
  */
 import { InvalidArgumentError } from 'commander';
-import { TdaError } from '../errors';
+import { showValue, TdaError } from '../errors';
 
 export interface ShardSpec {
   /** 0-based index of this shard. */
@@ -43,6 +43,15 @@ export function shardMetadata(shard: ShardSpec | undefined, total: number, range
 
 export function describeShard(meta: Record<string, string>, file: string): { spec: ShardSpec; total: number; start: number; end: number; axis: string } {
   if (!meta.shard) throw new TdaError('is not a shard (no shard metadata; was it written with --shard i/n?)', { file, field: 'shard' });
-  const [i, n] = meta.shard.split('/').map(Number);
-  return { spec: { index: i, count: n }, total: Number(meta.shard_total), start: Number(meta.shard_start), end: Number(meta.shard_end), axis: meta.shard_axis };
+  const m = /^(\d{1,9})\/(\d{1,9})$/.exec(meta.shard);
+  if (!m || Number(m[1]) >= Number(m[2])) throw new TdaError(`must be i/n with 0 <= i < n, got ${showValue(meta.shard)}`, { file, field: 'shard' });
+  // Counts and offsets come from the file: check them before merge sizes anything by them.
+  const count = (key: string) => {
+    const v = meta[key];
+    if (typeof v !== 'string' || !/^\d{1,15}$/.test(v)) throw new TdaError(`must be a non-negative integer, got ${showValue(v)}`, { file, field: key });
+    return Number(v);
+  };
+  const [total, start, end] = [count('shard_total'), count('shard_start'), count('shard_end')];
+  if (start > end || end > total) throw new TdaError(`rows [${start}, ${end}) do not lie within [0, ${total})`, { file, field: 'shard_end' });
+  return { spec: { index: Number(m[1]), count: Number(m[2]) }, total, start, end, axis: meta.shard_axis };
 }

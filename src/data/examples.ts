@@ -5,7 +5,7 @@
  * The loss of an example is the mean next-token loss over its response tokens, so every
  * example must have at least one response token that can be predicted.
  */
-import { TdaError } from '../errors';
+import { showValue, TdaError } from '../errors';
 import { readJsonlObjects } from './jsonl';
 import type { TextTokenizer } from './tokenizer';
 
@@ -48,8 +48,8 @@ function parseLine(o: Record<string, unknown>, line: number, file: string, token
   if (idsForm) {
     const ids = o.input_ids;
     if (!Array.isArray(ids) || !ids.length) throw fail('"input_ids" must be a non-empty list of token ids');
-    const bad = ids.findIndex((x) => typeof x !== 'number' || !Number.isInteger(x) || x < 0);
-    if (bad >= 0) throw fail(`"input_ids"[${bad}] = ${JSON.stringify(ids[bad])} is not a non-negative integer`);
+    const bad = ids.findIndex((x) => typeof x !== 'number' || !Number.isSafeInteger(x) || x < 0);
+    if (bad >= 0) throw fail(`"input_ids"[${bad}] = ${showValue(ids[bad])} is not a non-negative integer`);
     const n = o.prompt_length;
     if (typeof n !== 'number' || !Number.isInteger(n)) throw fail('"prompt_length" must be an integer');
     if (n < 0 || n >= ids.length) throw fail(`"prompt_length" ${n} is out of range: need 0 <= prompt_length < ${ids.length} (the input_ids length)`);

@@ -5,7 +5,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { Tokenizer } from '@huggingface/tokenizers';
-import { TdaError } from '../errors';
+import { showValue, TdaError } from '../errors';
 
 export interface TextTokenizer {
   /** addSpecialTokens (default true) applies the tokenizer's post-processor, e.g. a leading BOS. */
@@ -56,6 +56,7 @@ function fromJson(tokenizerJson: unknown, config: unknown, file: string, configF
   const cfg: Record<string, unknown> = { ...config };
   for (const k of ['bos_token', 'eos_token', 'pad_token', 'unk_token']) if (cfg[k] !== undefined) cfg[k] = tokenContent(cfg[k]);
   if (cfg.unk_token == null && typeof model.unk_token === 'string') cfg.unk_token = model.unk_token;
+  checkTokenIds(model, tokenizerJson.added_tokens, file);
 
   let tok: Tokenizer;
   try {
@@ -77,7 +78,7 @@ function fromJson(tokenizerJson: unknown, config: unknown, file: string, configF
       if (content === null) return null;
       if (typeof content !== 'string') throw new TdaError('must be a token string or null', { file: configFile, field: key });
       const id = tok.token_to_id(content);
-      if (id === undefined) throw new TdaError(`token ${JSON.stringify(content)} is not in the vocabulary of ${file}`, { file: configFile, field: key });
+      if (id === undefined) throw new TdaError(`token ${showValue(content)} is not in the vocabulary of ${file}`, { file: configFile, field: key });
       return id;
     }
     for (const t of WELL_KNOWN[kind]) {
@@ -93,18 +94,51 @@ function fromJson(tokenizerJson: unknown, config: unknown, file: string, configF
     padId: special('pad'),
     vocabSize,
     encode(text, opts = {}) {
-      const enc = tok.encode(text, { add_special_tokens: opts.addSpecialTokens ?? true });
+      const enc = fromLibrary(file, 'encode', () => tok.encode(text, { add_special_tokens: opts.addSpecialTokens ?? true }));
       const bad = enc.ids.findIndex((id) => !Number.isInteger(id));
       if (bad >= 0) {
-        throw new TdaError(`token ${JSON.stringify(enc.tokens[bad])} is not in the vocabulary and the tokenizer has no unk token`, { file });
+        throw new TdaError(`token ${showValue(enc.tokens[bad])} is not in the vocabulary and the tokenizer has no unk token`, { file });
       }
       return enc.ids;
     },
     decode(ids, opts = {}) {
       if (ids.length === 0) return ''; // the library throws on an empty list
-      return tok.decode(ids, { skip_special_tokens: opts.skipSpecialTokens ?? false });
+      return fromLibrary(file, 'decode', () => tok.decode(ids, { skip_special_tokens: opts.skipSpecialTokens ?? false }));
     },
   };
+}
+
+/** The library checks parts of tokenizer.json only when it uses them: a failure then is the file's fault. */
+function fromLibrary<T>(file: string, what: string, run: () => T): T {
+  try {
+    return run();
+  } catch (e) {
+    if (e instanceof TdaError) throw e;
+    throw new TdaError(`cannot ${what} with this tokenizer: ${(e as Error).message}`, { file });
+  }
+}
+
+/**
+ * The library files each token at its id in an array: an id that is not a small non-negative
+ * integer would make it build (and later walk) an array of billions of slots, or hand out
+ * ids outside the vocabulary. Real files number their tokens 0..n-1, added tokens included.
+ */
+function checkTokenIds(model: Record<string, unknown>, addedTokens: unknown, file: string): void {
+  // WordLevel, BPE and WordPiece map tokens to ids; Unigram lists pieces, numbered by position.
+  const vocab = isObject(model.vocab) ? Object.entries(model.vocab) : [];
+  const pieces = Array.isArray(model.vocab) ? model.vocab.length : vocab.length;
+  const added = Array.isArray(addedTokens) ? addedTokens : [];
+  const limit = pieces + added.length;
+  const check = (id: unknown, field: string) => {
+    if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 0 || id >= limit) {
+      throw new TdaError(`token id ${showValue(id)} is not an integer in [0, ${limit}) (vocabulary entries plus added tokens)`, { file, field });
+    }
+  };
+  for (const [token, id] of vocab) check(id, `model.vocab.${token}`);
+  added.forEach((t, i) => {
+    if (!isObject(t) || typeof t.content !== 'string') throw new TdaError('must be an object with a string content and an id', { file, field: `added_tokens[${i}]` });
+    check(t.id, `added_tokens[${i}].id`);
+  });
 }
 
 /** tokenizer_config.json stores special tokens as strings or as AddedToken objects ({content: ...}). */

@@ -4,7 +4,7 @@
  * instead of surfacing as a NaN metric.
  */
 import { checkScoreMatrix as checkMatrix, ScoreMatrix } from '../attribution/types';
-import { TdaError } from '../errors';
+import { showValue, TdaError } from '../errors';
 
 export interface Where {
   /** File the values came from, for error messages. */
@@ -56,6 +56,6 @@ function describe(v: unknown): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'an array';
   if (typeof v === 'object') return 'an object';
-  if (typeof v === 'string') return JSON.stringify(v);
+  if (typeof v === 'string') return showValue(v);
   return String(v);
 }

@@ -29,6 +29,10 @@ export function readGradientFile(path: string): GradientFile {
       const perExample = shape.slice(1);
       return { name, shape: perExample, dim: perExample.reduce((a, b) => a * b, 1), data: f.readFloat32(name) };
     });
+    // One loss per example, or scores and losses would be paired with the wrong examples.
+    if (f.has('loss') && f.info('loss').shape.join() !== String(n)) {
+      throw new TdaError(`shape [${f.info('loss').shape}] is not [${n}] (one loss per example)`, { file: path, field: 'loss' });
+    }
     const set: GradientSet = { n, blocks, losses: f.has('loss') ? f.readFloat32('loss') : undefined };
     if (n === 0) throw new TdaError('holds gradients of zero examples', { file: path });
     checkFinite(set, path);

@@ -20,7 +20,7 @@
  * projecting them all at once (on a given backend).
  */
 import * as tf from '@tensorflow/tfjs';
-import { TdaError } from '../errors';
+import { showValue, TdaError } from '../errors';
 import { Rng } from '../random';
 import { canonicalJson, sha256Hex } from './store/hash';
 import { GradientBlock, GradientSet } from './types';
@@ -43,15 +43,15 @@ export const DEFAULT_CACHE_BYTES = 256 * 1024 * 1024;
 export function validateProjectionSpec(spec: unknown, where: { file?: string; field?: string } = { field: 'projection' }): ProjectionSpec {
   const s = spec as Partial<ProjectionSpec> | null;
   if (typeof s !== 'object' || s === null || Array.isArray(s)) {
-    throw new TdaError(`must be null or {kind: 'gaussian' | 'rademacher', dim, seed}, got ${JSON.stringify(spec)}`, where);
+    throw new TdaError(`must be null or {kind: 'gaussian' | 'rademacher', dim, seed}, got ${showValue(spec)}`, where);
   }
   if (s.kind !== 'gaussian' && s.kind !== 'rademacher') {
-    throw new TdaError(`kind must be 'gaussian' or 'rademacher', got ${JSON.stringify(s.kind)}`, where);
+    throw new TdaError(`kind must be 'gaussian' or 'rademacher', got ${showValue(s.kind)}`, where);
   }
   if (typeof s.dim !== 'number' || !Number.isSafeInteger(s.dim) || s.dim <= 0) {
-    throw new TdaError(`dim must be a positive integer, got ${JSON.stringify(s.dim)}`, where);
+    throw new TdaError(`dim must be a positive integer, got ${showValue(s.dim)}`, where);
   }
-  if (typeof s.seed !== 'number' || !Number.isSafeInteger(s.seed)) throw new TdaError(`seed must be an integer, got ${JSON.stringify(s.seed)}`, where);
+  if (typeof s.seed !== 'number' || !Number.isSafeInteger(s.seed)) throw new TdaError(`seed must be an integer, got ${showValue(s.seed)}`, where);
   return { kind: s.kind, dim: s.dim, seed: s.seed };
 }
 

@@ -1,4 +1,4 @@
-import { TdaError } from '../errors';
+import { showValue, TdaError } from '../errors';
 import { DTYPE_BYTES, DTYPES, DType, isDType, isShape, shapeSize } from './dtype';
 
 /** Where one tensor lives in a safetensors file. */
@@ -24,7 +24,7 @@ const METADATA_KEY = '__metadata__';
 function describe(x: unknown): string {
   if (x === null) return 'null';
   if (Array.isArray(x)) return 'an array';
-  return typeof x === 'object' ? 'an object' : JSON.stringify(x);
+  return typeof x === 'object' ? 'an object' : showValue(x);
 }
 
 function isPlainObject(x: unknown): x is Record<string, unknown> {
@@ -60,10 +60,10 @@ function parseEntry(name: string, raw: unknown, file: string): Entry {
   }
   const { dtype, shape, data_offsets: offsets } = raw;
   if (!isDType(dtype)) {
-    throw new TdaError(`unknown or unsupported dtype ${JSON.stringify(dtype)} (supported: ${DTYPES.join(', ')})`, where);
+    throw new TdaError(`unknown or unsupported dtype ${showValue(dtype)} (supported: ${DTYPES.join(', ')})`, where);
   }
   if (!isShape(shape)) {
-    throw new TdaError(`shape must be an array of non-negative integers, got ${JSON.stringify(shape)}`, where);
+    throw new TdaError(`shape must be an array of non-negative integers, got ${showValue(shape)}`, where);
   }
   if (
     !Array.isArray(offsets) ||
@@ -72,7 +72,7 @@ function parseEntry(name: string, raw: unknown, file: string): Entry {
     offsets[0] > offsets[1]
   ) {
     throw new TdaError(
-      `data_offsets must be two non-negative integers [begin, end] with begin <= end, got ${JSON.stringify(offsets)}`,
+      `data_offsets must be two non-negative integers [begin, end] with begin <= end, got ${showValue(offsets)}`,
       where,
     );
   }
@@ -80,7 +80,7 @@ function parseEntry(name: string, raw: unknown, file: string): Entry {
   const expected = shapeSize(shape) * DTYPE_BYTES[dtype];
   if (end - begin !== expected) {
     throw new TdaError(
-      `data_offsets [${begin}, ${end}] span ${end - begin} bytes but shape ${JSON.stringify(shape)} of ${dtype} needs ${expected} bytes`,
+      `data_offsets [${begin}, ${end}] span ${end - begin} bytes but shape ${showValue(shape)} of ${dtype} needs ${expected} bytes`,
       where,
     );
   }

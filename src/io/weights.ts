@@ -4,7 +4,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { TdaError } from '../errors';
+import { showValue, TdaError } from '../errors';
 import { writeFileAtomic, writeFully } from './fsutil';
 import { SafetensorsFile, TensorInfo } from './safetensors';
 import { TensorToWrite, tensorByteLength, writeSafetensors } from './writer';
@@ -49,7 +49,7 @@ function readIndex(indexPath: string): Map<string, string> {
   for (const [name, shard] of Object.entries(map)) {
     // Shards are plain file names next to the index; anything else could point outside the checkpoint.
     if (typeof shard !== 'string' || shard === '' || shard !== path.basename(shard) || shard === '..' || shard === '.') {
-      throw new TdaError(`shard must be a file name in the checkpoint directory, got ${JSON.stringify(shard)}`, {
+      throw new TdaError(`shard must be a file name in the checkpoint directory, got ${showValue(shard)}`, {
         file: indexPath,
         field: `weight_map.${name}`,
       });

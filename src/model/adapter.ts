@@ -7,7 +7,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { TdaError } from '../errors';
+import { showValue, TdaError } from '../errors';
 import { openWeightsFile, WeightSource } from '../io/weights';
 import { TensorToWrite, writeSafetensors } from '../io/safetensors';
 import { isObject, readJsonFile } from './config';
@@ -55,19 +55,19 @@ export function parseLoraConfig(json: unknown, file: string): LoraConfig {
   if (!isObject(json)) throw new TdaError('adapter config must be a JSON object', { file });
   const err = (field: string, message: string) => new TdaError(message, { file, field });
 
-  if (json.peft_type !== 'LORA') throw err('peft_type', `only LORA adapters are supported, got ${JSON.stringify(json.peft_type)}`);
+  if (json.peft_type !== 'LORA') throw err('peft_type', `only LORA adapters are supported, got ${showValue(json.peft_type)}`);
   rejectUnsupported(json, file);
 
   const r = json.r ?? 8; // PEFT default
-  if (typeof r !== 'number' || !Number.isInteger(r) || r <= 0) throw err('r', `must be a positive integer, got ${JSON.stringify(r)}`);
+  if (typeof r !== 'number' || !Number.isSafeInteger(r) || r <= 0) throw err('r', `must be a positive integer, got ${showValue(r)}`);
   const loraAlpha = json.lora_alpha ?? 8; // PEFT default
-  if (typeof loraAlpha !== 'number' || !Number.isFinite(loraAlpha)) throw err('lora_alpha', `must be a number, got ${JSON.stringify(loraAlpha)}`);
+  if (typeof loraAlpha !== 'number' || !Number.isFinite(loraAlpha)) throw err('lora_alpha', `must be a number, got ${showValue(loraAlpha)}`);
   const loraDropout = json.lora_dropout ?? 0;
   if (typeof loraDropout !== 'number' || !(loraDropout >= 0 && loraDropout < 1)) {
-    throw err('lora_dropout', `must be a number in [0, 1), got ${JSON.stringify(loraDropout)}`);
+    throw err('lora_dropout', `must be a number in [0, 1), got ${showValue(loraDropout)}`);
   }
   const useRslora = json.use_rslora ?? false;
-  if (typeof useRslora !== 'boolean') throw err('use_rslora', `must be true or false, got ${JSON.stringify(useRslora)}`);
+  if (typeof useRslora !== 'boolean') throw err('use_rslora', `must be true or false, got ${showValue(useRslora)}`);
   const base = json.base_model_name_or_path ?? null;
   if (base !== null && typeof base !== 'string') throw err('base_model_name_or_path', 'must be a string or null');
 
@@ -99,7 +99,7 @@ function rejectUnsupported(json: Record<string, unknown>, file: string): void {
   if (isObject(json.rank_pattern) && Object.keys(json.rank_pattern).length) fail('rank_pattern', 'per-module ranks (rank_pattern)');
   if (isObject(json.alpha_pattern) && Object.keys(json.alpha_pattern).length) fail('alpha_pattern', 'per-module alphas (alpha_pattern)');
   if (json.fan_in_fan_out === true) fail('fan_in_fan_out', 'transposed (Conv1D) weights (fan_in_fan_out: true)');
-  if (json.bias !== undefined && json.bias !== null && json.bias !== 'none') fail('bias', `training biases (bias: ${JSON.stringify(json.bias)})`);
+  if (json.bias !== undefined && json.bias !== null && json.bias !== 'none') fail('bias', `training biases (bias: ${showValue(json.bias)})`);
   if (json.lora_bias === true) fail('lora_bias', 'a bias on lora_B (lora_bias: true)');
   if (Array.isArray(json.modules_to_save) && json.modules_to_save.length) fail('modules_to_save', 'fully trained extra modules (modules_to_save)');
   if (json.layer_replication !== undefined && json.layer_replication !== null) fail('layer_replication', 'layer replication');
@@ -132,7 +132,7 @@ function parseTargetModules(v: unknown, file: string): string[] | string {
 function parseLayers(v: unknown, file: string): number[] | null {
   if (v === undefined || v === null) return null;
   const list = typeof v === 'number' ? [v] : v;
-  if (!Array.isArray(list) || list.some((x) => typeof x !== 'number' || !Number.isInteger(x) || x < 0)) {
+  if (!Array.isArray(list) || list.some((x) => typeof x !== 'number' || !Number.isSafeInteger(x) || x < 0)) {
     throw new TdaError('must be a layer index or a list of layer indices', { file, field: 'layers_to_transform' });
   }
   return list.length ? [...list] : null; // PEFT treats [] as "no restriction"
@@ -173,7 +173,7 @@ function layerAllowed(config: LoraConfig, modulePath: string): boolean {
 function targetedModules(model: ModelConfig, config: LoraConfig, file?: string) {
   const list = allModules(model).filter((m) => moduleTargeted(config, m.path));
   if (!list.length) {
-    throw new TdaError(`${JSON.stringify(config.targetModules)} matches no linear module of the model (e.g. model.layers.0.self_attn.q_proj)`, {
+    throw new TdaError(`${showValue(config.targetModules)} matches no linear module of the model (e.g. model.layers.0.self_attn.q_proj)`, {
       file,
       field: 'target_modules',
     });

@@ -39,6 +39,8 @@ export function listCheckpoints(dir: string): CheckpointInfo[] {
     if (!isAdapterDir(full)) {
       throw new TdaError(`checkpoint folder has no adapter weights (${ADAPTER_WEIGHTS_FILE})`, { file: full });
     }
+    // Steps beyond 2^53 are not exact: two such folders could share a step unnoticed.
+    if (!Number.isSafeInteger(Number(m[1]))) throw new TdaError('step number is too large to be exact', { file: full });
     found.push({ name: entry.name, dir: full, step: Number(m[1]) });
   }
   if (!found.length) throw new TdaError('no checkpoint-* folders found', { file: dir });

@@ -7,7 +7,7 @@
  */
 import * as fs from 'fs';
 import * as path from 'path';
-import { TdaError } from '../errors';
+import { showValue, TdaError } from '../errors';
 import { ModelConfig, RopeScaling } from './types';
 
 export const SUPPORTED_MODEL_TYPES = ['llama', 'mistral', 'qwen2'] as const;
@@ -25,7 +25,7 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
 
   const modelType = json.model_type;
   if (typeof modelType !== 'string' || !(SUPPORTED_MODEL_TYPES as readonly string[]).includes(modelType)) {
-    throw new TdaError(`unsupported model type ${JSON.stringify(modelType)}; supported: ${SUPPORTED_MODEL_TYPES.join(', ')}`, {
+    throw new TdaError(`unsupported model type ${showValue(modelType)}; supported: ${SUPPORTED_MODEL_TYPES.join(', ')}`, {
       file,
       field: 'model_type',
     });
@@ -45,7 +45,7 @@ export function parseModelConfig(json: unknown, file: string): ModelConfig {
 
   const hiddenAct = json.hidden_act ?? 'silu';
   if (hiddenAct !== 'silu') {
-    throw new TdaError(`activation ${JSON.stringify(hiddenAct)} is not supported (only silu)`, { file, field: 'hidden_act' });
+    throw new TdaError(`activation ${showValue(hiddenAct)} is not supported (only silu)`, { file, field: 'hidden_act' });
   }
 
   const rope = ropeOf(json, f, file);
@@ -123,7 +123,7 @@ const ROPE_TYPES = ['default', 'linear', 'dynamic', 'llama3'];
 function ropeScalingOf(f: Fields, key: string): RopeScaling | null {
   const kind = f.json.rope_type ?? f.json.type;
   if (typeof kind !== 'string' || !ROPE_TYPES.includes(kind)) {
-    throw new TdaError(`rope scaling type ${JSON.stringify(kind)} is not supported (supported: ${ROPE_TYPES.join(', ')})`, { file: f.file, field: key });
+    throw new TdaError(`rope scaling type ${showValue(kind)} is not supported (supported: ${ROPE_TYPES.join(', ')})`, { file: f.file, field: key });
   }
   if (kind === 'default') {
     if (key === 'rope_scaling' && f.json.factor !== undefined && f.json.factor !== 1) {
@@ -185,16 +185,16 @@ class Fields {
 
   posInt(key: string, fallback?: number): number {
     const v = this.get(key, fallback);
-    if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) {
-      throw new TdaError(`must be a positive integer, got ${JSON.stringify(v)}`, { file: this.file, field: this.prefix + key });
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) {
+      throw new TdaError(`must be a positive integer, got ${showValue(v)}`, { file: this.file, field: this.prefix + key });
     }
     return v;
   }
 
   nonNegInt(key: string, fallback?: number): number {
     const v = this.get(key, fallback);
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) {
-      throw new TdaError(`must be a non-negative integer, got ${JSON.stringify(v)}`, { file: this.file, field: this.prefix + key });
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) {
+      throw new TdaError(`must be a non-negative integer, got ${showValue(v)}`, { file: this.file, field: this.prefix + key });
     }
     return v;
   }
@@ -202,14 +202,14 @@ class Fields {
   posNumber(key: string, fallback?: number): number {
     const v = this.get(key, fallback);
     if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) {
-      throw new TdaError(`must be a positive number, got ${JSON.stringify(v)}`, { file: this.file, field: this.prefix + key });
+      throw new TdaError(`must be a positive number, got ${showValue(v)}`, { file: this.file, field: this.prefix + key });
     }
     return v;
   }
 
   bool(key: string, fallback: boolean): boolean {
     const v = this.get(key, fallback);
-    if (typeof v !== 'boolean') throw new TdaError(`must be true or false, got ${JSON.stringify(v)}`, { file: this.file, field: this.prefix + key });
+    if (typeof v !== 'boolean') throw new TdaError(`must be true or false, got ${showValue(v)}`, { file: this.file, field: this.prefix + key });
     return v;
   }
 }

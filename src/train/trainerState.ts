@@ -91,9 +91,10 @@ export function readTrainerState(dir: string): TrainerState {
   if (!isObject(json)) throw new TdaError('trainer state must be a JSON object', { file });
   if (!Array.isArray(json.log_history)) throw new TdaError('must be a list of log entries', { file, field: 'log_history' });
   json.log_history.forEach((e: unknown, i: number) => {
-    if (!isObject(e) || typeof e.step !== 'number') throw new TdaError('each entry needs a numeric step', { file, field: `log_history[${i}]` });
-    if (e.learning_rate !== undefined && typeof e.learning_rate !== 'number') {
-      throw new TdaError('learning_rate must be a number', { file, field: `log_history[${i}].learning_rate` });
+    // JSON numbers like 1e999 parse to Infinity: refuse them here, not as an infinite TracIn weight later.
+    if (!isObject(e) || typeof e.step !== 'number' || !Number.isFinite(e.step)) throw new TdaError('each entry needs a numeric step', { file, field: `log_history[${i}]` });
+    if (e.learning_rate !== undefined && (typeof e.learning_rate !== 'number' || !Number.isFinite(e.learning_rate))) {
+      throw new TdaError('learning_rate must be a finite number', { file, field: `log_history[${i}].learning_rate` });
     }
   });
   if (typeof json.global_step !== 'number') throw new TdaError('must be a number', { file, field: 'global_step' });
@@ -136,7 +137,9 @@ export function checkpointLearningRates(dir: string, opts: { rule?: 'ending' | '
   return cps.map((c, k) => {
     const before = k > 0 ? meanIn(cps[k - 1].step, c.step) : meanIn(0, c.step);
     const after = k + 1 < cps.length ? meanIn(c.step, cps[k + 1].step) : meanIn(c.step, Infinity);
-    const lr = rule === 'ending' ? (before ?? after) : (after ?? before);
-    return { name: c.name, dir: c.dir, step: c.step, learningRate: lr ?? nearest(c.step) };
+    const lr = (rule === 'ending' ? (before ?? after) : (after ?? before)) ?? nearest(c.step);
+    // Finite rates near the largest double can still sum to Infinity.
+    if (!Number.isFinite(lr)) throw new TdaError(`learning rates around ${c.name} average to ${lr}`, { file: dir, field: 'log_history' });
+    return { name: c.name, dir: c.dir, step: c.step, learningRate: lr };
   });
 }

@@ -275,15 +275,8 @@ export class GradientStore {
   readShard(index: number): GradientSet {
     const rec = this.m.shards.find((r) => r.index === index);
     if (!rec) throw new TdaError(`shard ${index} is not computed (run compute() first)`, { file: this.dir });
-    const file = path.join(this.dir, rec.file);
-    const hint = 'run compute() on this store again to recompute it';
-    let size: number;
-    try {
-      size = fs.statSync(file).size;
-    } catch {
-      throw new TdaError(`gradient shard is missing; ${hint}`, { file });
-    }
-    if (size !== rec.bytes) throw new TdaError(`gradient shard is corrupt: ${size} bytes, the manifest recorded ${rec.bytes}; ${hint}`, { file });
+    const file = checkShardSize(this.dir, rec);
+    const hint = RECOMPUTE_HINT;
     let st: SafetensorsFile;
     try {
       st = SafetensorsFile.open(file);
@@ -304,10 +297,14 @@ export class GradientStore {
 
   /** Throws, naming the directory and the missing shards, unless every shard is recorded. */
   requireComplete(): void {
-    const missing = this.missingShards();
-    if (missing.length) {
-      const list = missing.length > 5 ? `${missing.slice(0, 5).join(', ')}, ...` : missing.join(', ');
-      throw new TdaError(`gradient store is incomplete: ${missing.length} of ${this.shardCount} shards missing (${list}); run compute() to finish it`, {
+    // The shard count comes from the manifest (it may claim billions): name the first few missing without listing them all.
+    const done = new Set(this.m.shards.map((s) => s.index));
+    const first: number[] = [];
+    for (let i = 0; i < this.shardCount && first.length < 6; i++) if (!done.has(i)) first.push(i);
+    const missing = this.shardCount - done.size;
+    if (missing > 0) {
+      const list = missing > 5 ? `${first.slice(0, 5).join(', ')}, ...` : first.join(', ');
+      throw new TdaError(`gradient store is incomplete: ${missing} of ${this.shardCount} shards missing (${list}); run compute() to finish it`, {
         file: this.dir,
       });
     }
@@ -367,6 +364,10 @@ export class GradientStore {
 
   /** All gradients in one set, [n, dim] per block. */
   readAll(): GradientSet {
+    this.requireComplete();
+    // n and the shapes come from the manifest, whose shard records must hold that much data:
+    // allocate for them only once the files on disk have the recorded sizes.
+    for (const rec of this.m.shards) checkShardSize(this.dir, rec);
     const layout = this.blocks ?? [];
     const n = this.n;
     const blocks: GradientBlock[] = layout.map((b) => ({ ...b, data: new Float32Array(n * b.dim) }));
@@ -377,6 +378,21 @@ export class GradientStore {
     }
     return { n, blocks, losses };
   }
+}
+
+const RECOMPUTE_HINT = 'run compute() on this store again to recompute it';
+
+/** The shard's path, once its file is there with the size the manifest recorded. */
+function checkShardSize(dir: string, rec: ShardRecord): string {
+  const file = path.join(dir, rec.file);
+  let size: number;
+  try {
+    size = fs.statSync(file).size;
+  } catch {
+    throw new TdaError(`gradient shard is missing; ${RECOMPUTE_HINT}`, { file });
+  }
+  if (size !== rec.bytes) throw new TdaError(`gradient shard is corrupt: ${size} bytes, the manifest recorded ${rec.bytes}; ${RECOMPUTE_HINT}`, { file });
+  return file;
 }
 
 function checkBlocks(stored: ManifestBlock[], actual: ManifestBlock[], file: string): void {

@@ -12,7 +12,7 @@ import { createHash, Hash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { TokenSequence } from '../../data/batch';
-import { TdaError } from '../../errors';
+import { showValue, TdaError } from '../../errors';
 
 const PIECE = 8 * 1024 * 1024;
 
@@ -116,7 +116,7 @@ export function hashModelDir(dir: string): string {
     const shards = [...new Set(Object.values(weightMap as Record<string, unknown>))].sort();
     for (const shard of shards) {
       if (typeof shard !== 'string' || shard !== path.basename(shard) || shard === '' || shard === '.' || shard === '..') {
-        throw new TdaError(`shard must be a file name in the checkpoint directory, got ${JSON.stringify(shard)}`, { file: index, field: 'weight_map' });
+        throw new TdaError(`shard must be a file name in the checkpoint directory, got ${showValue(shard)}`, { file: index, field: 'weight_map' });
       }
       const file = path.join(dir, shard);
       requireFile(file, `shard '${shard}' listed in the index`);

@@ -7,7 +7,8 @@ import type { BlockLayout } from '../types';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { LabelMask } from '../../data/batch';
-import { TdaError } from '../../errors';
+import { showValue, TdaError } from '../../errors';
+import { DTYPE_BYTES } from '../../io/dtype';
 import { writeFileAtomic, writeFully } from '../../io/fsutil';
 import { describeProjection, ProjectionSpec, validateProjectionSpec } from '../projection';
 
@@ -100,16 +101,16 @@ export function normalizeSettings(input: StoreSettingsInput, file?: string, pref
   for (const field of ['modelHash', 'adapterHash', 'datasetHash'] as const) {
     const v = input[field];
     if (typeof v !== 'string' || !HEX64.test(v)) {
-      throw new TdaError(`must be a sha256 hex digest (see hashModelDir / hashAdapterDir / hashDataset), got ${JSON.stringify(v)}`, at(field));
+      throw new TdaError(`must be a sha256 hex digest (see hashModelDir / hashAdapterDir / hashDataset), got ${showValue(v)}`, at(field));
     }
   }
-  if (!Number.isSafeInteger(input.n) || input.n <= 0) throw new TdaError(`must be a positive integer, got ${JSON.stringify(input.n)}`, at('n'));
-  if (input.mask !== 'response' && input.mask !== 'full') throw new TdaError(`must be 'response' or 'full', got ${JSON.stringify(input.mask)}`, at('mask'));
+  if (!Number.isSafeInteger(input.n) || input.n <= 0) throw new TdaError(`must be a positive integer, got ${showValue(input.n)}`, at('n'));
+  if (input.mask !== 'response' && input.mask !== 'full') throw new TdaError(`must be 'response' or 'full', got ${showValue(input.mask)}`, at('mask'));
   const dtype = input.dtype ?? 'F32';
-  if (!STORE_DTYPES.includes(dtype)) throw new TdaError(`must be one of ${STORE_DTYPES.join(', ')}, got ${JSON.stringify(dtype)}`, at('dtype'));
+  if (!STORE_DTYPES.includes(dtype)) throw new TdaError(`must be one of ${STORE_DTYPES.join(', ')}, got ${showValue(dtype)}`, at('dtype'));
   const projection = input.projection === undefined || input.projection === null ? null : validateProjectionSpec(input.projection, at('projection'));
   const shardSize = input.shardSize ?? DEFAULT_SHARD_SIZE;
-  if (!Number.isSafeInteger(shardSize) || shardSize <= 0) throw new TdaError(`must be a positive integer, got ${JSON.stringify(shardSize)}`, at('shardSize'));
+  if (!Number.isSafeInteger(shardSize) || shardSize <= 0) throw new TdaError(`must be a positive integer, got ${showValue(shardSize)}`, at('shardSize'));
   return {
     modelHash: input.modelHash,
     adapterHash: input.adapterHash,
@@ -191,10 +192,10 @@ export function readManifest(dir: string): Manifest {
 export function parseManifest(raw: unknown, file: string): Manifest {
   const m = raw as Partial<Manifest> | null;
   if (typeof m !== 'object' || m === null || Array.isArray(m)) throw new TdaError('manifest must be a JSON object', { file });
-  if (m.format !== STORE_FORMAT) throw new TdaError(`not a tda-lab gradient store manifest (format ${JSON.stringify(m.format)})`, { file, field: 'format' });
+  if (m.format !== STORE_FORMAT) throw new TdaError(`not a tda-lab gradient store manifest (format ${showValue(m.format)})`, { file, field: 'format' });
   if (m.version !== STORE_FORMAT_VERSION) {
     throw new TdaError(
-      `store format version ${JSON.stringify(m.version)} cannot be read by this tda-lab (it reads version ${STORE_FORMAT_VERSION}); recompute into a new directory`,
+      `store format version ${showValue(m.version)} cannot be read by this tda-lab (it reads version ${STORE_FORMAT_VERSION}); recompute into a new directory`,
       { file, field: 'version' },
     );
   }
@@ -208,7 +209,7 @@ export function parseManifest(raw: unknown, file: string): Manifest {
     const r = s as Partial<ShardRecord> | null;
     if (typeof r !== 'object' || r === null) throw new TdaError('must be an object', { file, field });
     if (!Number.isSafeInteger(r.index) || (r.index as number) < 0 || (r.index as number) >= count || seen.has(r.index as number)) {
-      throw new TdaError(`index must be a distinct shard number below ${count}, got ${JSON.stringify(r.index)}`, { file, field });
+      throw new TdaError(`index must be a distinct shard number below ${count}, got ${showValue(r.index)}`, { file, field });
     }
     const index = r.index as number;
     seen.add(index);
@@ -217,12 +218,20 @@ export function parseManifest(raw: unknown, file: string): Manifest {
     if (r.start !== start || r.count !== expectedCount) {
       throw new TdaError(`start/count must be ${start}/${expectedCount} for shard ${index}, got ${r.start}/${r.count}`, { file, field });
     }
-    if (r.file !== shardFileName(index)) throw new TdaError(`file must be ${shardFileName(index)}, got ${JSON.stringify(r.file)}`, { file, field });
-    if (!Number.isSafeInteger(r.bytes) || (r.bytes as number) <= 0) throw new TdaError(`bytes must be a positive integer, got ${JSON.stringify(r.bytes)}`, { file, field });
+    if (r.file !== shardFileName(index)) throw new TdaError(`file must be ${shardFileName(index)}, got ${showValue(r.file)}`, { file, field });
+    if (!Number.isSafeInteger(r.bytes) || (r.bytes as number) <= 0) throw new TdaError(`bytes must be a positive integer, got ${showValue(r.bytes)}`, { file, field });
     if (typeof r.sha256 !== 'string' || !HEX64.test(r.sha256)) throw new TdaError('sha256 must be a hex digest', { file, field });
     return { index, start, count: expectedCount, file: r.file, bytes: r.bytes as number, sha256: r.sha256 };
   });
   if (shards.length && blocks === null) throw new TdaError('completed shards listed but no blocks recorded', { file, field: 'blocks' });
+  // Each shard holds count x (every block's dim) values: a record too small for that is corrupt,
+  // and checking it keeps sizes taken from this file tied to bytes that exist on disk.
+  const perExample = blocks === null ? 0 : blocks.reduce((a, b) => a + (settings.projection?.dim ?? b.dim), 0) * DTYPE_BYTES[settings.dtype];
+  const small = shards.findIndex((r) => r.bytes < r.count * perExample);
+  if (small >= 0) {
+    const r = shards[small];
+    throw new TdaError(`shard ${r.index} records ${r.bytes} bytes, too few for ${r.count} examples of ${perExample} bytes`, { file, field: `shards[${small}]` });
+  }
   shards.sort((a, b) => a.index - b.index);
   return {
     format: STORE_FORMAT,
@@ -246,10 +255,10 @@ function parseBlocks(raw: unknown, file: string): ManifestBlock[] {
     }
     names.add(x.name);
     if (!Array.isArray(x.shape) || !x.shape.every((d) => Number.isSafeInteger(d) && d > 0)) {
-      throw new TdaError(`shape must be a list of positive integers, got ${JSON.stringify(x.shape)}`, { file, field });
+      throw new TdaError(`shape must be a list of positive integers, got ${showValue(x.shape)}`, { file, field });
     }
     const dim = x.shape.reduce((a, d) => a * d, 1);
-    if (x.dim !== dim) throw new TdaError(`dim ${JSON.stringify(x.dim)} does not match shape [${x.shape.join(', ')}]`, { file, field });
+    if (!Number.isSafeInteger(dim) || x.dim !== dim) throw new TdaError(`dim ${showValue(x.dim)} does not match shape [${x.shape.join(', ')}]`, { file, field });
     return { name: x.name, shape: [...x.shape], dim };
   });
 }
