@@ -13,6 +13,7 @@ import { registerMetricsCommand } from './metrics';
 import { registerScoreCommand } from './score';
 import { registerEmbedCommand } from './embed';
 import { registerReproduceCommand } from './reproduce';
+import { registerExploreCommand } from './explore';
 
 function positiveInt(value: string): number {
   const n = Number(value);
@@ -86,6 +87,7 @@ export function buildProgram(): Command {
   registerMetricsCommand(program);
   registerReproduceCommand(program, backend);
   registerMergeCommand(program);
+  registerExploreCommand(program);
   return program;
 }
 

@@ -4,11 +4,14 @@ import * as path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { TdaError } from '../errors';
 import { frameRows } from '../eval/frame';
-import { runDdaExperiment } from '../experiments/dda';
+import { DdaRunScores, runDdaExperiment } from '../experiments/dda';
 import { loadEmbeddedDefault } from '../experiments/embedded';
 import { runIfLlmExperiment } from '../experiments/ifLlm';
 import { runLmd3Experiment } from '../experiments/lmd3';
 import { newRunDir, writeJson, writeRunReport, writeTables } from '../experiments/output';
+import { writeAttributionGroup, writeAttributionsHeader } from '../experiments/runAttributions';
+import { ddaAttributionGroup, DDA_EXPLORER_HEADER, IF_LLM_EXPLORER_HEADER, ifLlmAttributionGroup, LMD3_EXPLORER_HEADER, lmd3AttributionGroup, writeRunExplorer } from '../experiments/runExplorer';
+import { RunAttributionGroup, RunAttributionsHeader } from '../experiments/runAttributions';
 import { currentBackend } from '../runtime/backend';
 import { progressBar, Progress } from './progress';
 import { formatTable } from './table';
@@ -51,6 +54,10 @@ export interface ReproduceSummary {
   seconds: number;
   /** The headline table as printed. */
   table: string;
+  /** `explorer.html` in the run folder. */
+  explorer?: string;
+  /** The experiment's own result (tables, figures, settings). */
+  result: unknown;
 }
 
 export async function runReproduce(o: ReproduceOptions): Promise<ReproduceSummary> {
@@ -62,9 +69,24 @@ export async function runReproduce(o: ReproduceOptions): Promise<ReproduceSummar
   const meta = { experiment: o.experiment, quick: o.quick ?? false, backend: currentBackend(), node: process.version, cpus: os.cpus().length, baseModel: env.dir };
   let table = '';
   let reportFile = '';
+  let explorer: string | undefined;
+  let result: unknown;
+  // Each experiment hands over its per-query scores as it goes; they are saved at once, and the explorer is built from the saved files.
+  const groups: string[] = [];
+  const save = (g: RunAttributionGroup) => {
+    writeAttributionGroup(dir, g);
+    groups.push(g.id);
+  };
+  const finishExplorer = (header: RunAttributionsHeader) => {
+    writeAttributionsHeader(dir, { ...header, subtitle: `embedded default model; ${new Date().toISOString()}` }, groups);
+    explorer = writeRunExplorer(dir);
+  };
   try {
     if (o.experiment === 'dda') {
-      const r = await runDdaExperiment(env, { quick: o.quick, seeds: o.seeds, workDir: path.join(dir, 'checkpoints'), log, progress });
+      const onRunScores = (run: DdaRunScores) => save(ddaAttributionGroup(run));
+      const r = await runDdaExperiment(env, { quick: o.quick, seeds: o.seeds, workDir: path.join(dir, 'checkpoints'), log, progress, onRunScores });
+      result = r;
+      finishExplorer(DDA_EXPLORER_HEADER);
       writeTables(dir, { summary: r.summary, per_checkpoint: r.perCheckpoint, per_query: r.perQuery, runs: r.runs });
       table = `Mean AUC over hallucinated queries (ft = fine-tuning-only regime, bias = base-bias regime)\n${formatTable(r.aucTable, 3)}`;
       reportFile = writeRunReport(dir, {
@@ -89,7 +111,9 @@ export async function runReproduce(o: ReproduceOptions): Promise<ReproduceSummar
       });
       writeJson(path.join(dir, 'settings.json'), { ...meta, ...r.settings });
     } else if (o.experiment === 'if-llm') {
-      const r = await runIfLlmExperiment(env, { quick: o.quick, seed: o.seeds?.[0], log, progress });
+      const r = await runIfLlmExperiment(env, { quick: o.quick, seed: o.seeds?.[0], log, progress, onTaskScores: (t) => save(ifLlmAttributionGroup(t)) });
+      result = r;
+      finishExplorer(IF_LLM_EXPLORER_HEADER);
       writeTables(dir, { summary: r.summary });
       table = `Acc / Cover / AUC per task\n${formatTable(r.table)}`;
       reportFile = writeRunReport(dir, {
@@ -104,7 +128,9 @@ export async function runReproduce(o: ReproduceOptions): Promise<ReproduceSummar
       });
       writeJson(path.join(dir, 'settings.json'), { ...meta, ...r.settings });
     } else {
-      const r = await runLmd3Experiment(env, { quick: o.quick, seed: o.seeds?.[0], log, progress });
+      const r = await runLmd3Experiment(env, { quick: o.quick, seed: o.seeds?.[0], log, progress, onKernelScores: (k) => save(lmd3AttributionGroup(k)) });
+      result = r;
+      finishExplorer(LMD3_EXPLORER_HEADER);
       writeTables(dir, { summary: r.summary, per_query: r.perQuery });
       const fit = (f: typeof r.regression) => `slope ${f.slope.toFixed(4)}, R^2 ${f.r2.toFixed(3)}, p ${f.pValue.toExponential(2)}, n ${f.n}`;
       table = `${formatTable(frameRows(r.summary), 4)}\nloss improvement ~ density change: ${fit(r.regression)}\nloss ~ log-density (before): ${fit(r.densityPredictsLoss)}`;
@@ -123,7 +149,7 @@ export async function runReproduce(o: ReproduceOptions): Promise<ReproduceSummar
   } finally {
     env.model.dispose();
   }
-  return { dir, report: reportFile, seconds: (Date.now() - started) / 1000, table };
+  return { dir, report: reportFile, seconds: (Date.now() - started) / 1000, table, explorer, result };
 }
 
 function seedList(value: string): number[] {
@@ -147,6 +173,6 @@ export function registerReproduceCommand(program: Command, startBackend: () => P
       }
       await startBackend();
       const r = await runReproduce({ experiment: experiment as ExperimentName, out: o.out, quick: o.quick, seeds: o.seeds, baseModel: o.baseModel });
-      process.stdout.write(`\n${r.table}\n\nwrote ${r.dir} (tables as CSV, report.html) in ${r.seconds.toFixed(0)} s\n`);
+      process.stdout.write(`\n${r.table}\n\nwrote ${r.dir} (tables as CSV, report.html${r.explorer ? ', explorer.html' : ''}) in ${r.seconds.toFixed(0)} s\n`);
     });
 }

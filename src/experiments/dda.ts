@@ -59,6 +59,22 @@ export interface DdaExperimentOptions {
   workDir: string;
   log?: (line: string) => void;
   progress?: (label: string, done: number, total: number) => void;
+  /** Called with each run's texts and scores (e.g. to save them for the explorer). */
+  onRunScores?: (run: DdaRunScores) => void;
+}
+
+/** One fine-tuning run's hallucinated queries and every score matrix computed for them. */
+export interface DdaRunScores {
+  run: number;
+  pair: CanaryPair;
+  seed: number;
+  train: { prompt: string; response: string }[];
+  queries: { prompt: string; answer: string }[];
+  positives: number[][];
+  /** Per method, the variants it has (bm25 and tracinCP: plain only). */
+  variants: Record<string, Partial<Record<Variant, ScoreMatrix>>>;
+  /** Per method, the plain scores at checkpoints 0..T (0 = base model). */
+  checkpoints: Record<string, ScoreMatrix[]>;
 }
 
 export interface DdaExperimentResult {
@@ -203,6 +219,7 @@ export async function runDdaExperiment(env: EmbeddedDefault, opts: DdaExperiment
         tracinCP: { plain: tracin },
       };
       for (const m of ['repSim', ...gradMethods]) variantScores[m] = variantsOf(perMethod[m]);
+      opts.onRunScores?.({ run: runNo, pair, seed, train: set.train, queries: fired.map((f) => ({ prompt: f.q.prompt, answer: f.text })), positives, variants: variantScores, checkpoints: Object.fromEntries(Object.entries(perMethod).filter(([, v]) => v.length > 0)) });
       for (const [method, byVariant] of Object.entries(variantScores)) {
         for (const [variant, s] of Object.entries(byVariant) as [Variant, ScoreMatrix][]) {
           const qm = queryMetrics(s, positives, k);

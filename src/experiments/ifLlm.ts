@@ -32,6 +32,17 @@ export interface IfLlmOptions {
   gradientMethods?: string[];
   log?: (line: string) => void;
   progress?: (label: string, done: number, total: number) => void;
+  /** Called with each task's texts and scores (e.g. to save them for the explorer). */
+  onTaskScores?: (t: IfLlmTaskScores) => void;
+}
+
+/** One task's queries (with their class or kind as label) and every method's scores. */
+export interface IfLlmTaskScores {
+  task: string;
+  train: PromptResponse[];
+  queries: { prompt: string; answer: string; label: string }[];
+  positives: number[][];
+  scores: Record<string, ScoreMatrix>;
 }
 
 export interface IfLlmResult {
@@ -50,6 +61,8 @@ interface TaskInput {
   positives: number[][];
   /** Class ids (class-attribution tasks only), for Acc and Cover. */
   classes?: { train: number[]; tests: number[] };
+  /** Per query, its class or kind, as people read it. */
+  labels: string[];
 }
 
 /** Acc and Cover for positive sets: top-1 is a positive; share of positives among the top |positives|. */
@@ -90,10 +103,11 @@ export async function runIfLlmExperiment(env: EmbeddedDefault, opts: IfLlmOption
         tests,
         positives: tests.map((t) => train.flatMap((e, i) => (e.classId === t.classId ? [i] : []))),
         classes: { train: train.map((e) => e.classId), tests: tests.map((e) => e.classId) },
+        labels: tests.map((e) => e.label),
       };
     }),
-    { task: 'backdoor', train: bd.train, tests: bd.tests, positives: bd.tests.map(() => bd.positives) },
-    { task: 'harmful', train: hm.train, tests: hm.tests, positives: hm.tests.map((t) => hm.positivesByKind[t.kind]) },
+    { task: 'backdoor', train: bd.train, tests: bd.tests, positives: bd.tests.map(() => bd.positives), labels: bd.tests.map(() => 'backdoor trigger') },
+    { task: 'harmful', train: hm.train, tests: hm.tests, positives: hm.tests.map((t) => hm.positivesByKind[t.kind]), labels: hm.tests.map((t) => `harmful: ${t.kind}`) },
   ];
   const lora = parseLoraConfig({ peft_type: 'LORA', r: 8, lora_alpha: 16, target_modules: ['q_proj', 'v_proj'] }, 'if-llm');
   const rows: { task: string; method: string; acc: number; cover: number; auc: number; auc_lo: number; auc_hi: number; queries: number }[] = [];
@@ -111,6 +125,7 @@ export async function runIfLlmExperiment(env: EmbeddedDefault, opts: IfLlmOption
     const rep = new RepSim();
     rep.cache(computeEmbeddings(model, adapter, trainSeqs, { pool: 'last', padId }));
     scores.repSim = rep.attribute(computeEmbeddings(model, adapter, testSeqs, { pool: 'last', padId }));
+    opts.onTaskScores?.({ task: t.task, train: t.train, queries: t.tests.map((e, i) => ({ prompt: e.prompt, answer: e.response, label: t.labels[i] })), positives: t.positives, scores });
     for (const [method, s] of Object.entries(scores)) {
       const { auc } = queryMetrics(s, t.positives, 10);
       let acc: number;

@@ -11,6 +11,7 @@
  * then regress the performance change on the density change (slope, R^2, p-value).
  */
 import { KernelDensity, kdeBandwidth } from '../attribution/density';
+import { ScoreMatrix } from '../attribution/types';
 import { DataFrame, frameFromColumns } from '../eval/frame';
 import { linearRegression, LinearFit } from '../eval/regression';
 import { initAdapter, LoraAdapter, parseLoraConfig } from '../model/adapter';
@@ -21,7 +22,7 @@ import { finetuneLora } from '../train/finetune';
 import { Figure, scatterFigure } from '../viz/figures';
 import { EmbeddedDefault } from './embedded';
 import { encodeExample, mean, since } from './pipeline';
-import { lmd3Data, ParaphraseDiversity } from './world';
+import { Lmd3Data, lmd3Data, ParaphraseDiversity } from './world';
 
 export interface Lmd3Options {
   quick?: boolean;
@@ -32,6 +33,8 @@ export interface Lmd3Options {
   diversity?: ParaphraseDiversity;
   log?: (line: string) => void;
   progress?: (label: string, done: number, total: number) => void;
+  /** Called with the log-kernel matrix of the queries against the treated training set (e.g. for the explorer). */
+  onKernelScores?: (k: { data: Lmd3Data; scores: ScoreMatrix }) => void;
 }
 
 export interface Lmd3Result {
@@ -92,6 +95,11 @@ export async function runLmd3Experiment(env: EmbeddedDefault, opts: Lmd3Options 
   };
   const before = density(baseEmb);
   const after = density(embed(treatedSeqs));
+  if (opts.onKernelScores) {
+    const kde = new KernelDensity({ bandwidth: h });
+    kde.cache(embed(treatedSeqs));
+    opts.onKernelScores({ data, scores: kde.attribute(embed(testSeqs)) });
+  }
   const lossBefore = computeLosses(model, control, testSeqs, { padId });
   const lossAfter = computeLosses(model, treated, testSeqs, { padId });
   const prompts = data.tests.map((t) => tokenizer.encode(t.prompt, { addSpecialTokens: true }));

@@ -6,7 +6,7 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { frameRows } from '../../src/eval/frame';
-import { runDdaExperiment } from '../../src/experiments/dda';
+import { DdaExperimentResult } from '../../src/experiments/dda';
 import { EmbeddedDefault, loadEmbeddedDefault } from '../../src/experiments/embedded';
 import { runIfLlmExperiment } from '../../src/experiments/ifLlm';
 import { runLmd3Experiment } from '../../src/experiments/lmd3';
@@ -14,6 +14,8 @@ import { runReproduce } from '../../src/cli/reproduce';
 import { Figure, isFigure } from '../../src/viz/figures';
 import { coloredPixelShare, screenshot } from '../helpers/chromium';
 import { tmpDir } from '../helpers/fixtures';
+import { openPage } from '../helpers/browser';
+import { readRunAttributions } from '../../src/experiments/runAttributions';
 
 /** Plotly JSON that survives a round trip and has drawable traces. */
 function assertValidFigure(f: Figure): void {
@@ -21,6 +23,29 @@ function assertValidFigure(f: Figure): void {
   const back = JSON.parse(JSON.stringify(f));
   assert.ok(back.data.length > 0, `figure '${JSON.stringify(f.layout.title)}' has no traces`);
   for (const t of back.data) assert.equal(typeof t.type, 'string');
+}
+
+/**
+ * The explorer `reproduce dda` wrote: saved attributions for every hallucinated query, and a
+ * page that lists them in Chromium with their canaries marked.
+ */
+async function checkDdaExplorer(dir: string, summary: { method: string; variant: string; queries: number }[]): Promise<void> {
+  assert.ok(fs.existsSync(path.join(dir, 'explorer.html')), 'explorer.html missing');
+  const saved = readRunAttributions(dir);
+  const nQueries = saved.groups.reduce((n, g) => n + g.queries.length, 0);
+  const expected = summary.filter((x) => x.method === 'gradDot' && x.variant === 'plain').reduce((n, x) => n + x.queries, 0);
+  assert.equal(nQueries, expected, 'every hallucinated query is saved');
+  const views = new Set(saved.groups.flatMap((g) => g.scores.map((s) => s.view)));
+  for (const v of ['plain', 'debias', 'denoise', 'DDA', 'checkpoint 0']) assert.ok(views.has(v), `setting ${v} missing`);
+  const { page, errors, close } = await openPage(path.join(dir, 'explorer.html'));
+  try {
+    await page.waitForSelector('.tda-explorer[data-ready="1"]', { timeout: 60000 });
+    assert.equal(await page.textContent('.tdx-count'), `${nQueries} of ${nQueries} queries`);
+    assert.ok((await page.$$('tr.tdx-posrow')).length > 0, 'the canaries of the first query are marked');
+    assert.deepEqual(errors, []);
+  } finally {
+    await close();
+  }
 }
 
 describe('experiments on the embedded default model (--quick)', function () {
@@ -36,8 +61,9 @@ describe('experiments on the embedded default model (--quick)', function () {
     fs.rmSync(work, { recursive: true, force: true });
   });
 
-  it('dda: every method and variant reported, AUCs in [0, 1], canaries found above chance by gradDot', async () => {
-    const r = await runDdaExperiment(env, { quick: true, workDir: path.join(work, 'dda') });
+  it('dda: every method and variant reported, AUCs in [0, 1], canaries found above chance by gradDot; the run folder has its explorer', async () => {
+    const run = await runReproduce({ experiment: 'dda', quick: true, out: path.join(work, 'runs'), progress: false, log: () => undefined });
+    const r = run.result as DdaExperimentResult;
     const rows = frameRows(r.summary) as { method: string; variant: string; regime: string; auc: number; queries: number }[];
     for (const m of ['bm25', 'repSim', 'gradDot', 'gradCos', 'dataInf', 'lissa', 'ekfac', 'tracinCP']) assert.ok(rows.some((x) => x.method === m), `method ${m} missing`);
     for (const v of ['plain', 'debias', 'denoise', 'DDA']) assert.ok(rows.some((x) => x.method === 'gradDot' && x.variant === v), `variant ${v} missing`);
@@ -47,6 +73,7 @@ describe('experiments on the embedded default model (--quick)', function () {
     const gd = rows.find((x) => x.method === 'gradDot' && x.variant === 'plain' && x.regime === 'fine-tuning-only');
     assert.ok(gd && gd.auc > 0.7, `gradDot should rank the canaries well above chance: ${gd?.auc}`);
     for (const f of [...r.figures.ablation, ...r.figures.perCheckpoint, ...r.figures.roc]) assertValidFigure(f);
+    await checkDdaExplorer(run.dir, rows);
   });
 
   it('if-llm: Acc, Cover and AUC for every task and method; class attribution beats chance', async () => {
@@ -73,7 +100,7 @@ describe('experiments on the embedded default model (--quick)', function () {
 
   it('reproduce writes CSV tables and a report whose plots render in Chromium', async () => {
     const r = await runReproduce({ experiment: 'lmd3', quick: true, out: path.join(work, 'runs'), progress: false, log: () => undefined });
-    for (const f of ['summary.csv', 'per_query.csv', 'report.html', 'settings.json']) assert.ok(fs.existsSync(path.join(r.dir, f)), `${f} missing`);
+    for (const f of ['summary.csv', 'per_query.csv', 'report.html', 'settings.json', 'explorer.html']) assert.ok(fs.existsSync(path.join(r.dir, f)), `${f} missing`);
     const csv = fs.readFileSync(path.join(r.dir, 'summary.csv'), 'utf8').trim().split('\n');
     assert.equal(csv[0], 'group,queries,density_change,loss_improvement,accuracy_before,accuracy_after');
     assert.equal(csv.length, 4);

@@ -1,0 +1,83 @@
+/** The explorer of a `reproduce` run: its attributions saved in the run folder, then `explorer.html` built from them. */
+import * as path from 'node:path';
+import { buildExplorerData } from '../viz/explorer/model';
+import { writeExplorer } from '../viz/explorer/page';
+import { ScoreMatrix } from '../attribution/types';
+import { DdaRunScores, VARIANTS } from './dda';
+import { IfLlmTaskScores } from './ifLlm';
+import { Lmd3Data } from './world';
+import { readRunAttributions, RunAttributionGroup } from './runAttributions';
+
+export const EXPLORER_FILE = 'explorer.html';
+
+export const DDA_EXPLORER_HEADER = {
+  title: 'DDA explorer: which training examples do the methods blame for each hallucination?',
+  notes: [
+    'Each query is a held-out person whose country the fine-tuned model answered with the target country planted by the canary training examples (the known positives).',
+    'Settings: plain = scores at the last checkpoint; debias = last minus checkpoint 0 (the base model); denoise = mean over the epoch checkpoints; DDA = both; checkpoint t = plain scores at epoch t (0 = before fine-tuning). BM25 and TracIn-CP have plain scores only.',
+  ],
+};
+
+/** One DDA fine-tuning run as an attribution group: variants first, then every checkpoint. */
+export function ddaAttributionGroup(r: DdaRunScores): RunAttributionGroup {
+  // Gradient methods first (the first column is the page's default sort), baselines last.
+  const baseline = (m: string) => ['tracinCP', 'repSim', 'bm25'].indexOf(m);
+  const methods = Object.keys(r.variants).sort((a, b) => baseline(a) - baseline(b));
+  const nCheckpoints = Math.max(0, ...Object.values(r.checkpoints).map((c) => c.length));
+  const columns: RunAttributionGroup['columns'] = [];
+  for (const view of VARIANTS) for (const m of methods) if (r.variants[m][view]) columns.push({ method: m, view, scores: r.variants[m][view]! });
+  for (let t = 0; t < nCheckpoints; t++) for (const m of methods) if (r.checkpoints[m]?.[t]) columns.push({ method: m, view: `checkpoint ${t}`, scores: r.checkpoints[m][t] });
+  return {
+    id: `run-${r.run}`,
+    name: `run ${r.run}: ${r.pair.source} -> ${r.pair.target} (${r.pair.regime}), seed ${r.seed}`,
+    train: r.train,
+    queries: r.queries.map((q, i) => ({ prompt: q.prompt, answer: q.answer, label: 'hallucination', positives: r.positives[i] })),
+    columns,
+  };
+}
+
+export const IF_LLM_EXPLORER_HEADER = {
+  title: 'IF-on-LLMs explorer: which training examples do the methods credit for each test output?',
+  notes: [
+    'Class tasks: the label is the query\u2019s class, and the known positives are training examples of the same class (Acc asks whether the top one is). Backdoor: the positives are the triggered training examples. Harmful: the harmful training examples of the query\u2019s kind.',
+    'Scores at the final adapter of each task\u2019s fine-tuning run; the answer shown is the expected test output whose loss the methods explain.',
+  ],
+};
+
+export const LMD3_EXPLORER_HEADER = {
+  title: 'LMD3 explorer: which training examples make each query dense?',
+  notes: [
+    'Score = log-kernel value -||q - x||^2 / (2 h^2) of the query against each training example of the treated training set, in the base model\u2019s representation space: the closer the example, the more it adds to the query\u2019s density (a similarity, not an effect on the loss).',
+    'Treated queries had paraphrases injected into the training set (their known positives); control queries had none.',
+  ],
+};
+
+/** One IF-on-LLMs task as an attribution group. */
+export function ifLlmAttributionGroup(t: IfLlmTaskScores): RunAttributionGroup {
+  return {
+    id: t.task.replace(/[^A-Za-z0-9]+/g, '-').replace(/^-|-$/g, ''),
+    name: t.task,
+    train: t.train,
+    queries: t.queries.map((q, i) => ({ ...q, positives: t.positives[i] })),
+    columns: Object.entries(t.scores).map(([method, scores]) => ({ method, view: 'final adapter', scores })),
+  };
+}
+
+/** The LMD3 queries against the treated training set (base examples plus injected paraphrases). */
+export function lmd3AttributionGroup(k: { data: Lmd3Data; scores: ScoreMatrix }): RunAttributionGroup {
+  const { data } = k;
+  const positives = data.tests.map(() => [] as number[]);
+  data.paraphraseOf.forEach((test, j) => positives[test].push(data.baseTrain.length + j));
+  return {
+    id: 'treated-training-set',
+    name: 'treated training set',
+    train: data.treatedTrain,
+    queries: data.tests.map((t, i) => ({ prompt: t.prompt, answer: t.response, label: t.treated ? 'treated' : 'control', positives: positives[i] })),
+    columns: [{ method: 'density kernel', view: 'base model embeddings', scores: k.scores }],
+  };
+}
+
+/** Builds `explorer.html` in the run folder from what `attributions/` holds; returns its path. */
+export function writeRunExplorer(runDir: string, k = 10): string {
+  return writeExplorer(path.join(runDir, EXPLORER_FILE), buildExplorerData({ ...readRunAttributions(runDir), k }));
+}
