@@ -16,6 +16,7 @@ export { inverseFrequencies, rotaryTables } from './model/rope';
 export { modulePath, linearShape, allModules } from './model/modules';
 export { loadAdapter, saveAdapter, initAdapter, readLoraConfig, parseLoraConfig, adapterKey, LoraAdapter, LoraModuleWeights } from './model/adapter';
 export { listCheckpoints, isAdapterDir, CheckpointInfo } from './model/checkpoints';
+export { readOptimizerState, writeOptimizerState, momentsOf, OptimizerState, TensorMoments, OPTIMIZER_STATE_FILE } from './model/optimizerState';
 export { LlamaModel, BatchConstants, disposeBatchConstants } from './model/llama';
 export { loraStateFromAdapter, replicatePerExample, disposeLoraState, LoraState } from './model/loraState';
 export { exampleLosses, batchLosses, computeLosses, lossRows, disposeLossRows, lossConstants, disposeLossConstants, LossRows, LossConstants, LossOptions } from './model/loss';

@@ -37,16 +37,21 @@ export interface AdamOptions {
   eps?: number;
 }
 
+/** The Adam settings in effect: the given ones, else PyTorch's defaults. */
+export function adamSettings(opts: AdamOptions = {}): { beta1: number; beta2: number; eps: number } {
+  const [beta1, beta2] = opts.betas ?? [0.9, 0.999];
+  return { beta1, beta2, eps: opts.eps ?? 1e-8 };
+}
+
 /** tfjs Adam with PyTorch's defaults. Update: w -= lr * m_hat / (sqrt(v_hat) + eps). */
 export function createAdam(lr: number, opts: AdamOptions = {}): tf.AdamOptimizer {
-  const [b1, b2] = opts.betas ?? [0.9, 0.999];
+  const { beta1: b1, beta2: b2, eps } = adamSettings(opts);
   for (const [name, b] of [
     ['betas[0]', b1],
     ['betas[1]', b2],
   ] as const) {
     if (!(b >= 0 && b < 1)) throw new TdaError(`must be in [0, 1), got ${b}`, { field: name });
   }
-  const eps = opts.eps ?? 1e-8;
   if (!(eps > 0)) throw new TdaError(`must be positive, got ${eps}`, { field: 'eps' });
   return tf.train.adam(lr, b1, b2, eps);
 }

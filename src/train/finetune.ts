@@ -19,7 +19,9 @@
  * - Checkpoints: `outDir/checkpoint-<global step>/` (HF naming: the optimizer step count
  *   when it was saved, so `checkpoint-0` is the initial adapter when `saveInitial`, and
  *   after epoch e it is `checkpoint-<e * stepsPerEpoch>`), each holding
- *   `adapter_config.json`, `adapter_model.safetensors` and the `trainer_state.json` so far;
+ *   `adapter_config.json`, `adapter_model.safetensors`, the `trainer_state.json` so far and
+ *   Adam's moments with the step, betas, eps and the checkpoint's learning rate
+ *   (`optimizer_state.safetensors`, see model/optimizerState.ts; zero at checkpoint-0);
  *   `outDir/trainer_state.json` is rewritten (atomically) after every epoch.
  * - Deterministic: same inputs and seed, bit-identical adapters on the same backend.
  */
@@ -28,15 +30,17 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { LabelMask, makeBatch, TokenSequence } from '../data/batch';
 import { TdaError } from '../errors';
-import { LoraAdapter, LoraModuleWeights, saveAdapter } from '../model/adapter';
+import { adapterKey, LoraAdapter, LoraModuleWeights, saveAdapter } from '../model/adapter';
 import { disposeBatchConstants, LlamaModel } from '../model/llama';
 import { LoraFactors, LoraState } from '../model/loraState';
 import { disposeLossConstants, exampleLosses, lossConstants } from '../model/loss';
 import { linearShape } from '../model/modules';
+import { OptimizerState, TensorMoments, writeOptimizerState } from '../model/optimizerState';
 import { Rng } from '../random';
 import { download } from '../runtime/ops';
 import {
   AdamOptions,
+  adamSettings,
   adamStep,
   checkLoss,
   checkLr,
@@ -48,6 +52,7 @@ import {
   LossReduction,
   reductionWeights,
 } from './common';
+import { adamMoments } from './adamMoments';
 import { LoraDropout } from './loraDropout';
 import { makeSchedule, ScheduleInput } from './schedule';
 import { TRAINER_STATE_FILE, TrainerCheckpointEntry, TrainerState, writeTrainerState } from './trainerState';
@@ -182,11 +187,29 @@ export function finetuneLora(model: LlamaModel, adapter: LoraAdapter, sequences:
         B: download(() => tf.transpose(vars[2 * i + 1])),
       })),
     });
+    // Adam's moments in the PEFT layout: the variables hold A^T and B^T, so each is transposed back.
+    const optimizerState = (step: number, lr: number): OptimizerState => {
+      const moments = adapter.modules.flatMap((m, i): TensorMoments[] =>
+        (['A', 'B'] as const).map((which, j) => {
+          const shape = which === 'A' ? [r, m.inFeatures] : [m.outFeatures, r];
+          const slot = adamMoments(opt!, 2 * i + j);
+          const size = shape[0] * shape[1];
+          return {
+            key: adapterKey(m.path, which),
+            shape,
+            expAvg: slot ? download(() => tf.transpose(slot.m)) : new Float32Array(size),
+            expAvgSq: slot ? download(() => tf.transpose(slot.v)) : new Float32Array(size),
+          };
+        }),
+      );
+      return { step, ...adamSettings(opts), learningRate: lr, moments };
+    };
     const saveCheckpoint = (a: LoraAdapter, step: number, epoch: number, lr: number): string | null => {
       if (!opts.outDir) return null;
       const name = `checkpoint-${step}`;
       const dir = path.join(opts.outDir, name);
       saveAdapter(dir, a);
+      writeOptimizerState(dir, optimizerState(step, lr));
       const entry: TrainerCheckpointEntry = { name, step, epoch, learning_rate: lr };
       state.checkpoints!.push(entry);
       return dir;

@@ -6,6 +6,8 @@ import { makeBatch, TokenSequence } from '../../src/data/batch';
 import { initAdapter, loadAdapter, LoraAdapter, parseLoraConfig, saveAdapter } from '../../src/model/adapter';
 import { listCheckpoints } from '../../src/model/checkpoints';
 import { computeLosses } from '../../src/model/loss';
+import { readOptimizerState } from '../../src/model/optimizerState';
+import { computeLoraGradients } from '../../src/gradients/compute';
 import { disposeBatchConstants, LlamaModel } from '../../src/model/llama';
 import { disposeLoraState, loraStateFromAdapter } from '../../src/model/loraState';
 import { disposeLossConstants, exampleLosses, lossConstants } from '../../src/model/loss';
@@ -159,6 +161,59 @@ describe('finetuneLora', () => {
     const file = path.join(out, 'state.json');
     writeTrainerState(file, hf(1, [{ step: 1, epoch: 1, loss: 0.5 }]) as unknown as TrainerState);
     assert.equal(readTrainerState(file).log_history[0].loss, 0.5);
+  });
+
+  it("saves Adam's moments with every checkpoint: zero at checkpoint-0, then Adam's recurrence over the full-batch gradients", async () => {
+    const out = path.join(dirs.make(), 'run');
+    const init = initAdapter(cfg, loraConfig(), 7);
+    const [b1, b2] = [0.8, 0.95];
+    // One batch of all 6 examples per epoch: step s's gradient is the mean gradient at checkpoint-(s-1).
+    const opts: FinetuneOptions = { ...base, epochs: 2, lr: 0.03, schedule: 'linear', betas: [b1, b2], eps: 1e-6 };
+    const { adapter, log } = finetuneLora(model, init, seqs, { ...opts, outDir: out });
+    const unsaved = finetuneLora(model, init, seqs, opts).adapter;
+    assert.deepEqual(flat(adapter), flat(unsaved), 'saving the optimizer state changes no weight');
+
+    const states = [0, 1, 2].map((s) => readOptimizerState(path.join(out, `checkpoint-${s}`)));
+    states.forEach((st, s) => {
+      assert.equal(st.step, s);
+      assert.deepEqual([st.beta1, st.beta2, st.eps], [b1, b2, 1e-6]);
+      assert.equal(st.learningRate, log.checkpoints![s].learning_rate, 'the learning rate recorded for the checkpoint');
+    });
+    assert.ok(states[0].moments.every((t) => t.expAvg.every((x) => x === 0) && t.expAvgSq.every((x) => x === 0)), 'checkpoint-0: zero moments');
+
+    // Independent replay: per-example gradients (computeLoraGradients) averaged, then m and v by hand in float64.
+    const meanGradient = async (s: number) => {
+      const g = await computeLoraGradients(model, loadAdapter(path.join(out, `checkpoint-${s}`), cfg), seqs, { mask: 'response', workers: 0 });
+      return new Map(g.blocks.map((b) => [b.name, Array.from({ length: b.dim }, (_, j) => meanOf(Array.from({ length: g.n }, (_, i) => b.data[i * b.dim + j])))]));
+    };
+    const g0 = await meanGradient(0);
+    const g1 = await meanGradient(1);
+    const relErr = (got: ArrayLike<number>, want: number[]) => {
+      let num = 0;
+      let den = 0;
+      want.forEach((w, j) => {
+        num += (got[j] - w) ** 2;
+        den += w * w;
+      });
+      // lora_A's gradient is exactly zero while B is (checkpoint-0): then the error is absolute.
+      return Math.sqrt(num) / Math.max(Math.sqrt(den), 1e-20);
+    };
+    assert.equal(states[1].moments.length, 2 * init.modules.length);
+    for (const t of states[2].moments) {
+      const a = g0.get(t.key)!;
+      const b = g1.get(t.key)!;
+      assert.ok(a && b, t.key);
+      const m1 = a.map((x) => (1 - b1) * x);
+      const v1 = a.map((x) => (1 - b2) * x * x);
+      const t1 = states[1].moments.find((x) => x.key === t.key)!;
+      assert.ok(relErr(t1.expAvg, m1) < 1e-4, `${t.key} m at step 1: ${relErr(t1.expAvg, m1)}`);
+      assert.ok(relErr(t1.expAvgSq, v1) < 1e-4, `${t.key} v at step 1`);
+      const m2 = m1.map((m, j) => b1 * m + (1 - b1) * b[j]);
+      const v2 = v1.map((v, j) => b2 * v + (1 - b2) * b[j] * b[j]);
+      assert.ok(m2.some((x) => x !== 0), `${t.key}: nonzero by step 2`);
+      assert.ok(relErr(t.expAvg, m2) < 1e-4, `${t.key} m at step 2: ${relErr(t.expAvg, m2)}`);
+      assert.ok(relErr(t.expAvgSq, v2) < 1e-4, `${t.key} v at step 2`);
+    }
   });
 
   it('is deterministic per seed, with and without LoRA dropout', () => {
