@@ -11,11 +11,15 @@ export { blockDamping, DEFAULT_DAMPING_SCALE, DAMPING_SCALE_OPTION, DampingOptio
 export { GradDot, GradCos, exampleNorms } from './gradDot';
 export { tracinCP, tracinFromScores, TracInCheckpoint } from './tracin';
 export { DataInf } from './dataInf';
+export { Less, LessOptions, LESS_DEFAULTS, adamUpdateDirection } from './less';
+export { TrackStar, TrackStarOptions, TRACKSTAR_DEFAULTS, secondMomentCorrected } from './trackstar';
+export { OptimizerCheckpoint } from './optimizerCheckpoint';
+export { projectExamples, normalizeRows } from './featureProjection';
 export { Lissa, LISSA_DEFAULTS, LissaOptions, LissaBlockReport, topEigenvalue } from './lissa';
 export { ExactInfluence, ExactOptions, DEFAULT_MAX_BLOCK_SIZE } from './exact';
 export { EkfacInfluence } from './ekfac';
 export { METHODS, GRADIENT_METHODS, methodByName, createScorer, createGradientAttributor } from './registry';
-export { MethodDescriptor, OptionSpec, OptionValue, Scorer, ScorerInput, Settings, resolveOptions, parseOption, optionFlag, WORKERS_OPTION } from './method';
+export { MethodDescriptor, OptionSpec, OptionValue, Scorer, ScorerInput, Settings, resolveOptions, parseOption, optionFlag, WORKERS_OPTION, PROJECTION_SEED_OPTION } from './method';
 export { RepSim, repSimScores, RepSimKind } from './repSim';
 export { Bm25, bm25Scores, bm25Tokenize, Bm25Options } from './bm25';
 export { KernelDensity, logDensity, logKernelMatrix, kdeBandwidth, BandwidthRule, DensityOptions } from './density';

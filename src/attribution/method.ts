@@ -8,8 +8,12 @@
 import { TdaError } from '../errors';
 import { Attributor } from './types';
 
-/** What a method scores from: per-example gradients, per-example embeddings, or raw texts. */
-export type ScorerInput = 'gradients' | 'embeddings' | 'texts';
+/**
+ * What a method scores from: per-example gradients, per-example embeddings, raw texts, or
+ * `checkpoints`: per-example gradients at training checkpoints with the optimizer state
+ * saved there (OptimizerCheckpoint; through the library API, not `tda-lab score`).
+ */
+export type ScorerInput = 'gradients' | 'embeddings' | 'texts' | 'checkpoints';
 
 export type OptionValue = number | string;
 
@@ -92,5 +96,14 @@ export const WORKERS_OPTION: OptionSpec = {
   key: 'workers',
   description: 'worker threads for the products with the training gradients (0 = this thread; default: every core for large jobs)',
   type: 'integer',
+  min: 0,
+};
+
+/** The seed of a method's own random projection (LESS, TrackStar). */
+export const PROJECTION_SEED_OPTION: OptionSpec = {
+  key: 'projectionSeed',
+  description: 'seed of the random projection',
+  type: 'integer',
+  default: 0,
   min: 0,
 };

@@ -11,11 +11,13 @@ import { ekfacMethod } from './ekfac';
 import { exactMethod } from './exact';
 import { gradCosMethod, gradDotMethod } from './gradDot';
 import { GradientAttributor } from './gradientAttributor';
+import { lessMethod } from './less';
 import { lissaMethod } from './lissa';
 import { MethodDescriptor, resolveOptions, Scorer } from './method';
 import { repSimMethod } from './repSim';
+import { trackStarMethod } from './trackstar';
 
-export const METHODS: readonly MethodDescriptor[] = [gradDotMethod, gradCosMethod, dataInfMethod, lissaMethod, exactMethod, ekfacMethod, repSimMethod, bm25Method, densityMethod];
+export const METHODS: readonly MethodDescriptor[] = [gradDotMethod, gradCosMethod, dataInfMethod, lissaMethod, exactMethod, ekfacMethod, repSimMethod, bm25Method, densityMethod, lessMethod, trackStarMethod];
 
 /** Names of the methods that score from per-example gradients. */
 export const GRADIENT_METHODS = METHODS.filter((m) => m.input === 'gradients').map((m) => m.name) as readonly string[];

@@ -159,7 +159,16 @@ function textInputs(o: ScoreOptions): Inputs {
   return { train: readTextsJsonl(o.train), nTest: test.length, queries: (start, end) => test.slice(start, end), inputSettings: {} };
 }
 
-const INPUTS: Record<MethodDescriptor['input'], (o: ScoreOptions) => Inputs> = { gradients: gradientInputs, embeddings: embeddingInputs, texts: textInputs };
+/** Methods that need each checkpoint's gradients and optimizer state are library-only for now. */
+function checkpointInputs(o: ScoreOptions): Inputs {
+  throw new TdaError(
+    `${o.method} scores from per-checkpoint gradients with the optimizer state saved at each checkpoint, which tda-lab score does not read; ` +
+      `use the library: createScorer('${o.method}').cache(checkpoints) with { train, optimizer: readOptimizerState(dir) } per checkpoint (README, Attribution)`,
+    { field: '--method' },
+  );
+}
+
+const INPUTS: Record<MethodDescriptor['input'], (o: ScoreOptions) => Inputs> = { gradients: gradientInputs, embeddings: embeddingInputs, texts: textInputs, checkpoints: checkpointInputs };
 
 /** Top-k: streamed in fixed memory by gradient methods, else taken from the full matrix. */
 function topK(scorer: Scorer, queries: unknown, k: number): TopKScores {

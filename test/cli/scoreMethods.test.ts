@@ -139,6 +139,15 @@ describe('tda-lab score: every method of the registry from the command line', fu
     assert.equal(JSON.parse(readScoreFile(p('ck2-scores.safetensors')).metadata.settings).inputs.checkpoint, '/runs/lora/checkpoint-2');
   });
 
+  it("refuses the methods that need each checkpoint's optimizer state (less, trackStar), pointing at the library", () => {
+    for (const method of ['less', 'trackStar']) {
+      const r = cli(['score', '--method', method, '--train', p('train-grads.safetensors'), '--test', p('test-grads.safetensors'), '--out', p(`${method}.safetensors`)]);
+      assert.notEqual(r.status, 0);
+      assert.match(r.stderr, /'--method'.*optimizer state.*createScorer/);
+      assert.ok(!fs.existsSync(p(`${method}.safetensors`)));
+    }
+  });
+
   it('merge refuses score shards made with different settings, naming the setting', () => {
     const base = ['--train', p('train-grads.safetensors'), '--test', p('test-grads.safetensors')];
     assert.equal(cli(['score', '--method', 'dataInf', ...base, '--shard', '0/2', '--out', p('s0.safetensors')]).status, 0);
