@@ -160,7 +160,7 @@ export const lessMethod: MethodDescriptor = {
   summary: 'LESS: Adam-preconditioned training gradients vs query gradients, projected, unit-normalised, summed over checkpoints by learning rate',
   input: 'checkpoints',
   options: [
-    { key: 'projectionDim', description: 'dimension of the random projection of the whole gradient (default: 8192 for less, 1024 for trackStar)', type: 'integer', default: LESS_DEFAULTS.projectionDim, min: 1 },
+    { key: 'projectionDim', description: 'dimension of the random projection of the whole gradient (default: 8192 for less, 512 for trackStar)', type: 'integer', default: LESS_DEFAULTS.projectionDim, min: 1 },
     PROJECTION_SEED_OPTION,
     WORKERS_OPTION,
   ],

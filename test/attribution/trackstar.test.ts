@@ -103,7 +103,7 @@ describe('attribution/trackstar: TrackStar against a direct transcription', () =
 
   it('is a registry method with its defaults; refuses bad options and input, naming the field', () => {
     const d = createScorer('trackStar').settings();
-    assert.deepEqual([d.projectionDim, d.projectionSeed, d.mix, d.ridge, d.eps], [1024, 0, 0.5, 1e-3, 1e-8]);
+    assert.deepEqual([d.projectionDim, d.projectionSeed, d.mix, d.ridge, d.eps], [512, 0, 0.5, 1e-3, 1e-8]);
     const scorer = createScorer('trackStar', { projectionDim: 5, mix: 0.5, ridge: 1e-2, eps: 0.1, workers: 0 });
     scorer.cache({ train: inMemorySource(train), optimizer: state });
     assertClose(scorer.attribute(test), trackStarReference(train, test, state, { k: 5, seed: 0, mix: 0.5, ridge: 1e-2, eps: 0.1 }), 1e-4, 'registry');
@@ -117,5 +117,13 @@ describe('attribution/trackstar: TrackStar against a direct transcription', () =
     const zero = new TrackStar({ projectionDim: 4, ridge: 0, mix: 1, workers: 0 });
     zero.cache({ train: inMemorySource(randomGradients(3, SHAPES, 1, 0)), optimizer: state });
     throwsTda(() => zero.attribute(test), "'ridge'", 'singular');
+    // Without a ridge R must be invertible: 8 training examples span k = 4 dimensions, but not 12.
+    const noRidge = (k: number) => new TrackStar({ projectionDim: k, ridge: 0, mix: 1, eps: 0.1, workers: 0 });
+    const full = noRidge(4);
+    full.cache({ train: inMemorySource(train), optimizer: state });
+    assertClose(full.attribute(test), trackStarReference(train, test, state, { k: 4, seed: 0, mix: 1, ridge: 0, eps: 0.1 }), 1e-4, 'no ridge');
+    const wide = noRidge(12);
+    wide.cache({ train: inMemorySource(train), optimizer: state });
+    throwsTda(() => wide.attribute(test), "'ridge'", 'singular');
   });
 });
