@@ -102,7 +102,10 @@ describe('notebooks', () => {
     it('renders its tables and plots in headless Chromium', () => {
       const page = fs.readFileSync(html, 'utf8');
       assert.equal(page.match(/\* plotly\.js v\d/g)?.length, 1, 'plotly.js inlined exactly once');
-      assert.equal(page.match(/Plotly\.newPlot\(/g)?.length, 4, 'four figures: two ablation bar charts, two per-checkpoint line charts');
+      // Four figures (two ablation bar charts, two per-checkpoint line charts) and the explorer's
+      // script, which holds its two plot calls (where the positives rank; method agreement).
+      assert.equal(page.match(/Plotly\.newPlot\(/g)?.length, 4 + 2, 'four figures plus the explorer');
+      assert.equal(page.match(/class="tda-explorer/g)?.length ?? 0, 1, 'one explorer');
       assert.ok((page.match(/<table class="tda-table"/g)?.length ?? 0) >= 4, 'the pairs, runs, AUC and score-scale tables');
       for (const header of ['ft plain', 'bias DDA', 'hallucinated queries']) assert.ok(page.includes(`<th class="tda-text">${header}</th>`) || page.includes(`<th>${header}</th>`), `table header ${header}`);
 
