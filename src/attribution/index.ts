@@ -16,6 +16,9 @@ export { TrackStar, TrackStarOptions, TRACKSTAR_DEFAULTS, secondMomentCorrected 
 export { OptimizerCheckpoint } from './optimizerCheckpoint';
 export { projectExamples, normalizeRows } from './featureProjection';
 export { Lissa, LISSA_DEFAULTS, LissaOptions, LissaBlockReport, topEigenvalue } from './lissa';
+export { ConjugateGradient, cgRows } from './conjugateGradient';
+export { IterativeSolver, IterativeSolverOptions, BlockConvergence, Unconverged, DEFAULT_TOLERANCE, DEFAULT_MAX_ITERATIONS, mergeConvergence } from './iterativeSolver';
+export { relativeResiduals } from './dampedResidual';
 export { ExactInfluence, ExactOptions, DEFAULT_MAX_BLOCK_SIZE } from './exact';
 export { EkfacInfluence } from './ekfac';
 export { METHODS, GRADIENT_METHODS, methodByName, createScorer, createGradientAttributor } from './registry';

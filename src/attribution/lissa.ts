@@ -4,24 +4,34 @@
  *   y_0 = v,  y_{t+1} = v + (I - A_t) y_t,  x = y_T / scale,
  * where A_t uses a random mini-batch of training gradients (or all of them). The series
  * converges when scale > the largest eigenvalue of H + lambda I; `scale: 'auto'` estimates it
- * by power iteration. The damping sign is +lambda (public code often has it wrong).
- * A convergence report (relative change of y per iteration) is kept in `report`.
+ * by power iteration. The damping sign is +lambda (the LiSSA code of DataInf's and of the
+ * IF-on-LLMs repositories has it wrong).
+ *
+ * By default it iterates until the relative residual of every query is below the tolerance
+ * (iterativeSolver.ts), within a cap. Full-batch, y_{t+1} - y_t = v - (H + lambda I) y_t / scale
+ * is the residual of y_t / scale, so each step's change estimates it for free; when the
+ * estimate passes, the float64 residual decides (and is checked again after as many
+ * iterations as were run so far, when float32 rounding kept it above). The error shrinks by
+ * about 1 - 1 / condition per step, so ill-conditioned blocks need far more iterations than
+ * conjugate gradients (method `cg`). `iterations: k` runs exactly k steps instead, as the
+ * papers and the experiments do; the residual reached is reported all the same.
+ * The relative change of y per iteration is kept in `report`.
  */
 import * as tf from '@tensorflow/tfjs';
 import { TdaError } from '../errors';
 import { download } from '../runtime/ops';
 import { Rng } from '../random';
-import { DAMPING_SCALE_OPTION, DampingOptions } from './damping';
+import { DAMPING_SCALE_OPTION } from './damping';
+import { relativeResiduals, worst } from './dampedResidual';
+import { BlockProblem, BlockSolution, DEFAULT_MAX_ITERATIONS, IterativeSolver, IterativeSolverOptions, MAX_ITERATIONS_OPTION, TOLERANCE_OPTION, Unconverged, UNCONVERGED_OPTION } from './iterativeSolver';
 import { MethodDescriptor, Settings, WORKERS_OPTION } from './method';
-import { DampedAttributor, materializeBlock, ScoringOptions } from './gradientAttributor';
-import { GradientSet, GradientSource } from '../gradients/types';
-import { withBlocks } from '../gradients/types';
+import { GradientSource } from '../gradients/types';
 
 /** Defaults, shared by the class and its command-line options. */
-export const LISSA_DEFAULTS = { iterations: 200, scale: 'auto', batchSize: null, seed: 0, repeats: 1 } as const;
+export const LISSA_DEFAULTS = { maxIterations: DEFAULT_MAX_ITERATIONS.lissa, scale: 'auto', batchSize: null, seed: 0, repeats: 1 } as const;
 
-export interface LissaOptions extends DampingOptions, ScoringOptions {
-  /** Number of iterations (default 200). */
+export interface LissaOptions extends IterativeSolverOptions {
+  /** Exactly this many iterations, no residual-based stop (the papers' protocol); default: iterate to the tolerance. */
   iterations?: number;
   /** Divisor making the series converge; 'auto' = 1.1 x the estimated top eigenvalue of H + lambda I. */
   scale?: number | 'auto';
@@ -35,101 +45,132 @@ export interface LissaOptions extends DampingOptions, ScoringOptions {
 export interface LissaBlockReport {
   block: string;
   scale: number;
-  /** ||y_{t+1} - y_t|| / ||y_t|| per iteration. */
+  /** ||y_{t+1} - y_t|| / ||y_t|| per iteration (of the last run). */
   relativeChange: number[];
 }
 
-export class Lissa extends DampedAttributor {
+export class Lissa extends IterativeSolver {
   readonly name = 'lissa';
   report: LissaBlockReport[] = [];
-  private blocks: Float32Array[] = [];
   private scales: number[] = [];
-  private readonly opts: Required<Pick<LissaOptions, 'iterations' | 'scale' | 'seed' | 'repeats'>> & { batchSize: number | null };
+  private rng = new Rng(0);
+  private readonly opts: Required<Pick<LissaOptions, 'scale' | 'seed' | 'repeats'>> & { batchSize: number | null; iterations: number | undefined };
 
   constructor(opts: LissaOptions = {}) {
-    super(opts);
+    super(opts, LISSA_DEFAULTS.maxIterations);
     const d = LISSA_DEFAULTS;
-    this.opts = { iterations: opts.iterations ?? d.iterations, scale: opts.scale ?? d.scale, batchSize: opts.batchSize ?? d.batchSize, seed: opts.seed ?? d.seed, repeats: opts.repeats ?? d.repeats };
+    this.opts = { iterations: opts.iterations, scale: opts.scale ?? d.scale, batchSize: opts.batchSize ?? d.batchSize, seed: opts.seed ?? d.seed, repeats: opts.repeats ?? d.repeats };
     if (typeof this.opts.scale === 'number' && !(this.opts.scale > 0)) throw new TdaError(`must be positive, got ${this.opts.scale}`, { field: 'scale' });
+    if (opts.iterations !== undefined && opts.maxIterations !== undefined) {
+      throw new TdaError('give either iterations (exactly that many) or maxIterations (a cap on iterating to the tolerance), not both', { field: 'maxIterations' });
+    }
+    if (opts.iterations !== undefined && (!Number.isInteger(opts.iterations) || opts.iterations < 1)) throw new TdaError(`must be a whole number >= 1, got ${opts.iterations}`, { field: 'iterations' });
   }
 
-  protected override prepareBlocks(train: GradientSource): void {
-    this.blocks = train.blocks.map((_, l) => materializeBlock(train, l));
+  protected override prepareSolver(train: GradientSource): void {
     this.scales = train.blocks.map((b, l) =>
       this.opts.scale === 'auto' ? 1.1 * (topEigenvalue(this.blocks[l], train.n, b.dim, this.opts.seed) + this.damping[l]) : (this.opts.scale as number),
     );
   }
 
-  protected transform(test: GradientSet, train: GradientSource): GradientSet {
-    const rng = new Rng(this.opts.seed);
+  protected override promisesTolerance(): boolean {
+    return this.opts.iterations === undefined;
+  }
+
+  protected override transform(...args: Parameters<IterativeSolver['transform']>): ReturnType<IterativeSolver['transform']> {
+    // One random stream over all blocks of a call, as the fixed-iteration results always had.
+    this.rng = new Rng(this.opts.seed);
     this.report = [];
-    const out = test.blocks.map((b, l) => {
-      const lambda = this.damping[l];
-      if (lambda === 0) return new Float32Array(b.data.length);
-      const scale = this.scales[l];
-      const G = this.blocks[l];
-      const d = b.dim;
-      const nT = test.n;
-      const v = b.data;
-      const runs = this.opts.batchSize === null ? 1 : this.opts.repeats;
-      const sum = new Float32Array(v.length);
-      let changes: number[] = [];
-      // The training block stays on the backend for all iterations (uploading it per
-      // product dominated the run time); mini-batches are gathered rows of it.
-      const g = tf.tensor2d(G, [train.n, d]);
-      const gT = tf.transpose(g);
-      const vT = tf.tensor2d(v, [nT, d]);
-      try {
-        for (let run = 0; run < runs; run++) {
-          let y = tf.clone(vT);
-          changes = [];
-          for (let t = 0; t < this.opts.iterations; t++) {
-            const idx = this.sampleRows(train.n, rng);
-            const m = idx ? idx.length : train.n;
-            const next = tf.tidy(() => {
-              const rows = idx ? tf.gather(g, tf.tensor1d(idx, 'int32')) : g;
-              const rowsT = idx ? tf.transpose(rows) : gT;
-              const hy = tf.matMul(tf.matMul(y, rowsT), rows); // y G_b^T G_b, [nT, d]
-              return tf.sub(tf.add(vT, y), tf.div(tf.add(tf.div(hy, m), tf.mul(y, lambda)), scale));
+    return super.transform(...args);
+  }
+
+  protected solveBlock(p: BlockProblem): BlockSolution {
+    const { g, gT, n, d, nT, v, lambda } = p;
+    const scale = this.scales[p.l];
+    const fixed = this.opts.iterations;
+    const steps = fixed ?? this.maxIterations;
+    const runs = this.opts.batchSize === null ? 1 : this.opts.repeats;
+    const vNorms = rowNorms(v, nT, d);
+    const sum = new Float32Array(v.length);
+    let changes: number[] = [];
+    let used = 0;
+    const vT = tf.tensor2d(v, [nT, d]);
+    try {
+      for (let run = 0; run < runs; run++) {
+        let y = tf.clone(vT);
+        changes = [];
+        let nextCheck = 0;
+        let t = 0;
+        for (; t < steps; t++) {
+          const idx = this.sampleRows(n);
+          const m = idx ? idx.length : n;
+          const next = tf.tidy(() => {
+            const rows = idx ? tf.gather(g, tf.tensor1d(idx, 'int32')) : g;
+            const rowsT = idx ? tf.transpose(rows) : gT;
+            const hy = tf.matMul(tf.matMul(y, rowsT), rows); // y G_b^T G_b, [nT, d]
+            return tf.sub(tf.add(vT, y), tf.div(tf.add(tf.div(hy, m), tf.mul(y, lambda)), scale));
+          });
+          // Per query ||y_{t+1} - y_t||^2, then ||y_t||^2.
+          const sq = download(() => tf.concat([tf.sum(tf.square(tf.sub(next, y)), 1), tf.reshape(tf.sum(tf.square(y)), [1])]));
+          let diff = 0;
+          for (let q = 0; q < nT; q++) diff += sq[q];
+          if (!Number.isFinite(diff)) {
+            next.dispose();
+            throw new TdaError(`LiSSA diverged at iteration ${t + 1} (scale ${scale} is below the top eigenvalue of H + lambda I; use a larger scale or 'auto')`, {
+              field: p.name,
             });
-            const [diff, norm] = download(() => tf.stack([tf.sum(tf.square(tf.sub(next, y))), tf.sum(tf.square(y))]));
-            if (!Number.isFinite(diff)) {
-              next.dispose();
-              throw new TdaError(`LiSSA diverged at iteration ${t + 1} (scale ${scale} is below the top eigenvalue of H + lambda I; use a larger scale or 'auto')`, {
-                field: b.name,
-              });
-            }
-            changes.push(Math.sqrt(diff) / Math.max(Math.sqrt(norm), 1e-30));
-            y.dispose();
-            y = next as tf.Tensor2D;
           }
-          const yData = y.dataSync();
-          for (let j = 0; j < yData.length; j++) sum[j] += yData[j];
+          changes.push(Math.sqrt(diff) / Math.max(Math.sqrt(sq[nT]), 1e-30));
+          if (fixed === undefined && t >= nextCheck && this.estimatePasses(sq, vNorms)) {
+            // The estimate is of y_t / scale: keep y_t if its float64 residual agrees.
+            const x = y.dataSync().map((a) => a / scale);
+            if (worst(relativeResiduals(p.G, n, d, lambda, v, x, nT)) <= this.tolerance) {
+              next.dispose();
+              break;
+            }
+            nextCheck = 2 * (t + 1);
+          }
           y.dispose();
+          y = next as tf.Tensor2D;
         }
-      } finally {
-        g.dispose();
-        gT.dispose();
-        vT.dispose();
+        used = Math.max(used, t);
+        const yData = y.dataSync();
+        for (let j = 0; j < yData.length; j++) sum[j] += yData[j];
+        y.dispose();
       }
-      this.report.push({ block: b.name, scale, relativeChange: changes });
-      return sum.map((x) => x / (scale * runs));
-    });
-    return withBlocks(test, out);
+    } finally {
+      vT.dispose();
+    }
+    this.report.push({ block: p.name, scale, relativeChange: changes });
+    return { x: sum.map((x) => x / (scale * runs)), iterations: used };
+  }
+
+  /** Every query's step change (its residual estimate) within the tolerance of ||v_q||. */
+  private estimatePasses(sq: Float32Array, vNorms: Float64Array): boolean {
+    for (let q = 0; q < vNorms.length; q++) if (Math.sqrt(sq[q]) > this.tolerance * vNorms[q]) return false;
+    return true;
   }
 
   protected override methodSettings(): Settings {
-    // The convergence reached: each block's last relative change of the iterate.
-    const lastChange = Object.fromEntries(this.report.map((r) => [r.block, r.relativeChange[r.relativeChange.length - 1] ?? null]));
-    return { ...super.methodSettings(), ...this.opts, ...(this.report.length ? { lastRelativeChange: lastChange } : {}) };
+    const { iterations, ...rest } = this.opts;
+    const mode = iterations === undefined ? { maxIterations: this.maxIterations } : { iterations };
+    return { ...super.methodSettings(), ...mode, ...rest };
   }
 
   /** Row indices of a mini-batch (with replacement), or null for all rows. */
-  private sampleRows(n: number, rng: Rng): number[] | null {
+  private sampleRows(n: number): number[] | null {
     const bs = this.opts.batchSize;
     if (bs === null || bs >= n) return null;
-    return Array.from({ length: bs }, () => rng.int(n));
+    return Array.from({ length: bs }, () => this.rng.int(n));
   }
+}
+
+function rowNorms(a: Float32Array, rows: number, d: number): Float64Array {
+  return Float64Array.from({ length: rows }, (_, q) => {
+    let s = 0;
+    for (let j = q * d; j < (q + 1) * d; j++) s += a[j] * a[j];
+    return Math.sqrt(s);
+  });
 }
 
 /** Largest eigenvalue of G^T G / n by power iteration (G is [n, d]). */
@@ -162,13 +203,25 @@ export function topEigenvalue(G: Float32Array, n: number, d: number, seed: numbe
 
 export const lissaMethod: MethodDescriptor = {
   name: 'lissa',
-  summary: 'LiSSA: a Neumann series for the damped inverse-Hessian-vector product, per LoRA tensor',
+  summary: 'LiSSA: a Neumann series for the damped inverse-Hessian-vector product per LoRA tensor, to a residual tolerance or a fixed count',
   input: 'gradients',
   options: [
     DAMPING_SCALE_OPTION,
     WORKERS_OPTION,
-    { key: 'iterations', description: 'LiSSA iterations', type: 'integer', default: LISSA_DEFAULTS.iterations, min: 1 },
+    TOLERANCE_OPTION,
+    MAX_ITERATIONS_OPTION,
+    UNCONVERGED_OPTION,
+    { key: 'iterations', description: 'run exactly this many LiSSA iterations (the papers\' protocol) instead of iterating to the tolerance', type: 'integer', min: 1 },
     { key: 'seed', description: 'seed of the power iteration (and of mini-batches)', type: 'integer', default: LISSA_DEFAULTS.seed, min: 0 },
   ],
-  create: (o) => new Lissa({ dampingScale: o.dampingScale as number, iterations: o.iterations as number, seed: o.seed as number, workers: o.workers as number | undefined }),
+  create: (o) =>
+    new Lissa({
+      dampingScale: o.dampingScale as number,
+      iterations: o.iterations as number | undefined,
+      maxIterations: o.maxIterations as number | undefined,
+      tolerance: o.tolerance as number,
+      unconverged: o.unconverged as Unconverged,
+      seed: o.seed as number,
+      workers: o.workers as number | undefined,
+    }),
 };

@@ -7,24 +7,48 @@ import { showValue, TdaError } from '../errors';
 import { SafetensorsFile, TensorToWrite, writeSafetensors } from '../io/safetensors';
 import { describeShard } from './shard';
 import { settingAt, settingsDifference } from '../settings';
+import { canonicalJson } from '../gradients/store';
+import { mergeConvergence } from '../attribution/iterativeSolver';
 
 const SHARD_KEYS = ['shard', 'shard_total', 'shard_start', 'shard_end'];
 
+/**
+ * What an iterative solver reached (settings.convergence) depends on each shard's queries:
+ * it is combined (worst residual per block), not compared.
+ */
+const OUTCOME_KEY = 'convergence';
+
+function parseSettings(f: { file: string; st: SafetensorsFile }): unknown {
+  let value: unknown;
+  try {
+    value = JSON.parse(f.st.metadata.settings ?? 'null');
+  } catch {
+    throw new TdaError('is not valid JSON', { file: f.file, field: 'settings' });
+  }
+  // Settings are a few levels deep; a deeper value would overflow the recursive comparison.
+  if (depth(value) > MAX_SETTINGS_DEPTH) throw new TdaError(`is nested deeper than ${MAX_SETTINGS_DEPTH} levels`, { file: f.file, field: 'settings' });
+  return value;
+}
+
+function withoutOutcome(settings: unknown): unknown {
+  if (typeof settings !== 'object' || settings === null || !(OUTCOME_KEY in settings)) return settings;
+  const { [OUTCOME_KEY]: _, ...rest } = settings as Record<string, unknown>;
+  return rest;
+}
+
+/** The merged file's settings: the shards' common settings with their convergence records combined. */
+function mergedSettings(shards: { file: string; st: SafetensorsFile }[]): string | undefined {
+  if (shards[0].st.metadata.settings === undefined) return undefined;
+  const all = shards.map(parseSettings) as Record<string, unknown>[];
+  const records = all.map((s) => s?.[OUTCOME_KEY]).filter((c) => c !== undefined) as Parameters<typeof mergeConvergence>[0];
+  if (records.length === 0) return shards[0].st.metadata.settings;
+  return canonicalJson({ ...all[0], [OUTCOME_KEY]: mergeConvergence(records) });
+}
+
 /** A score file's resolved settings (JSON metadata), compared key by key so the message names the setting. */
 function checkSameSettings(first: { file: string; st: SafetensorsFile }, other: { file: string; st: SafetensorsFile }): void {
-  const parse = (f: { file: string; st: SafetensorsFile }) => {
-    let value: unknown;
-    try {
-      value = JSON.parse(f.st.metadata.settings ?? 'null');
-    } catch {
-      throw new TdaError('is not valid JSON', { file: f.file, field: 'settings' });
-    }
-    // Settings are a few levels deep; a deeper value would overflow the recursive comparison.
-    if (depth(value) > MAX_SETTINGS_DEPTH) throw new TdaError(`is nested deeper than ${MAX_SETTINGS_DEPTH} levels`, { file: f.file, field: 'settings' });
-    return value;
-  };
-  const a = parse(first);
-  const b = parse(other);
+  const a = withoutOutcome(parseSettings(first));
+  const b = withoutOutcome(parseSettings(other));
   const at = settingsDifference(a, b);
   if (at) throw new TdaError(`setting '${at}' is ${showValue(settingAt(b, at))} but ${showValue(settingAt(a, at))} in ${first.file}`, { file: other.file, field: `settings.${at}` });
 }
@@ -113,7 +137,8 @@ export function runMerge(files: string[], out: string): { shards: number; rows: 
       if (extra.length) throw new TdaError(`has tensors the other shards lack: ${extra.join(', ')}`, { file: s.file, field: extra[0] });
     }
     const metadata = Object.fromEntries(Object.entries(first.st.metadata).filter(([k]) => !SHARD_KEYS.includes(k) && k !== 'shard_axis'));
-    writeSafetensors(out, tensors, { ...metadata, merged_from_shards: String(count) });
+    const settings = mergedSettings(shards);
+    writeSafetensors(out, tensors, { ...metadata, ...(settings !== undefined ? { settings } : {}), merged_from_shards: String(count) });
     return { shards: count, rows: first.total };
   } finally {
     opened.forEach(({ st }) => st.close());

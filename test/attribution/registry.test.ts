@@ -29,7 +29,18 @@ describe('attribution/registry: one descriptor per method', () => {
     assert.equal(parseOption(density.options[0], '0.5', 'density'), 0.5);
     assert.equal(parseOption(density.options[0], 'silverman', 'density'), 'silverman');
     throwsTda(() => parseOption(density.options[0], '-1', 'density'), 'scott, silverman or a positive number');
-    assert.deepEqual(resolveOptions(methodByName('lissa'), { iterations: '7' }), { dampingScale: 0.1, workers: undefined, iterations: 7, seed: 0 });
+    assert.deepEqual(resolveOptions(methodByName('lissa'), { iterations: '7' }), {
+      dampingScale: 0.1,
+      workers: undefined,
+      tolerance: 1e-3,
+      maxIterations: undefined,
+      unconverged: 'warn',
+      iterations: 7,
+      seed: 0,
+    });
+    throwsTda(() => createScorer('cg', { tolerance: 0 }), '--tolerance', '> 0');
+    throwsTda(() => createScorer('cg', { unconverged: 'ignore' }), '--unconverged', 'warn, fail');
+    throwsTda(() => createScorer('lissa', { iterations: 5, maxIterations: 10 }), "'maxIterations'", 'not both');
   });
 
   it("a damped method's settings after cache() hold the damping it used for each block", () => {

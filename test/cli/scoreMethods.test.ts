@@ -114,13 +114,49 @@ describe('tda-lab score: every method of the registry from the command line', fu
     assert.equal(settings.iterations, 30);
     assert.equal(settings.dampingScale, 0.1);
     assert.deepEqual(Object.keys(settings.damping).sort(), ['x.lora_A.weight', 'x.lora_B.weight']);
-    assert.deepEqual(Object.keys(settings.lastRelativeChange).sort(), ['x.lora_A.weight', 'x.lora_B.weight']);
+    assert.deepEqual(Object.keys(settings.convergence).sort(), ['x.lora_A.weight', 'x.lora_B.weight']);
+    assert.equal(settings.maxIterations, undefined, 'a fixed count has no cap');
     assert.deepEqual(settings.inputs, { mask: 'response', projection: null });
     const bad = cli(['score', '--method', 'gradDot', '--iterations', '30', ...base, '--out', p('never.safetensors')]);
     assert.equal(bad.status, 1);
     assert.match(bad.stderr, /--iterations.*gradDot does not take this option \(it takes --workers\)/);
     const bad2 = cli(['score', '--method', 'dataInf', '--damping-scale', '-1', ...base, '--out', p('never.safetensors')]);
     assert.match(bad2.stderr, /--damping-scale.*must be > 0, got -1/);
+    assert.ok(!fs.existsSync(p('never.safetensors')));
+  });
+
+  it('cg takes --tolerance and --max-iterations, records what each block reached, agrees with exact, and its shards merge with the worst residual', () => {
+    const base = ['--train', p('train-grads.safetensors'), '--test', p('test-grads.safetensors')];
+    const r = cli(['score', '--method', 'cg', '--tolerance', '1e-4', '--max-iterations', '500', ...base, '--out', p('cg.safetensors')]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stderr.includes('did not reach'), false, r.stderr);
+    const got = readScoreFile(p('cg.safetensors'));
+    const settings = JSON.parse(got.metadata.settings);
+    assert.equal(settings.method, 'cg');
+    assert.equal(settings.tolerance, 1e-4);
+    assert.equal(settings.maxIterations, 500);
+    assert.equal(settings.unconverged, 'warn');
+    for (const block of ['x.lora_A.weight', 'x.lora_B.weight']) {
+      const c = settings.convergence[block];
+      assert.ok(c.converged && c.relativeResidual <= 1e-4 && c.iterations >= 1 && c.iterations <= 500, JSON.stringify(c));
+    }
+    assert.equal(cli(['score', '--method', 'exact', ...base, '--out', p('exact.safetensors')]).status, 0);
+    const exact = Array.from(readScoreFile(p('exact.safetensors')).scores.data);
+    const diff = Math.max(...Array.from(got.scores.data, (v, i) => Math.abs(v - exact[i])));
+    assert.ok(diff < 1e-3 * Math.max(...exact.map(Math.abs)), `cg vs exact: ${diff}`);
+
+    for (const i of [0, 1]) assert.equal(cli(['score', '--method', 'cg', '--tolerance', '1e-4', '--max-iterations', '500', ...base, '--out', p(`cg${i}.safetensors`), '--shard', `${i}/2`]).status, 0);
+    const m = cli(['merge', '--out', p('cg-merged.safetensors'), p('cg0.safetensors'), p('cg1.safetensors')]);
+    assert.equal(m.status, 0, m.stderr);
+    const parts = [0, 1].map((i) => JSON.parse(readScoreFile(p(`cg${i}.safetensors`)).metadata.settings).convergence);
+    const merged = JSON.parse(readScoreFile(p('cg-merged.safetensors')).metadata.settings).convergence;
+    for (const block of ['x.lora_A.weight', 'x.lora_B.weight']) {
+      assert.equal(merged[block].relativeResidual, Math.max(parts[0][block].relativeResidual, parts[1][block].relativeResidual));
+      assert.equal(merged[block].iterations, Math.max(parts[0][block].iterations, parts[1][block].iterations));
+    }
+    const unconverged = cli(['score', '--method', 'cg', '--max-iterations', '1', '--unconverged', 'fail', ...base, '--out', p('never.safetensors')]);
+    assert.equal(unconverged.status, 1);
+    assert.match(unconverged.stderr, /'x\.lora_[AB]\.weight': cg: \d of 2 LoRA tensors did not reach relative residual 0\.001/);
     assert.ok(!fs.existsSync(p('never.safetensors')));
   });
 
