@@ -6,7 +6,10 @@
  *   H_l^-1 v ~ (1 / lambda_l) (v - (1/n) sum_i g_il (g_il . v) / (lambda_l + |g_il|^2))
  *
  * The approximation is exact for a single training example. Score = sum_l (H_l^-1 g_ql) . g_il.
- * Public DataInf code puts the damping with the wrong sign; this follows the paper's math.
+ * This is the closed form of the paper and of DataInf's official code, which has it right
+ * (damping +lambda_l). The wrong damping sign in public code is in the LiSSA functions, of
+ * DataInf's repository and of the IF-on-LLMs one (they target (G^T G / n - lambda I)^-1); see
+ * lissa.ts.
  * A block whose gradients are all zero (lora_A at B = 0) has lambda_l = 0 and contributes 0.
  */
 import { DampedAttributor, ScoringEngine } from './gradientAttributor';

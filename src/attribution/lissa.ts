@@ -10,8 +10,8 @@
  * By default it iterates until the relative residual of every query is below the tolerance
  * (iterativeSolver.ts), within a cap. Full-batch, y_{t+1} - y_t = v - (H + lambda I) y_t / scale
  * is the residual of y_t / scale, so each step's change estimates it for free; when the
- * estimate passes, the float64 residual decides (and is checked again after as many
- * iterations as were run so far, when float32 rounding kept it above). The error shrinks by
+ * estimate passes, the float64 residual decides (and is checked again after a tenth more
+ * iterations, when float32 rounding kept it above). The error shrinks by
  * about 1 - 1 / condition per step, so ill-conditioned blocks need far more iterations than
  * conjugate gradients (method `cg`). `iterations: k` runs exactly k steps instead, as the
  * papers and the experiments do; the residual reached is reported all the same.
@@ -128,7 +128,8 @@ export class Lissa extends IterativeSolver {
               next.dispose();
               break;
             }
-            nextCheck = 2 * (t + 1);
+            // Float32 rounding kept it above: look again after a tenth more iterations.
+            nextCheck = t + 1 + Math.ceil((t + 1) / 10);
           }
           y.dispose();
           y = next as tf.Tensor2D;

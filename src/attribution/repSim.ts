@@ -6,6 +6,10 @@
  * whose representation points the same way as the query's gets a positive score, read as
  * "helps the test output" (a heuristic, not a measured effect on the loss).
  *
+ * Which token represents an example is chosen when embedding (model/embeddings.ts pooling):
+ * `last-prompt` (the IF-on-LLMs code), `last` (the end of the response) or `mean`; the
+ * score file records it (settings.inputs.pool).
+ *
  * Arithmetic is float64 (norms and dot products); the result is stored as float32.
  * A zero vector has no direction: its cosine with anything is defined here as 0.
  */
@@ -126,7 +130,7 @@ export function repSimScores(train: EmbeddingSet, test: EmbeddingSet, kind: RepS
 
 export const repSimMethod: MethodDescriptor = {
   name: 'repSim',
-  summary: 'representation similarity: cosine (or dot product) of per-example embeddings',
+  summary: 'representation similarity: cosine (or dot product) of per-example embeddings (tda-lab embed --pool last-prompt|last|mean)',
   input: 'embeddings',
   options: [{ key: 'kind', description: 'similarity of the embeddings', type: 'choice', choices: ['cosine', 'dot'], default: 'cosine' }],
   create: (o) => new RepSim(o.kind as RepSimKind),

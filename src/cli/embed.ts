@@ -1,13 +1,13 @@
 /**
- * `tda-lab embed`: per-example representations (the final hidden state, last token or mean
- * over the tokens) of a JSONL dataset, written as safetensors `embeddings` [n, dim] for the
+ * `tda-lab embed`: per-example representations (the final hidden state at the last prompt
+ * token, at the last token, or the mean over the tokens) of a JSONL dataset, written as safetensors `embeddings` [n, dim] for the
  * embedding methods of `tda-lab score` (repSim, density).
  */
 import * as path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { TdaError } from '../errors';
 import { SafetensorsFile, writeSafetensors } from '../io/safetensors';
-import { checkEmbeddingSet, computeEmbeddings, EmbeddingSet, Pooling } from '../model/embeddings';
+import { checkEmbeddingSet, computeEmbeddings, EmbeddingSet, Pooling, POOLINGS } from '../model/embeddings';
 import { loadModelInputs } from './grads';
 
 export const EMBEDDINGS_FORMAT = 'tda-lab.embeddings';
@@ -57,8 +57,8 @@ export function readEmbeddingFile(file: string): { set: EmbeddingSet; metadata: 
 }
 
 function pooling(value: string): Pooling {
-  if (value !== 'last' && value !== 'mean') throw new InvalidArgumentError("must be 'last' or 'mean'");
-  return value;
+  if (!(POOLINGS as readonly string[]).includes(value)) throw new InvalidArgumentError(`must be one of ${POOLINGS.join(', ')}`);
+  return value as Pooling;
 }
 
 function positiveInt(value: string): number {
@@ -75,7 +75,7 @@ export function registerEmbedCommand(program: Command, startBackend: () => Promi
     .option('--adapter <dir>', 'PEFT LoRA adapter directory (default: the base model alone)')
     .requiredOption('--data <file>', 'JSONL examples')
     .requiredOption('--out <file>', 'output .safetensors with embeddings [n, dim]')
-    .option('--pool <how>', 'last (the last real token) or mean (over the real tokens)', pooling, 'last')
+    .option('--pool <how>', 'last-prompt (the last prompt token, as the IF-on-LLMs code), last (the last token: the end of the response) or mean (over the real tokens)', pooling, 'last')
     .option('--batch-size <n>', 'examples per forward pass', positiveInt, 8)
     .action(async (o) => {
       await startBackend();

@@ -2,7 +2,10 @@
  * Per-example representations: the model's final (post-norm) hidden states pooled to one
  * vector per example. They feed representation similarity (RepSim) and data density (LMD3).
  *
- * `last`: the hidden state at the last real token (the one that predicts what follows).
+ * `last-prompt`: the hidden state at the last prompt token (position promptLength - 1), the
+ *   one that predicts the response; what the IF-on-LLMs code embeds. By causality it is the
+ *   prompt's own representation, whatever the response.
+ * `last`: the hidden state at the last real token (the end of the response).
  * `mean`: the mean over the real tokens; right padding never enters the pool.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -30,7 +33,9 @@ export function checkEmbeddingSet(e: EmbeddingSet, field: string, file?: string)
   if (bad >= 0) throw new TdaError(`non-finite value ${e.data[bad]} in example ${Math.floor(bad / e.dim)}`, { file, field });
 }
 
-export type Pooling = 'last' | 'mean';
+export const POOLINGS = ['last-prompt', 'last', 'mean'] as const;
+
+export type Pooling = (typeof POOLINGS)[number];
 
 export interface EmbeddingOptions {
   /** Default `last`. */
@@ -49,7 +54,7 @@ export function computeEmbeddings(
   opts: EmbeddingOptions = {},
 ): EmbeddingSet {
   const pool = opts.pool ?? 'last';
-  if (pool !== 'last' && pool !== 'mean') throw new TdaError(`unknown pooling '${String(pool)}' (use last or mean)`, { field: 'pool' });
+  if (!POOLINGS.includes(pool)) throw new TdaError(`unknown pooling '${String(pool)}' (use ${POOLINGS.join(', ')})`, { field: 'pool' });
   const batchSize = opts.batchSize ?? 8;
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new TdaError(`must be a positive integer, got ${batchSize}`, { field: 'batchSize' });
   const padId = opts.padId ?? 0;
@@ -60,6 +65,9 @@ export function computeEmbeddings(
     const j = ex.inputIds.findIndex((id) => !Number.isInteger(id) || id < 0 || id >= vocab);
     // An out-of-range id would silently gather garbage (or zeros) rather than fail.
     if (j >= 0) throw new TdaError(`example ${i}: token id ${ex.inputIds[j]} at position ${j} is outside the vocabulary (${vocab})`, { field: 'inputIds' });
+    if (pool === 'last-prompt' && !(Number.isInteger(ex.promptLength) && ex.promptLength >= 1 && ex.promptLength <= ex.inputIds.length)) {
+      throw new TdaError(`example ${i}: pooling last-prompt needs a prompt of 1 to ${ex.inputIds.length} tokens, got ${ex.promptLength}`, { field: 'promptLength' });
+    }
   });
 
   const dim = model.config.hiddenSize;
@@ -68,7 +76,8 @@ export function computeEmbeddings(
   try {
     for (let start = 0; start < examples.length; start += batchSize) {
       const chunk = examples.slice(start, start + batchSize);
-      out.set(pooledBatch(model, lora, paddedBatch(chunk, padId), pool), start * dim);
+      const positions = pool === 'last-prompt' ? chunk.map((ex) => ex.promptLength - 1) : null;
+      out.set(pooledBatch(model, lora, paddedBatch(chunk, padId), pool, positions), start * dim);
     }
   } finally {
     if (lora) disposeLoraState(lora);
@@ -101,15 +110,16 @@ function paddedBatch(sequences: TokenSequence[], padId: number): TokenBatch {
 
 /**
  * One forward pass; pooling is a [B, B*T] weight matrix times the hidden states [B*T, H]
- * (one-hot rows for `last`, 1/len over real tokens for `mean`): a single 2-D matmul, the
- * fast path on wasm, and padding gets weight exactly 0.
+ * (one-hot rows for `last` and `last-prompt`, 1/len over real tokens for `mean`): a single
+ * 2-D matmul, the fast path on wasm, and padding gets weight exactly 0.
+ * `positions` gives each example's token for `last-prompt`.
  */
-function pooledBatch(model: LlamaModel, lora: LoraState | undefined, batch: TokenBatch, pool: Pooling): Float32Array {
+function pooledBatch(model: LlamaModel, lora: LoraState | undefined, batch: TokenBatch, pool: Pooling, positions: number[] | null): Float32Array {
   const { batchSize: B, seqLen: T } = batch;
   const weights = new Float32Array(B * B * T);
   batch.lengths.forEach((len, b) => {
-    if (pool === 'last') weights[b * B * T + b * T + len - 1] = 1;
-    else for (let t = 0; t < len; t++) weights[b * B * T + b * T + t] = 1 / len;
+    if (pool === 'mean') for (let t = 0; t < len; t++) weights[b * B * T + b * T + t] = 1 / len;
+    else weights[b * B * T + b * T + (pool === 'last-prompt' ? positions![b] : len - 1)] = 1;
   });
   const c = model.batchConstants(batch);
   try {

@@ -83,6 +83,24 @@ describe('tda-lab score: every method of the registry from the command line', fu
     assert.deepEqual(JSON.parse(got.metadata.settings), { method: 'repSim', kind: 'cosine', inputs: { mask: 'none', pool: 'last' } });
   });
 
+  it('embed --pool last-prompt embeds the last prompt token: the prompts alone, pooled at their last token, give the same rows', () => {
+    const seqs = fixtureSequences();
+    fs.writeFileSync(p('prompts.jsonl'), seqs.map((s) => JSON.stringify({ input_ids: s.inputIds.slice(0, s.promptLength), prompt_length: s.promptLength })).join('\n') + '\n');
+    const embed = (data: string, pool: string, out: string) => {
+      const r = cli(['embed', '--model', FIXTURE_DIR, '--adapter', path.join(FIXTURE_DIR, 'adapter'), '--data', p(data), '--pool', pool, '--out', p(out)]);
+      assert.equal(r.status, 0, r.stderr);
+      return readEmbeddingFile(p(out));
+    };
+    const got = embed('ids.jsonl', 'last-prompt', 'lp-emb.safetensors');
+    const want = embed('prompts.jsonl', 'last', 'prompts-emb.safetensors');
+    assert.equal(got.metadata.pool, 'last-prompt');
+    const diff = Math.max(...Array.from(got.set.data, (v, i) => Math.abs(v - want.set.data[i])));
+    assert.ok(diff < 1e-4 * Math.max(...Array.from(want.set.data, Math.abs)), `largest difference ${diff}`);
+    const bad = cli(['embed', '--model', FIXTURE_DIR, '--data', p('ids.jsonl'), '--pool', 'first', '--out', p('never.safetensors')]);
+    assert.equal(bad.status, 1);
+    assert.match(bad.stderr, /must be one of last-prompt, last, mean/);
+  });
+
   it('density scores are Gaussian log-kernels with the given bandwidth', () => {
     const r = cli(['score', '--method', 'density', '--bandwidth', '2', '--train', p('train-emb.safetensors'), '--test', p('test-emb.safetensors'), '--out', p('kde.safetensors')]);
     assert.equal(r.status, 0, r.stderr);

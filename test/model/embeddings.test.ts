@@ -37,8 +37,23 @@ describe('computeEmbeddings (pooled final hidden states)', () => {
     });
   });
 
+  it('last-prompt pooling is the hidden state at the last prompt token: the prompt alone gives the same (causality)', () => {
+    assert.ok(sequences.every((s) => s.promptLength >= 1 && s.promptLength < s.inputIds.length), 'the fixture has prompts and responses');
+    const got = computeEmbeddings(model, adapter, sequences, { pool: 'last-prompt', batchSize: 3 });
+    // Independently: each prompt on its own (no response, no padding), its last token.
+    const promptsAlone = sequences.map((s) => ({ inputIds: s.inputIds.slice(0, s.promptLength), promptLength: s.promptLength }));
+    const alone = sequences.map((_, j) => computeEmbeddings(model, adapter, [promptsAlone[j]], { pool: 'last', batchSize: 1 }).data);
+    alone.forEach((want, j) => {
+      const row = got.data.subarray(j * got.dim, (j + 1) * got.dim);
+      assert.ok(relativeL2(row, want) < 1e-5, `example ${j}: ${relativeL2(row, want)}`);
+    });
+    // ... and it is not the end of the response.
+    const last = computeEmbeddings(model, adapter, sequences, { pool: 'last', batchSize: 3 });
+    assert.ok(relativeL2(got.data, last.data) > 1e-2);
+  });
+
   it('batch size and padding id do not change the results', () => {
-    for (const pool of ['last', 'mean'] as const) {
+    for (const pool of ['last-prompt', 'last', 'mean'] as const) {
       const together = computeEmbeddings(model, adapter, sequences, { pool, batchSize: 3 });
       for (const [batchSize, padId] of [[1, 0], [2, 0], [2, 5]]) {
         const other = computeEmbeddings(model, adapter, sequences, { pool, batchSize, padId });
@@ -70,7 +85,10 @@ describe('computeEmbeddings (pooled final hidden states)', () => {
 
   it('rejects bad options and token ids', () => {
     throwsTda(() => computeEmbeddings(model, null, sequences, { pool: 'max' as never }), "'pool'");
+    throwsTda(() => computeEmbeddings(model, null, sequences, { pool: 'max' as never }), 'last-prompt, last, mean');
     throwsTda(() => computeEmbeddings(model, null, sequences, { batchSize: 0 }), "'batchSize'");
+    throwsTda(() => computeEmbeddings(model, null, [{ inputIds: [1, 2], promptLength: 0 }], { pool: 'last-prompt' }), "'promptLength'", 'example 0', 'got 0');
+    throwsTda(() => computeEmbeddings(model, null, [{ inputIds: [1, 2], promptLength: 3 }], { pool: 'last-prompt' }), "'promptLength'", '1 to 2 tokens');
     throwsTda(() => computeEmbeddings(model, null, [{ inputIds: [], promptLength: 0 }]), "'inputIds'", 'example 0');
     throwsTda(() => computeEmbeddings(model, null, [{ inputIds: [1, model.config.vocabSize], promptLength: 1 }]), "'inputIds'", 'position 1');
   });
