@@ -97,7 +97,7 @@ export function cgRows(p: Pick<BlockProblem, 'g' | 'gT' | 'n' | 'lambda' | 'd' |
   let x = tf.zeros([nT, d]) as tf.Tensor2D;
   let r = tf.tensor2d(b, [nT, d]);
   let dir = tf.clone(r);
-  let rr = tf.sum(tf.square(r), 1, true) as tf.Tensor2D; // [nT, 1]
+  let rr = tf.tidy(() => tf.sum(tf.square(r), 1, true)) as tf.Tensor2D; // [nT, 1]
   let rrHost: ArrayLike<number> = rr.dataSync();
   for (let q = 0; q < nT; q++) active[q] = rrHost[q] > targets[q] * targets[q] ? 1 : 0;
   let iterations = 0;

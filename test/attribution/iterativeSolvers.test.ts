@@ -260,6 +260,17 @@ describe('lissa with a fixed number of iterations (the experiments) is the forme
     assert.deepEqual(lissa.attribute(test).data, want.data);
   });
 
+  it('solving leaves no tensors behind, iterating to the tolerance or not', () => {
+    for (const make of [() => new ConjugateGradient(), () => new Lissa({ onWarning: () => undefined }), () => new Lissa({ iterations: 5 })]) {
+      const m = make();
+      m.cache(inMemorySource(train));
+      m.solve(test);
+      const before = tf.memory().numTensors;
+      m.solve(test);
+      assert.equal(tf.memory().numTensors, before, m.name);
+    }
+  });
+
   it('iterations and maxIterations together are refused', () => {
     throwsTda(() => new Lissa({ iterations: 5, maxIterations: 10 }), "'maxIterations'", 'not both');
   });
