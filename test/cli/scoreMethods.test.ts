@@ -85,7 +85,8 @@ describe('tda-lab score: every method of the registry from the command line', fu
 
   it('embed --pool last-prompt embeds the last prompt token: the prompts alone, pooled at their last token, give the same rows', () => {
     const seqs = fixtureSequences();
-    fs.writeFileSync(p('prompts.jsonl'), seqs.map((s) => JSON.stringify({ input_ids: s.inputIds.slice(0, s.promptLength), prompt_length: s.promptLength })).join('\n') + '\n');
+    // The prompts alone (a file line needs a response; `last` pooling ignores the split).
+    fs.writeFileSync(p('prompts.jsonl'), seqs.map((s) => JSON.stringify({ input_ids: s.inputIds.slice(0, s.promptLength), prompt_length: 0 })).join('\n') + '\n');
     const embed = (data: string, pool: string, out: string) => {
       const r = cli(['embed', '--model', FIXTURE_DIR, '--adapter', path.join(FIXTURE_DIR, 'adapter'), '--data', p(data), '--pool', pool, '--out', p(out)]);
       assert.equal(r.status, 0, r.stderr);
