@@ -116,6 +116,7 @@ export class Lissa extends IterativeSolver {
           for (let q = 0; q < nT; q++) diff += sq[q];
           if (!Number.isFinite(diff)) {
             next.dispose();
+            y.dispose();
             throw new TdaError(`LiSSA diverged at iteration ${t + 1} (scale ${scale} is below the top eigenvalue of H + lambda I; use a larger scale or 'auto')`, {
               field: p.name,
             });
