@@ -116,18 +116,18 @@ describe('iterative influence solvers on blocks of experiment size (n = 800, d =
     assert.ok(relativeError(scores.data, referenceScores) < 1e-2, `scores: ${relativeError(scores.data, referenceScores)}`);
   });
 
-  it('cg reaches a tolerance of 1e-4 at condition 1e4 (float64 refinement past float32 rounding)', () => {
-    const cg = new ConjugateGradient({ tolerance: 1e-4, maxIterations: 500, unconverged: 'fail' });
+  it('cg reaches a tolerance of 1e-6 at condition 1e4: float64 refinement goes past where float32 CG alone stalls (~7e-6 here)', () => {
+    const cg = new ConjugateGradient({ tolerance: 1e-6, maxIterations: 1000, unconverged: 'fail' });
     cg.cache(inMemorySource(train));
     const x = cg.solve(test);
     x.blocks.forEach((b, l) => {
       const recomputed = worstResidual(train.blocks[l].data, N, b.dim, lambdas[l], test.blocks[l].data, b.data, N_TEST);
-      assert.ok(recomputed <= 1e-4, `${b.name}: residual ${recomputed}`);
+      assert.ok(recomputed <= 1e-6, `${b.name}: residual ${recomputed}`);
       assert.ok(Math.abs(cg.convergence[l].relativeResidual! - recomputed) <= 1e-9 * recomputed);
-      assert.ok(relativeError(b.data, reference[l]) < 5e-4, `${b.name}: ${relativeError(b.data, reference[l])}`);
+      assert.ok(relativeError(b.data, reference[l]) < 1e-4, `${b.name}: ${relativeError(b.data, reference[l])}`);
     });
     const scores = cg.attribute(test);
-    assert.ok(relativeError(scores.data, referenceScores) < 1e-3, `scores: ${relativeError(scores.data, referenceScores)}`);
+    assert.ok(relativeError(scores.data, referenceScores) < 1e-4, `scores: ${relativeError(scores.data, referenceScores)}`);
   });
 
   it('lissa at its default cap either reaches the tolerance or says so: the reported residual is the true one, and one warning line names the block', () => {
