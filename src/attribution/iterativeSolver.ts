@@ -171,7 +171,7 @@ export abstract class IterativeSolver extends DampedAttributor {
     if (missed.length === 0) return;
     const w = missed.reduce((a, c) => ((c.relativeResidual ?? 0) > (a.relativeResidual ?? 0) ? c : a));
     const what = `${missed.length} of ${this.convergence.length} LoRA tensors did not reach relative residual ${this.tolerance} (worst ${w.relativeResidual?.toExponential(2)} after ${w.iterations} iterations)`;
-    if (this.unconverged === 'fail') throw new TdaError(`${this.name}: ${what}; raise the iteration cap or the tolerance`, { field: w.block });
+    if (this.unconverged === 'fail') throw new TdaError(`${this.name}: ${what}; raise the iteration cap (--max-iterations) or the tolerance`, { field: w.block });
     if (this.promisesTolerance()) this.onWarning(`${this.name}: ${what} at '${w.block}'; see settings.convergence`);
   }
 
