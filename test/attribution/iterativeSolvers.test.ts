@@ -183,6 +183,21 @@ describe('lissa iterating to the tolerance on a well-conditioned block (conditio
     const want = denseSolve(train.blocks[0].data, N, 1024, lambda, test.blocks[0].data, 4);
     assert.ok(relativeError(x, want) < 3e-2, `${relativeError(x, want)}`);
   });
+
+  it('with mini-batches (a noisy estimate of the residual) the reported residual is still the true one', function () {
+    this.timeout(300000);
+    const { train, test } = conditionedGradients(N, 4, [{ name: 'w', dim: 1024, condition: 30, scale: 1 }], 9);
+    const lambda = defaultDamping(train.blocks[0].data);
+    const warnings: string[] = [];
+    const lissa = new Lissa({ batchSize: 400, repeats: 2, seed: 3, maxIterations: 60, onWarning: (m) => warnings.push(m) });
+    lissa.cache(inMemorySource(train));
+    const x = lissa.solve(test).blocks[0].data;
+    const c = lissa.convergence[0];
+    const recomputed = worstResidual(train.blocks[0].data, N, 1024, lambda, test.blocks[0].data, x, 4);
+    assert.ok(Math.abs(c.relativeResidual! - recomputed) <= 1e-9 * recomputed, `reported ${c.relativeResidual}, recomputed ${recomputed}`);
+    assert.equal(c.converged, recomputed <= 1e-3);
+    assert.equal(warnings.length, c.converged ? 0 : 1);
+  });
 });
 
 /**
