@@ -281,6 +281,17 @@ export abstract class GradientAttributor implements Scorer<GradientSource, Gradi
     return this.scoreTopK(test, train, Math.min(k, train.n));
   }
 
+  /**
+   * The vectors v_q = T(g_q) this method dots with the training gradients, one row per row
+   * of `test` (gradCos: g_q / |g_q|, before its division by the training norms). Per-token
+   * attribution (tokens.ts) splits scores through them.
+   */
+  testVectors(test: GradientSet): GradientSet {
+    const train = this.train;
+    this.checkTest(test, train);
+    return this.transform(test, train);
+  }
+
   /** The method and its resolved options; after cache(), what it found (damping, convergence). */
   settings(): Settings {
     return { method: this.name, workers: this.scoring.workers ?? 'auto', ...this.methodSettings() };

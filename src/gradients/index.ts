@@ -6,5 +6,6 @@
 export * from './types';
 export { computeLoraGradients, batchLoraGradients, adapterBlocks, GradientWorkers, WORKER_MIN_BATCHES, GradientOptions } from './compute';
 export { checkCompatible, checkFinite } from './checks';
+export { computeTokenGradients, meanOfTokens, TokenGradients, TokenGradientOptions } from './perToken';
 export { readGradientFile, writeGradientFile, GradientFile, GRADS_FORMAT } from './file';
 export * from './store';
