@@ -9,7 +9,8 @@ export { GradientAttributor, DampedAttributor, dotScores, topKScores, ScoringEng
 export { TopKScores, TopKAccumulator, checkK } from './topK';
 export { blockDamping, DEFAULT_DAMPING_SCALE, DAMPING_SCALE_OPTION, DampingOptions } from './damping';
 export { GradDot, GradCos, exampleNorms } from './gradDot';
-export { QueryTokens, PairTokens, TokenSplit, TOKEN_METHODS, tokenScorer } from './tokens';
+export { QueryTokens, PairTokens, TokenSplit, TOKEN_METHODS, tokenScorer, checkTokenMethod } from './tokens';
+export { TokenExplainer, TokenExplainerOptions, TokenRow, TokenSide, PairTokenReport, ExamplesWithGradients } from './tokenExplainer';
 export { tracinCP, tracinFromScores, TracInCheckpoint } from './tracin';
 export { DataInf } from './dataInf';
 export { Less, LessOptions, LESS_DEFAULTS, adamUpdateDirection } from './less';

@@ -23,11 +23,15 @@ import { Scorer } from './method';
 /** Methods whose scores split into tokens as above. */
 export const TOKEN_METHODS: readonly string[] = ['gradDot', 'gradCos', 'dataInf', 'lissa', 'exact', 'ekfac'];
 
+/** Refuses, in one line naming the method, a method whose scores do not split into tokens. */
+export function checkTokenMethod(method: string, field = 'method'): void {
+  if (!TOKEN_METHODS.includes(method)) throw new TdaError(`'${method}' has no per-token attribution (methods that have: ${TOKEN_METHODS.join(', ')})`, { field });
+}
+
 /** The scorer as a gradient method that splits into tokens, or a one-line error naming the method. */
 export function tokenScorer(scorer: Scorer, field = 'method'): GradientAttributor {
-  if (!(scorer instanceof GradientAttributor) || !TOKEN_METHODS.includes(scorer.name)) {
-    throw new TdaError(`'${scorer.name}' has no per-token attribution (methods that have: ${TOKEN_METHODS.join(', ')})`, { field });
-  }
+  checkTokenMethod(scorer.name, field);
+  if (!(scorer instanceof GradientAttributor)) throw new TdaError(`'${scorer.name}' is not a gradient method`, { field });
   return scorer;
 }
 

@@ -14,6 +14,7 @@ import { registerScoreCommand } from './score';
 import { registerEmbedCommand } from './embed';
 import { registerReproduceCommand } from './reproduce';
 import { registerExploreCommand } from './explore';
+import { registerTokensCommand } from './tokens';
 
 function positiveInt(value: string): number {
   const n = Number(value);
@@ -88,6 +89,7 @@ export function buildProgram(): Command {
   registerReproduceCommand(program, backend);
   registerMergeCommand(program);
   registerExploreCommand(program);
+  registerTokensCommand(program, backend);
   return program;
 }
 
