@@ -10,7 +10,7 @@ import { runIfLlmExperiment } from '../experiments/ifLlm';
 import { runLmd3Experiment } from '../experiments/lmd3';
 import { newRunDir, writeJson, writeRunReport, writeTables } from '../experiments/output';
 import { writeAttributionGroup, writeAttributionsHeader } from '../experiments/runAttributions';
-import { ddaAttributionGroup, DDA_EXPLORER_HEADER, IF_LLM_EXPLORER_HEADER, ifLlmAttributionGroup, LMD3_EXPLORER_HEADER, lmd3AttributionGroup, writeRunExplorer } from '../experiments/runExplorer';
+import { ddaAttributionGroup, ddaRunTokens, DDA_EXPLORER_HEADER, IF_LLM_EXPLORER_HEADER, ifLlmAttributionGroup, LMD3_EXPLORER_HEADER, lmd3AttributionGroup, writeRunExplorer } from '../experiments/runExplorer';
 import { RunAttributionGroup, RunAttributionsHeader } from '../experiments/runAttributions';
 import { currentBackend } from '../runtime/backend';
 import { progressBar, Progress } from './progress';
@@ -83,7 +83,12 @@ export async function runReproduce(o: ReproduceOptions): Promise<ReproduceSummar
   };
   try {
     if (o.experiment === 'dda') {
-      const onRunScores = (run: DdaRunScores) => save(ddaAttributionGroup(run));
+      const onRunScores = async (run: DdaRunScores) => {
+        const t0 = Date.now();
+        const tokens = await ddaRunTokens(env.model, env.tokenizer, run);
+        if (tokens) log(`  per-token heatmaps of ${tokens.method}'s top ${tokens.k} for ${tokens.queries.length} queries in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+        save({ ...ddaAttributionGroup(run), tokens });
+      };
       const r = await runDdaExperiment(env, { quick: o.quick, seeds: o.seeds, workDir: path.join(dir, 'checkpoints'), log, progress, onRunScores });
       result = r;
       finishExplorer(DDA_EXPLORER_HEADER);

@@ -26,6 +26,8 @@ import { tracinFromScores } from '../attribution/tracin';
 import { rocCurve } from '../eval/auc';
 import { bootstrapMeanCI } from '../eval/bootstrap';
 import { DataFrame, frameFromColumns } from '../eval/frame';
+import { TokenSequence } from '../data/batch';
+import { GradientSet } from '../gradients/types';
 import { initAdapter, LoraAdapter, parseLoraConfig } from '../model/adapter';
 import { computeEmbeddings } from '../model/embeddings';
 import { generate } from '../model/generate';
@@ -59,8 +61,8 @@ export interface DdaExperimentOptions {
   workDir: string;
   log?: (line: string) => void;
   progress?: (label: string, done: number, total: number) => void;
-  /** Called with each run's texts and scores (e.g. to save them for the explorer). */
-  onRunScores?: (run: DdaRunScores) => void;
+  /** Called with each run's texts and scores (e.g. to save them for the explorer); awaited. */
+  onRunScores?: (run: DdaRunScores) => void | Promise<void>;
 }
 
 /** One fine-tuning run's hallucinated queries and every score matrix computed for them. */
@@ -75,6 +77,8 @@ export interface DdaRunScores {
   variants: Record<string, Partial<Record<Variant, ScoreMatrix>>>;
   /** Per method, the plain scores at checkpoints 0..T (0 = base model). */
   checkpoints: Record<string, ScoreMatrix[]>;
+  /** The last checkpoint's adapter, the token sequences scored and their gradients there (per-token attribution needs them). */
+  final?: { adapter: LoraAdapter; train: TokenSequence[]; queries: TokenSequence[]; gradients?: { train: GradientSet; queries: GradientSet } };
 }
 
 export interface DdaExperimentResult {
@@ -197,10 +201,12 @@ export async function runDdaExperiment(env: EmbeddedDefault, opts: DdaExperiment
       const positives = fired.map(() => pairPositives);
       // 3. Scores at every checkpoint.
       const perMethod: Record<string, ScoreMatrix[]> = Object.fromEntries(methodNames.map((m) => [m, []]));
+      let lastGrads: { train: GradientSet; queries: GradientSet } | undefined;
       for (let t = 0; t < adapters.length; t++) {
         opts.progress?.(`run ${runNo}/${totalRuns} checkpoints`, t, adapters.length);
         const trainGrads = await loraGradientSet(model, adapters[t], trainSeqs, 32, padId);
         const queryGrads = await loraGradientSet(model, adapters[t], querySeqs, 32, padId);
+        lastGrads = { train: trainGrads, queries: queryGrads };
         const scores = gradientScores(trainGrads, queryGrads, gradMethods, { lissa: lissaOpts });
         for (const m of gradMethods) perMethod[m].push(scores[m]);
         const rep = new RepSim();
@@ -219,7 +225,7 @@ export async function runDdaExperiment(env: EmbeddedDefault, opts: DdaExperiment
         tracinCP: { plain: tracin },
       };
       for (const m of ['repSim', ...gradMethods]) variantScores[m] = variantsOf(perMethod[m]);
-      opts.onRunScores?.({ run: runNo, pair, seed, train: set.train, queries: fired.map((f) => ({ prompt: f.q.prompt, answer: f.text })), positives, variants: variantScores, checkpoints: Object.fromEntries(Object.entries(perMethod).filter(([, v]) => v.length > 0)) });
+      await opts.onRunScores?.({ run: runNo, pair, seed, train: set.train, queries: fired.map((f) => ({ prompt: f.q.prompt, answer: f.text })), positives, variants: variantScores, checkpoints: Object.fromEntries(Object.entries(perMethod).filter(([, v]) => v.length > 0)), final: { adapter: adapters[adapters.length - 1], train: trainSeqs, queries: querySeqs, gradients: lastGrads } });
       for (const [method, byVariant] of Object.entries(variantScores)) {
         for (const [variant, s] of Object.entries(byVariant) as [Variant, ScoreMatrix][]) {
           const qm = queryMetrics(s, positives, k);

@@ -7,6 +7,7 @@
  *   attributions/<group>/test.jsonl     its queries: {"prompt", "response" (the model's answer), "label"}
  *   attributions/<group>/labels.json    {"positives": [[...], ...]} (the format `tda-lab metrics` reads)
  *   attributions/<group>/scores/*.safetensors   full [nTest, nTrain] score matrices (`tda-lab score` format)
+ *   attributions/<group>/tokens.json    optional per-token heatmaps of one method's top k (runTokens.ts)
  *
  * A group is a set of queries sharing one training set: one fine-tuning run, or one task.
  */
@@ -15,10 +16,34 @@ import * as path from 'node:path';
 import { writeScoreFile } from '../attribution/scoreFile';
 import { ScoreMatrix } from '../attribution/types';
 import { TdaError } from '../errors';
-import { ExplorerGroupInput, ExplorerInput } from '../viz/explorer/model';
+import { ExplorerGroupInput, ExplorerInput, TokenAttribution } from '../viz/explorer/model';
 import { readScoreColumn } from '../viz/explorer/scoreInputs';
 import { exampleText, readTextJsonl, TextExample, writeTextJsonl } from '../viz/explorer/texts';
 import { writeJson } from './output';
+import type { GroupTokens } from './runTokens';
+
+const TOKENS_FILE = 'tokens.json';
+
+function isTokenAttribution(t: unknown): t is TokenAttribution {
+  const o = t as TokenAttribution;
+  return typeof o === 'object' && o !== null && Array.isArray(o.tokens) && Array.isArray(o.weights) && o.tokens.length === o.weights.length && o.tokens.every((x) => typeof x === 'string') && o.weights.every((w) => typeof w === 'number' && Number.isFinite(w));
+}
+
+/** A group's per-token heatmaps, checked: query count, training indices, tokens matching weights. */
+function readGroupTokens(file: string, nQueries: number, nTrain: number): GroupTokens {
+  const t = readJson(file) as unknown as GroupTokens;
+  if (typeof t.view !== 'string') throw new TdaError('must be a string', { file, field: 'view' });
+  if (!Array.isArray(t.queries) || t.queries.length !== nQueries) throw new TdaError(`must hold one entry per query (${nQueries})`, { file, field: 'queries' });
+  t.queries.forEach((q, i) => {
+    if (!isTokenAttribution(q?.answer)) throw new TdaError('must be {tokens: [strings], weights: [numbers]} of equal length', { file, field: `queries[${i}].answer` });
+    if (typeof q.rows !== 'object' || q.rows === null) throw new TdaError('must map training indices to token weights', { file, field: `queries[${i}].rows` });
+    for (const [key, row] of Object.entries(q.rows)) {
+      if (!/^\d+$/.test(key) || Number(key) >= nTrain) throw new TdaError(`'${key}' is not a training index below ${nTrain}`, { file, field: `queries[${i}].rows` });
+      if (!isTokenAttribution(row)) throw new TdaError('must be {tokens: [strings], weights: [numbers]} of equal length', { file, field: `queries[${i}].rows.${key}` });
+    }
+  });
+  return t;
+}
 
 export const ATTRIBUTIONS_DIR = 'attributions';
 
@@ -29,6 +54,7 @@ export interface RunAttributionGroup {
   train: { prompt: string; response: string }[];
   queries: { prompt: string; answer: string; label: string; positives: number[] }[];
   columns: { method: string; view: string; scores: ScoreMatrix }[];
+  tokens?: GroupTokens;
 }
 
 export interface RunAttributionsHeader {
@@ -50,6 +76,7 @@ export function writeAttributionGroup(runDir: string, g: RunAttributionGroup): v
     writeScoreFile(path.join(dir, file), c.scores, { method: c.method, view: c.view, mask: 'response' });
     return { method: c.method, view: c.view, file };
   });
+  if (g.tokens) writeJson(path.join(dir, TOKENS_FILE), g.tokens);
   writeJson(path.join(dir, 'group.json'), { name: g.name, columns });
 }
 
@@ -84,10 +111,17 @@ function readGroup(dir: string): ExplorerGroupInput {
     if (typeof c.method !== 'string' || typeof c.view !== 'string' || typeof c.file !== 'string') throw new TdaError('needs string method, view and file', { file: groupFile, field: `columns[${i}]` });
     return readScoreColumn(path.join(dir, c.file), { method: c.method, view: c.view });
   });
+  const tokensFile = path.join(dir, TOKENS_FILE);
+  const tokens = fs.existsSync(tokensFile) ? readGroupTokens(tokensFile, tests.length, train.length) : null;
   return {
     name: g.name,
     train: train.map((e) => ({ text: exampleText(e) })),
-    queries: tests.map((t, i) => ({ prompt: t.prompt, answer: t.response, label: t.label, positives: positives[i] as number[] })),
+    queries: tests.map((t, i) => {
+      const q = { prompt: t.prompt, answer: t.response, label: t.label, positives: positives[i] as number[] };
+      if (!tokens) return q;
+      const rows = Object.fromEntries(Object.entries(tokens.queries[i].rows).map(([key, row]) => [Number(key), row]));
+      return { ...q, answerTokens: tokens.queries[i].answer, trainTokens: { [tokens.view]: rows } };
+    }),
     scores,
   };
 }

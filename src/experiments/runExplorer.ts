@@ -7,16 +7,33 @@ import { DdaRunScores, VARIANTS } from './dda';
 import { IfLlmTaskScores } from './ifLlm';
 import { Lmd3Data } from './world';
 import { readRunAttributions, RunAttributionGroup } from './runAttributions';
+import { GroupTokens, groupTokens } from './runTokens';
+import { TextTokenizer } from '../data/tokenizer';
+import { LlamaModel } from '../model/llama';
 
 export const EXPLORER_FILE = 'explorer.html';
+
+/** The method whose per-token attribution shades a DDA run's explorer. */
+export const DDA_TOKEN_METHOD = 'dataInf';
 
 export const DDA_EXPLORER_HEADER = {
   title: 'DDA explorer: which training examples do the methods blame for each hallucination?',
   notes: [
     'Each query is a held-out person whose country the fine-tuned model answered with the target country planted by the canary training examples (the known positives).',
     'Settings: plain = scores at the last checkpoint; debias = last minus checkpoint 0 (the base model); denoise = mean over the epoch checkpoints; DDA = both; checkpoint t = plain scores at epoch t (0 = before fine-tuning). BM25 and TracIn-CP have plain scores only.',
+    `Token shading (setting plain): ${DDA_TOKEN_METHOD} at the last checkpoint. A training example's token carries the contribution of its own loss term to the example's ${DDA_TOKEN_METHOD} score for the query (those of an example sum to its score); an answer token carries its contribution to the sum of the ${DDA_TOKEN_METHOD} top 10. Rows outside ${DDA_TOKEN_METHOD}'s top 10 are not shaded.`,
   ],
 };
+
+/**
+ * Per-token heatmaps of a DDA run: the token method's top k per query at the last checkpoint
+ * (the plain setting). On the quick run this takes a few seconds per fine-tuning run.
+ */
+export async function ddaRunTokens(model: LlamaModel, tokenizer: TextTokenizer, r: DdaRunScores, k = 10): Promise<GroupTokens | undefined> {
+  const scores = r.variants[DDA_TOKEN_METHOD]?.plain;
+  if (!r.final || !scores) return undefined;
+  return groupTokens(model, r.final.adapter, tokenizer, r.final.train, r.final.queries, scores, { method: DDA_TOKEN_METHOD, view: 'plain', k, gradients: r.final.gradients });
+}
 
 /** One DDA fine-tuning run as an attribution group: variants first, then every checkpoint. */
 export function ddaAttributionGroup(r: DdaRunScores): RunAttributionGroup {

@@ -99,7 +99,7 @@ export const EXPLORER_SCRIPT = `(function (rootId) {
     box.appendChild(el('p', null, 'Sign: a positive score means the training example helps this test output \\u2014 training on it lowers the loss of the answer shown; a negative score means it works against it. For similarity baselines (BM25, RepSim, a density kernel) the score says how alike the texts are, not how the example changes the loss.'));
     box.appendChild(el('p', null, 'Scale: scores are comparable within one method and one query (a cell\\u2019s shade is relative to the largest score in its column), not across methods: compare methods by rank. debias, denoise and DDA are per-query z-scores, in standard deviations over the training set.'));
     box.appendChild(el('p', null, 'Rank: the position among all training examples (1 = most helpful); ranks within the top ' + data.k + ' are in bold blue. A yellow bar marks a known positive (e.g. a training example that planted the answer).'));
-    var hasTokens = data.queries.some(function (q) { return q.tokens; }) || data.train.some(function (t) { return t.tokens; });
+    var hasTokens = data.queries.some(function (q) { return q.tokens || q.answerTokens || q.views.some(function (v) { return v.rowTokens; }); }) || data.train.some(function (t) { return t.tokens; });
     if (hasTokens) box.appendChild(el('p', null, 'Token shading: per-token attribution, blue where a token helps the test output and red where it works against it, relative to the largest weight in that text.'));
     return box;
   }
@@ -218,7 +218,7 @@ export const EXPLORER_SCRIPT = `(function (rootId) {
     detail.appendChild(h);
     var ans = el('div', 'tdx-answer');
     ans.appendChild(el('strong', null, 'Answer: '));
-    ans.appendChild(el('span', 'tdx-answer-text', q.answer));
+    ans.appendChild(tokensNode(q.answer, q.answerTokens, 'tdx-answer-text'));
     if (q.label) ans.appendChild(el('span', 'tdx-badge', q.label));
     detail.appendChild(ans);
     detail.appendChild(el('div', 'tdx-meta', q.group + ' \\u00b7 ' + q.nPositives + ' known positive' + (q.nPositives === 1 ? '' : 's') + ' \\u00b7 query ' + state.selected));

@@ -58,7 +58,10 @@ export interface ExplorerQuery {
   group: string;
   /** Number of known positives (some may fall outside the shown rows). */
   nPositives: number;
+  /** Per-token weights of the prompt. */
   tokens?: TokenAttribution;
+  /** Per-token weights of the answer (e.g. its tokens' contributions to the top examples' scores). */
+  answerTokens?: TokenAttribution;
   views: ExplorerQueryView[];
 }
 
@@ -90,6 +93,7 @@ export interface ExplorerQueryInput {
   label?: string;
   positives?: number[];
   tokens?: TokenAttribution;
+  answerTokens?: TokenAttribution;
   /** Per view, per training index: token weights of that training example for this query. */
   trainTokens?: Record<string, Record<number, TokenAttribution>>;
 }
@@ -249,6 +253,7 @@ export function buildExplorerData(input: ExplorerInput): ExplorerData {
       });
       const query: ExplorerQuery = { prompt: q.prompt, answer: q.answer, label: q.label ?? '', group: g.name, nPositives: positives.size, views: qviews };
       if (q.tokens) query.tokens = q.tokens;
+      if (q.answerTokens) query.answerTokens = q.answerTokens;
       queries.push(query);
     });
   }
