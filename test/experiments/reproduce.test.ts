@@ -37,11 +37,18 @@ async function checkDdaExplorer(dir: string, summary: { method: string; variant:
   assert.equal(nQueries, expected, 'every hallucinated query is saved');
   const views = new Set(saved.groups.flatMap((g) => g.scores.map((s) => s.view)));
   for (const v of ['plain', 'debias', 'denoise', 'DDA', 'checkpoint 0']) assert.ok(views.has(v), `setting ${v} missing`);
+  // Per-token heatmaps: every answer, and DataInf's top 10 of every query in the plain setting.
+  for (const q of saved.groups.flatMap((g) => g.queries)) {
+    assert.ok(q.answerTokens && q.answerTokens.tokens.length > 0 && q.answerTokens.weights.some((w) => w !== 0), 'answer tokens missing');
+    assert.equal(Object.keys(q.trainTokens?.plain ?? {}).length, 10, 'plain rows without token weights');
+  }
   const { page, errors, close } = await openPage(path.join(dir, 'explorer.html'));
   try {
     await page.waitForSelector('.tda-explorer[data-ready="1"]', { timeout: 60000 });
     assert.equal(await page.textContent('.tdx-count'), `${nQueries} of ${nQueries} queries`);
     assert.ok((await page.$$('tr.tdx-posrow')).length > 0, 'the canaries of the first query are marked');
+    assert.ok((await page.$$('.tdx-answer-text .tdx-tok')).length > 0, 'the answer is shaded token by token');
+    assert.ok((await page.$$('.tdx-train-text .tdx-tok')).length >= 10, 'the top training examples are shaded token by token');
     assert.deepEqual(errors, []);
   } finally {
     await close();
