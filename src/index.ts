@@ -44,6 +44,7 @@ export { loadEmbeddedDefault, factRecall, EmbeddedDefault, EMBEDDED_DIR } from '
 export { runDdaExperiment, DdaExperimentOptions, DdaExperimentResult, VARIANTS } from './experiments/dda';
 export { runIfLlmExperiment, IfLlmOptions as IfLlmExperimentOptions, IfLlmResult } from './experiments/ifLlm';
 export { runLmd3Experiment, Lmd3Options as Lmd3ExperimentOptions, Lmd3Result } from './experiments/lmd3';
+export { groupTokens, tokenWeights, topIndices, GroupTokens, GroupTokensOptions } from './experiments/runTokens';
 export { encodeExample, withResponseIds, loraGradientSet, gradientScores, queryMetrics, PromptResponse } from './experiments/pipeline';
 export { frameRows } from './eval/frame';
 export { linearRegression, LinearFit } from './eval/regression';
