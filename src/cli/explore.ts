@@ -12,6 +12,7 @@ import { buildExplorerData, ExplorerData, ExplorerInput } from '../viz/explorer/
 import { writeExplorer } from '../viz/explorer/page';
 import { readScoreColumn } from '../viz/explorer/scoreInputs';
 import { exampleText, readTextJsonl } from '../viz/explorer/texts';
+import { runExploreWithTokens } from './exploreTokens';
 
 export interface ExploreOptions {
   /** Score files, or one run folder. */
@@ -95,7 +96,7 @@ function positiveInt(value: string): number {
   return n;
 }
 
-export function registerExploreCommand(program: Command): void {
+export function registerExploreCommand(program: Command, startBackend: () => Promise<unknown>): void {
   program
     .command('explore')
     .description('an interactive, self-contained HTML page: per query, the training examples each method ranks highest')
@@ -106,8 +107,22 @@ export function registerExploreCommand(program: Command): void {
     .option('--k <n>', 'training examples per method and query', positiveInt, 10)
     .option('--title <text>', 'page title')
     .requiredOption('--out <file>', 'the HTML page to write')
-    .action((o) => {
-      const data = runExplore({ scores: o.scores, train: o.train, test: o.test, labels: o.labels, out: o.out, k: o.k, title: o.title });
+    .option('--tokens <method>', 'with score files: per-token heatmaps of this method\'s top k per query (gradDot, gradCos, dataInf, lissa, exact, ekfac), computed from --model and --adapter')
+    .option('--model <dir>', 'with --tokens: the Hugging Face model directory (with tokenizer.json)')
+    .option('--adapter <dir>', 'with --tokens: the PEFT adapter the outputs came from')
+    .action(async (o) => {
+      const opts = { scores: o.scores, train: o.train, test: o.test, labels: o.labels, out: o.out, k: o.k, title: o.title };
+      let data: ExplorerData;
+      if (o.tokens !== undefined) {
+        if (o.scores.some((s: string) => fs.existsSync(s) && fs.statSync(s).isDirectory())) {
+          throw new TdaError('applies to score files; a run folder keeps its own heatmaps (reproduce dda)', { field: '--tokens' });
+        }
+        await startBackend();
+        data = await runExploreWithTokens({ ...opts, tokens: o.tokens, model: o.model, adapter: o.adapter });
+      } else {
+        if (o.model !== undefined || o.adapter !== undefined) throw new TdaError('--model and --adapter go with --tokens <method>', { field: o.model !== undefined ? '--model' : '--adapter' });
+        data = runExplore(opts);
+      }
       process.stderr.write(`wrote ${o.out}: ${data.queries.length} queries, ${data.train.length} training texts, ${data.methods.length} methods\n`);
     });
 }

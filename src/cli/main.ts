@@ -88,7 +88,7 @@ export function buildProgram(): Command {
   registerMetricsCommand(program);
   registerReproduceCommand(program, backend);
   registerMergeCommand(program);
-  registerExploreCommand(program);
+  registerExploreCommand(program, backend);
   registerTokensCommand(program, backend);
   return program;
 }

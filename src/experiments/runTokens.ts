@@ -8,6 +8,7 @@
 import { Scorer } from '../attribution/method';
 import { createScorer } from '../attribution/registry';
 import { TokenExplainer, TokenSide } from '../attribution/tokenExplainer';
+import { checkTokenMethod } from '../attribution/tokens';
 import { ScoreMatrix, scoreRow } from '../attribution/types';
 import { TokenSequence } from '../data/batch';
 import { TextTokenizer } from '../data/tokenizer';
@@ -54,25 +55,31 @@ export function tokenWeights(side: TokenSide, from: number): TokenAttribution {
   return { tokens, weights: rows.map((t) => (t.contribution === null ? 0 : Number(t.contribution.toPrecision(4)))) };
 }
 
+/**
+ * `scores` picks each query's top k (the method's own scores of these examples, e.g. from the
+ * run); null: the method scores them here.
+ */
 export async function groupTokens(
   model: LlamaModel,
   adapter: LoraAdapter,
   tokenizer: TextTokenizer,
   train: TokenSequence[],
   queries: TokenSequence[],
-  scores: ScoreMatrix,
+  scores: ScoreMatrix | null,
   o: GroupTokensOptions = {},
 ): Promise<GroupTokens> {
   const method = o.method ?? 'dataInf';
   const k = o.k ?? 10;
-  if (scores.nTest !== queries.length || scores.nTrain !== train.length) {
+  if (scores && (scores.nTest !== queries.length || scores.nTrain !== train.length)) {
     throw new TdaError(`scores are [${scores.nTest}, ${scores.nTrain}] but there are ${queries.length} queries and ${train.length} training examples`, { field: 'scores' });
   }
+  checkTokenMethod(method);
   const padId = o.padId ?? tokenizer.padId ?? 0;
   const trainGrads = o.gradients?.train ?? (await loraGradientSet(model, adapter, train, 32, padId));
   const queryGrads = o.gradients?.queries ?? (await loraGradientSet(model, adapter, queries, 32, padId));
   const scorer: Scorer = createScorer(method, o.options ?? {});
   scorer.cache(inMemorySource(trainGrads));
+  const ranked = scores ?? scorer.attribute(queryGrads);
   const explainer = new TokenExplainer(model, adapter, scorer, { examples: train, gradients: trainGrads }, { examples: queries, gradients: queryGrads }, { mask: 'response', padId, tokenizer });
   try {
     return {
@@ -80,7 +87,7 @@ export async function groupTokens(
       view: o.view ?? 'plain',
       k,
       queries: queries.map((seq, q) => {
-        const top = topIndices(scores, q, k);
+        const top = topIndices(ranked, q, k);
         const rows: Record<string, TokenAttribution> = {};
         // Position 0 (BOS) is never a loss term: the shown text starts after it.
         for (const i of top) rows[String(i)] = tokenWeights(explainer.pair(q, i).example, 1);

@@ -13,6 +13,8 @@ import { loadAdapter, saveAdapter } from '../../src/model/adapter';
 import { LlamaModel } from '../../src/model/llama';
 import { randomAdapter } from '../../src/model/randomAdapter';
 import { tempDirs } from '../helpers/errors';
+import { writeScoreFile } from '../../src/attribution/scoreFile';
+import { runExploreWithTokens } from '../../src/cli/exploreTokens';
 
 const LAUNCHER = path.join(__dirname, 'tdaLabFromSources.ts');
 const cli = (args: string[]) => spawnSync(process.execPath, ['--require', 'tsx/cjs', LAUNCHER, ...args], { encoding: 'utf8', cwd: path.join(__dirname, '..', '..') });
@@ -135,4 +137,53 @@ describe('tda-lab tokens', function () {
     assert.equal(o.status, 1);
     assert.match(o.stderr, /'--damping-scale': gradDot does not take this option/);
   });
+
+  it('explore --tokens: the token method\'s top k per query shaded on its column\'s setting, the answers too; misuse refused in one line', async () => {
+    const tok = loadTokenizer(EMBEDDED_DIR);
+    const model = LlamaModel.load(EMBEDDED_DIR);
+    const scoreFile = path.join(dir, 'gradDot.safetensors');
+    let want: Float32Array;
+    try {
+      const adapter = loadAdapter(files.adapter, model.config);
+      const train = await computeLoraGradients(model, adapter, readExamplesJsonl(files.train, tok), { workers: 0 });
+      const test = await computeLoraGradients(model, adapter, readExamplesJsonl(files.test, tok), { workers: 0 });
+      const gradDot = createScorer('gradDot');
+      gradDot.cache(inMemorySource(train));
+      writeScoreFile(scoreFile, gradDot.attribute(test), { method: 'gradDot', view: 'final' });
+      const dataInf = createScorer('dataInf');
+      dataInf.cache(inMemorySource(train));
+      want = dataInf.attribute(test).data;
+    } finally {
+      model.dispose();
+    }
+    const out = path.join(dir, 'explorer.html');
+    const data = await runExploreWithTokens({ scores: [scoreFile], train: files.train, test: files.test, out, k: 2, tokens: 'dataInf', model: EMBEDDED_DIR, adapter: files.adapter });
+    assert.ok(fs.existsSync(out));
+    assert.ok(data.notes.some((n) => n.includes('Token shading (setting final): dataInf')));
+    data.queries.forEach((q, qi) => {
+      assert.ok(q.answerTokens && q.answerTokens.tokens.join('').endsWith(' </s>'));
+      const v = q.views.find((x) => x.view === 'final')!;
+      // The shaded rows are dataInf's own top 2, each summing to its dataInf score.
+      const row = Array.from(want.subarray(qi * 4, qi * 4 + 4));
+      const top = [0, 1, 2, 3].sort((a, b) => row[b] - row[a]).slice(0, 2);
+      const shaded = v.local.filter((_, r) => v.rowTokens?.[r]);
+      assert.deepEqual([...shaded].sort(), [...top].sort());
+      for (const i of top) {
+        const t = v.rowTokens![v.local.indexOf(i)]!;
+        const sum = t.weights.reduce((a, w) => a + w, 0);
+        assert.ok(Math.abs(sum - row[i]) <= 2e-3 * Math.abs(row[i]), `query ${qi} row ${i}: ${sum} vs ${row[i]}`);
+      }
+    });
+    await assert.rejects(runExploreWithTokens({ scores: [scoreFile], train: files.train, test: files.test, out, tokens: 'bm25', model: EMBEDDED_DIR, adapter: files.adapter }), /'--tokens': 'bm25' has no per-token attribution/);
+    for (const [args, message] of [
+      [['explore', '--scores', dir, '--tokens', 'dataInf', '--out', out], /^tda-lab: '--tokens': applies to score files/],
+      [['explore', '--scores', scoreFile, '--train', files.train, '--test', files.test, '--model', EMBEDDED_DIR, '--out', out], /^tda-lab: '--model': --model and --adapter go with --tokens/],
+    ] as const) {
+      const r = cli([...args]);
+      assert.equal(r.status, 1);
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+      assert.match(r.stderr, message);
+    }
+  });
 });
+
