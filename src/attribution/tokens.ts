@@ -10,7 +10,8 @@
  *   query token t:     c_q c_i T(g_qt) . g_i / count_q     (T linear: T(g_q) = sum_t T(g_qt) / count_q)
  * each summing exactly to s. A token's contribution is that of its own loss term (the
  * prediction of that token); tokens the label mask does not count have none. gradCos keeps
- * the pair's norms fixed, so its split is of the cosine at those norms.
+ * the pair's norms fixed, so its split is of the cosine at those norms. LiSSA's iteration is
+ * linear in the vector it starts from, and every call draws the same (seeded) samples.
  */
 import { TdaError } from '../errors';
 import { TokenGradients } from '../gradients/perToken';
