@@ -8,6 +8,7 @@ import { TdaError } from '../errors';
 import { loadAdapter, LoraAdapter } from '../model/adapter';
 import { computeLoraGradients } from '../gradients/compute';
 import { writeGradientFile } from '../gradients/file';
+import { outputLockFile, withLock } from '../io/lock';
 import { LlamaModel } from '../model/llama';
 import { progressBar } from './progress';
 import { shardMetadata, shardRange, ShardSpec } from './shard';
@@ -58,7 +59,12 @@ export function loadModelInputs(modelDir: string, adapterDir: string | null, dat
   }
 }
 
+/** One writer per output file: a second `grads` to the same --out is refused, naming the first. */
 export async function runGrads(opts: GradsOptions): Promise<GradsSummary> {
+  return withLock(outputLockFile(opts.out), `output ${opts.out}`, () => computeGradsFile(opts));
+}
+
+async function computeGradsFile(opts: GradsOptions): Promise<GradsSummary> {
   const mask = opts.mask ?? 'response';
   if (mask !== 'response' && mask !== 'full') throw new TdaError(`unknown mask '${mask}' (use response or full)`, { field: '--mask' });
   const started = Date.now();

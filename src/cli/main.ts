@@ -59,14 +59,17 @@ export function buildProgram(): Command {
       await backend();
       if (o.store !== undefined) {
         if (o.shard) throw new TdaError('--shard applies to --out files; a store is already written shard by shard (use --store-shard-size)', { field: '--shard' });
+        // Ctrl-C and SIGTERM (a scheduler's stop) both end after the current batch, keeping every finished shard.
         const stop = new AbortController();
         const onInterrupt = () => stop.abort();
         process.once('SIGINT', onInterrupt);
+        process.once('SIGTERM', onInterrupt);
         try {
           const s = await runGradsToStore({ model: o.model, adapter: o.adapter, data: o.data, store: o.store, mask: o.mask, batchSize: o.batchSize, shardSize: o.storeShardSize, dtype: o.storeDtype, projectDim: o.project, signal: stop.signal });
           process.stderr.write(`${o.store}: ${s.examples} examples; ${s.computedShards} shards computed, ${s.reusedShards} reused, in ${s.seconds.toFixed(1)} s\n`);
         } finally {
           process.off('SIGINT', onInterrupt);
+          process.off('SIGTERM', onInterrupt);
         }
         return;
       }

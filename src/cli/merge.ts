@@ -6,6 +6,7 @@ import { Command } from 'commander';
 import { showValue, TdaError } from '../errors';
 import { SafetensorsFile, TensorToWrite, writeSafetensors } from '../io/safetensors';
 import { describeShard } from './shard';
+import { withOutputLock } from '../io/lock';
 import { settingAt, settingsDifference } from '../settings';
 import { canonicalJson } from '../gradients/store';
 import { mergeConvergence } from '../attribution/iterativeSolver';
@@ -67,7 +68,12 @@ function depth(value: unknown): number {
   return deepest;
 }
 
+/** One writer per output file: a second `merge` to the same --out is refused, naming the first. */
 export function runMerge(files: string[], out: string): { shards: number; rows: number } {
+  return withOutputLock(out, () => merge(files, out));
+}
+
+function merge(files: string[], out: string): { shards: number; rows: number } {
   if (files.length === 0) throw new TdaError('no shard files given', { field: 'files' });
   const opened = files.map((f) => ({ file: f, st: SafetensorsFile.open(f) }));
   try {

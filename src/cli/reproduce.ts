@@ -4,11 +4,11 @@ import * as path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { TdaError } from '../errors';
 import { frameRows } from '../eval/frame';
-import { DdaRunScores, runDdaExperiment } from '../experiments/dda';
+import { DdaExperimentOptions, DdaRunScores, runDdaExperiment } from '../experiments/dda';
 import { loadEmbeddedDefault } from '../experiments/embedded';
 import { runIfLlmExperiment } from '../experiments/ifLlm';
 import { runLmd3Experiment } from '../experiments/lmd3';
-import { newRunDir, writeJson, writeRunReport, writeTables } from '../experiments/output';
+import { finishRunDir, startRunDir, writeJson, writeRunReport, writeTables } from '../experiments/output';
 import { writeAttributionGroup, writeAttributionsHeader } from '../experiments/runAttributions';
 import { ddaAttributionGroup, ddaRunTokens, DDA_EXPLORER_HEADER, IF_LLM_EXPLORER_HEADER, ifLlmAttributionGroup, LMD3_EXPLORER_HEADER, lmd3AttributionGroup, writeRunExplorer } from '../experiments/runExplorer';
 import { RunAttributionGroup, RunAttributionsHeader } from '../experiments/runAttributions';
@@ -28,6 +28,8 @@ export interface ReproduceOptions {
   baseModel?: string;
   progress?: boolean;
   log?: (line: string) => void;
+  /** DDA settings beyond --quick (fewer pairs, epochs or examples: the interruption tests use a tiny run). */
+  dda?: Partial<Omit<DdaExperimentOptions, 'workDir' | 'log' | 'progress' | 'onRunScores'>>;
 }
 
 /** One progress bar per label, created on first use and closed when it completes. */
@@ -64,7 +66,9 @@ export async function runReproduce(o: ReproduceOptions): Promise<ReproduceSummar
   const log = o.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const started = Date.now();
   const env = loadEmbeddedDefault(o.baseModel);
-  const dir = newRunDir(o.out ?? path.join(process.cwd(), 'runs'), o.experiment + (o.quick ? '-quick' : ''));
+  // Filled under a hidden name, renamed once complete: an interrupted run leaves nothing visible.
+  const run = startRunDir(o.out ?? path.join(process.cwd(), 'runs'), o.experiment + (o.quick ? '-quick' : ''));
+  const dir = run.dir;
   const progress = progressBars(o.progress ?? true);
   const meta = { experiment: o.experiment, quick: o.quick ?? false, backend: currentBackend(), node: process.version, cpus: os.cpus().length, baseModel: env.dir };
   let table = '';
@@ -89,7 +93,7 @@ export async function runReproduce(o: ReproduceOptions): Promise<ReproduceSummar
         if (tokens) log(`  per-token heatmaps of ${tokens.method}'s top ${tokens.k} for ${tokens.queries.length} queries in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
         save({ ...ddaAttributionGroup(run), tokens });
       };
-      const r = await runDdaExperiment(env, { quick: o.quick, seeds: o.seeds, workDir: path.join(dir, 'checkpoints'), log, progress, onRunScores });
+      const r = await runDdaExperiment(env, { ...o.dda, quick: o.quick, seeds: o.seeds ?? o.dda?.seeds, workDir: path.join(dir, 'checkpoints'), log, progress, onRunScores });
       result = r;
       finishExplorer(DDA_EXPLORER_HEADER);
       writeTables(dir, { summary: r.summary, per_checkpoint: r.perCheckpoint, per_query: r.perQuery, runs: r.runs });
@@ -154,7 +158,9 @@ export async function runReproduce(o: ReproduceOptions): Promise<ReproduceSummar
   } finally {
     env.model.dispose();
   }
-  return { dir, report: reportFile, seconds: (Date.now() - started) / 1000, table, explorer, result };
+  const final = finishRunDir(run);
+  const moved = (f: string) => path.join(final, path.relative(dir, f));
+  return { dir: final, report: moved(reportFile), seconds: (Date.now() - started) / 1000, table, explorer: explorer && moved(explorer), result };
 }
 
 function seedList(value: string): number[] {

@@ -23,6 +23,7 @@ import { GradientSet, GradientSource, inMemorySource, sliceExamples } from '../g
 import { EmbeddingSet } from '../model/embeddings';
 import { readEmbeddingFile } from './embed';
 import { parseShard, shardMetadata, shardRange, ShardSpec } from './shard';
+import { withOutputLock } from '../io/lock';
 
 export interface ScoreOptions {
   method: string;
@@ -179,7 +180,12 @@ function topK(scorer: Scorer, queries: unknown, k: number): TopKScores {
   return acc.result();
 }
 
+/** One writer per output file: a second `score` to the same --out is refused, naming the first. */
 export function runScore(o: ScoreOptions): ScoreResult {
+  return withOutputLock(o.out, () => score(o));
+}
+
+function score(o: ScoreOptions): ScoreResult {
   const started = Date.now();
   const method = methodByName(o.method);
   const scorer: Scorer = method.create(resolveOptions(method, o.options ?? {}));

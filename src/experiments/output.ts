@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DataFrame, frameRows } from '../eval/frame';
 import { Report, writeReport } from '../viz/report';
+import { parseTempName, processAlive, tempFileFor, writeTextAtomic } from '../io/fsutil';
 
 function csvCell(v: unknown): string {
   const s = typeof v === 'number' ? (Number.isNaN(v) ? 'NaN' : String(v)) : String(v ?? '');
@@ -15,11 +16,7 @@ export function frameToCsv(df: DataFrame): string {
   return [cols.join(','), ...rows.map((r) => cols.map((c) => csvCell(r[c])).join(','))].join('\n') + '\n';
 }
 
-function writeAtomic(file: string, text: string): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, text);
-  fs.renameSync(tmp, file);
-}
+const writeAtomic = writeTextAtomic;
 
 /** `runs/<timestamp>` under `root` (timestamp in UTC, sortable). */
 export function newRunDir(root: string, name: string): string {
@@ -27,6 +24,34 @@ export function newRunDir(root: string, name: string): string {
   const dir = path.join(root, `${stamp}-${name}`);
   fs.mkdirSync(dir, { recursive: true });
   return dir;
+}
+
+/**
+ * A run folder is filled under a hidden temp name and renamed to `runs/<timestamp>-<name>`
+ * only once complete: an interrupted run leaves no visible half-written folder. Hidden
+ * folders of runs that were killed (their process is gone) are removed here.
+ */
+export function startRunDir(root: string, name: string): { dir: string; final: string } {
+  fs.mkdirSync(root, { recursive: true });
+  for (const entry of fs.readdirSync(root)) {
+    const t = parseTempName(entry);
+    if (t && RUN_DIR_RE.test(t.target) && !processAlive(t.pid)) fs.rmSync(path.join(root, entry), { recursive: true, force: true });
+  }
+  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
+  let final = path.join(root, `${stamp}-${name}`);
+  // Two runs started within the same second get distinct folders.
+  for (let i = 2; fs.existsSync(final); i++) final = path.join(root, `${stamp}-${name}-${i}`);
+  const dir = tempFileFor(final);
+  fs.mkdirSync(dir);
+  return { dir, final };
+}
+
+const RUN_DIR_RE = /^\d{8}-\d{6}-/;
+
+/** Makes a finished run folder visible under its final name. */
+export function finishRunDir(run: { dir: string; final: string }): string {
+  fs.renameSync(run.dir, run.final);
+  return run.final;
 }
 
 export function writeTables(dir: string, tables: Record<string, DataFrame>): string[] {

@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { TdaError } from '../errors';
 
@@ -29,11 +30,69 @@ export function writeFully(fd: number, bytes: Uint8Array): void {
 }
 
 /**
- * Create `path` atomically: `write` fills a temp file next to it, which is then renamed over
- * `path`, so readers never see a half-written checkpoint. The temp file is removed on failure.
+ * Temp files are hidden (`.name.tmp-<pid>-<random>` beside `name`), so a killed writer never
+ * leaves a visible partial file; the next write of the same file removes them.
  */
-export function writeFileAtomic(path: string, write: (fd: number) => void): void {
-  const tmp = `${path}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
+export function tempFileFor(file: string): string {
+  return path.join(path.dirname(file), `.${path.basename(file)}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
+}
+
+const TEMP_SUFFIX_RE = /^\.(.+)\.tmp-(\d+)-[0-9a-f]+$/;
+
+/** The pid of the process that made a temp file (null if `name` is not one), and which file it was for. */
+export function parseTempName(name: string): { target: string; pid: number } | null {
+  const m = TEMP_SUFFIX_RE.exec(name);
+  return m ? { target: m[1], pid: Number(m[2]) } : null;
+}
+
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Removes temp files of `file` left by writers that no longer run (killed mid-write). */
+export function removeStaleTemps(file: string): void {
+  const dir = path.dirname(file);
+  const base = path.basename(file);
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const t = parseTempName(name);
+    if (!t || t.target !== base || (t.pid !== process.pid && processAlive(t.pid))) continue;
+    fs.rmSync(path.join(dir, name), { force: true, recursive: true });
+  }
+}
+
+/** A write error as one clear line: what went wrong and that the target is untouched. */
+export function describeWriteError(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException).code;
+  const hint: Record<string, string> = {
+    ENOSPC: 'no space left on the device',
+    EDQUOT: 'disk quota exceeded',
+    EACCES: 'permission denied',
+    EPERM: 'operation not permitted',
+    EROFS: 'the file system is read-only',
+  };
+  const what = code && hint[code] ? `${hint[code]} (${code})` : (e as Error).message;
+  return `cannot write file: ${what}; nothing was replaced (files already written are intact), run again once this is fixed`;
+}
+
+/**
+ * Create `path` atomically: `write` fills a hidden temp file next to it, which is then
+ * renamed over `path`, so readers never see a half-written file. The temp file is removed on
+ * failure, and temp files of earlier writers that were killed are removed first.
+ */
+export function writeFileAtomic(file: string, write: (fd: number) => void): void {
+  removeStaleTemps(file);
+  const tmp = tempFileFor(file);
   let fd: number | null = null;
   try {
     fd = fs.openSync(tmp, 'wx');
@@ -41,7 +100,7 @@ export function writeFileAtomic(path: string, write: (fd: number) => void): void
     fs.fsyncSync(fd);
     fs.closeSync(fd);
     fd = null;
-    fs.renameSync(tmp, path);
+    fs.renameSync(tmp, file);
   } catch (e) {
     if (fd !== null) {
       try {
@@ -56,6 +115,11 @@ export function writeFileAtomic(path: string, write: (fd: number) => void): void
       /* temp file may never have been created */
     }
     if (e instanceof TdaError) throw e;
-    throw new TdaError(`cannot write file: ${(e as Error).message}`, { file: path });
+    throw new TdaError(describeWriteError(e), { file });
   }
+}
+
+/** Writes a whole text file atomically (hidden temp file, then rename). */
+export function writeTextAtomic(file: string, text: string): void {
+  writeFileAtomic(file, (fd) => writeFully(fd, Buffer.from(text, 'utf8')));
 }

@@ -9,6 +9,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { showValue, TdaError } from '../errors';
 import { openWeightsFile, WeightSource } from '../io/weights';
+import { writeTextAtomic } from '../io/fsutil';
 import { TensorToWrite, writeSafetensors } from '../io/safetensors';
 import { isObject, readJsonFile } from './config';
 import { Rng } from '../random';
@@ -297,9 +298,7 @@ export function saveAdapter(dir: string, adapter: LoraAdapter): void {
   };
   fs.mkdirSync(dir, { recursive: true });
   const configFile = path.join(dir, ADAPTER_CONFIG_FILE);
-  const tmp = `${configFile}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, JSON.stringify(json, null, 2) + '\n');
-  fs.renameSync(tmp, configFile);
+  writeTextAtomic(configFile, JSON.stringify(json, null, 2) + '\n');
   writeSafetensors(path.join(dir, ADAPTER_WEIGHTS_FILE), tensors, { format: 'pt' });
 }
 

@@ -4,6 +4,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { writeTextAtomic } from '../io/fsutil';
 import { Figure } from './figures';
 import { Cell, escapeHtml, figureHtml, plotlyScript, TABLE_CSS, tableHtml } from './html';
 
@@ -49,7 +50,5 @@ ${sections}
 
 export function writeReport(file: string, r: Report): void {
   fs.mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, renderReport(r));
-  fs.renameSync(tmp, file);
+  writeTextAtomic(file, renderReport(r));
 }

@@ -256,7 +256,7 @@ describe('attribution/store: GradientStore', function () {
     fs.writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify(m));
     fs.writeFileSync(file(2), 'garbage');
     // A stale temp file of a dead writer.
-    const stale = `${file(3)}.tmp-999999999-abcdef`;
+    const stale = path.join(dir, `.${path.basename(file(3))}.tmp-999999999-abcdef`);
     fs.writeFileSync(stale, 'partial');
 
     const store = GradientStore.open(dir, s);

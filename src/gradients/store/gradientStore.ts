@@ -12,13 +12,18 @@
  * the two writes) or a corrupt one. Readers stream one shard at a time; a shard whose size
  * no longer matches the manifest, or that does not parse, is an error naming the file.
  *
- * One writer per directory at a time (there is no lock file).
+ * One writer per directory at a time: compute() and importShard() hold the lock file `.lock`
+ * (see io/lock.ts); a second writer is refused, naming the holder, and a lock left by a
+ * crashed writer is taken over. Temp files are hidden (`.shard-00003.safetensors.tmp-...`), so
+ * readers listing the directory never see a partial shard.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { LabelMask, TokenSequence } from '../../data/batch';
 import { TdaError } from '../../errors';
 import { SafetensorsFile, TensorToWrite, writeSafetensors } from '../../io/safetensors';
+import { parseTempName, processAlive } from '../../io/fsutil';
+import { acquireLock, Lock } from '../../io/lock';
 import { adapterKey, LoraAdapter } from '../../model/adapter';
 import { adapterBlocks, computeLoraGradients } from '../compute';
 import { LlamaModel } from '../../model/llama';
@@ -94,8 +99,10 @@ export function storeSettings(o: StoreSettingsOptions): StoreSettings {
   });
 }
 
-const TEMP_RE = /\.tmp-(\d+)-[0-9a-f]+$/;
-const OWN_FILE_RE = /^(manifest\.json|shard-\d{5,}\.safetensors)(\.tmp-\d+-[0-9a-f]+)?$/;
+// Temp files: hidden ones (`.name.tmp-pid-hex`), and visible ones (`name.tmp-pid-hex`) from stores written before temps were hidden.
+const OLD_TEMP_RE = /\.tmp-(\d+)-[0-9a-f]+$/;
+const OWN_FILE_RE = /^\.?(manifest\.json|shard-\d{5,}\.safetensors)(\.tmp-\d+-[0-9a-f]+)?$|^\.lock(\.takeover)?$/;
+export const STORE_LOCK_FILE = '.lock';
 
 export class GradientStore {
   private constructor(
@@ -126,9 +133,47 @@ export class GradientStore {
       }
     }
     fs.mkdirSync(dir, { recursive: true });
-    const m = newManifest(requested);
-    writeManifest(dir, m);
-    return new GradientStore(dir, m);
+    const lock = lockStore(dir);
+    try {
+      // Another writer may have created it since we looked.
+      if (fs.existsSync(path.join(dir, MANIFEST_FILE))) {
+        const m = readManifest(dir);
+        checkSettings(dir, m.settings, requested);
+        return new GradientStore(dir, m);
+      }
+      const m = newManifest(requested);
+      writeManifest(dir, m);
+      return new GradientStore(dir, m);
+    } finally {
+      lock.release();
+    }
+  }
+
+  /** Holds the store's lock while `fn` runs, with the manifest re-read under it (another writer may have finished shards since open()). */
+  private async locked<T>(fn: () => Promise<T> | T): Promise<T> {
+    const lock = lockStore(this.dir);
+    try {
+      this.reload();
+      return await fn();
+    } finally {
+      lock.release();
+    }
+  }
+
+  private lockedSync<T>(fn: () => T): T {
+    const lock = lockStore(this.dir);
+    try {
+      this.reload();
+      return fn();
+    } finally {
+      lock.release();
+    }
+  }
+
+  private reload(): void {
+    const m = readManifest(this.dir);
+    checkSettings(this.dir, m.settings, this.m.settings);
+    this.m = m;
   }
 
   /** Opens an existing store as it is, for readers (its settings come from the manifest). */
@@ -180,6 +225,10 @@ export class GradientStore {
    * hashes; an adapter loaded from a directory is checked against the adapter hash).
    */
   async compute(model: LlamaModel, adapter: LoraAdapter, examples: readonly TokenSequence[], opts: ComputeOptions = {}): Promise<ComputeReport> {
+    return this.locked(() => this.computeLocked(model, adapter, examples, opts));
+  }
+
+  private async computeLocked(model: LlamaModel, adapter: LoraAdapter, examples: readonly TokenSequence[], opts: ComputeOptions): Promise<ComputeReport> {
     const s = this.m.settings;
     const manifestFile = path.join(this.dir, MANIFEST_FILE);
     if (examples.length !== s.n || hashDataset(examples) !== s.datasetHash) {
@@ -329,6 +378,10 @@ export class GradientStore {
    * shard fixes the block layout; later ones must match it.
    */
   importShard(index: number, set: GradientSet): ShardRecord {
+    return this.lockedSync(() => this.importShardLocked(index, set));
+  }
+
+  private importShardLocked(index: number, set: GradientSet): ShardRecord {
     const s = this.m.settings;
     const manifestFile = path.join(this.dir, MANIFEST_FILE);
     if (!Number.isSafeInteger(index) || index < 0 || index >= this.shardCount) {
@@ -425,26 +478,23 @@ function verifyShardFile(dir: string, rec: ShardRecord): string | null {
   return null;
 }
 
+function lockStore(dir: string): Lock {
+  return acquireLock(path.join(dir, STORE_LOCK_FILE), 'the gradient store');
+}
+
 /** Temp files left by writers that no longer run (a killed compute). */
 function removeStaleTemps(dir: string): void {
   for (const f of fs.readdirSync(dir)) {
-    const m = TEMP_RE.exec(f);
-    if (!m || !OWN_FILE_RE.test(f)) continue;
-    const pid = Number(m[1]);
+    if (!OWN_FILE_RE.test(f)) continue;
+    const hidden = parseTempName(f);
+    const old = OLD_TEMP_RE.exec(f);
+    const pid = hidden ? hidden.pid : old ? Number(old[1]) : null;
+    if (pid === null) continue;
     if (pid !== process.pid && processAlive(pid)) continue;
     try {
       fs.unlinkSync(path.join(dir, f));
     } catch {
       /* already gone */
     }
-  }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

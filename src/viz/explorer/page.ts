@@ -4,6 +4,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { writeTextAtomic } from '../../io/fsutil';
 import { escapeHtml, plotlyScript } from '../html';
 import { EXPLORER_CSS, EXPLORER_SCRIPT } from './client';
 import { ExplorerData } from './model';
@@ -42,8 +43,6 @@ ${explorerFragment(data)}
 /** Writes the page atomically; returns the file name. */
 export function writeExplorer(file: string, data: ExplorerData): string {
   fs.mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, renderExplorerPage(data));
-  fs.renameSync(tmp, file);
+  writeTextAtomic(file, renderExplorerPage(data));
   return file;
 }

@@ -5,6 +5,7 @@
  */
 import * as fs from 'node:fs';
 import { TdaError } from '../../errors';
+import { writeTextAtomic } from '../../io/fsutil';
 
 export interface TextExample {
   prompt: string;
@@ -49,9 +50,7 @@ export function readTextJsonl(file: string): TextExample[] {
 }
 
 export function writeTextJsonl(file: string, examples: TextExample[]): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, examples.map((e) => JSON.stringify(e)).join('\n') + '\n');
-  fs.renameSync(tmp, file);
+  writeTextAtomic(file, examples.map((e) => JSON.stringify(e)).join('\n') + '\n');
 }
 
 /** How a training example reads in the explorer. */
