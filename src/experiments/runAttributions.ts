@@ -82,6 +82,8 @@ export function writeAttributionGroup(runDir: string, g: RunAttributionGroup): v
 
 /** Records the page's title and the order of the groups (call after writing them). */
 export function writeAttributionsHeader(runDir: string, header: RunAttributionsHeader, groupIds: string[]): void {
+  // A run in which no query hallucinated saved no group, so the folder may not exist yet.
+  fs.mkdirSync(path.join(runDir, ATTRIBUTIONS_DIR), { recursive: true });
   writeJson(path.join(runDir, ATTRIBUTIONS_DIR, 'explorer.json'), { ...header, groups: groupIds });
 }
 
