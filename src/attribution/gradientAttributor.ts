@@ -212,13 +212,24 @@ export class ScoringEngine {
     const tasks = function* () {
       for (const { set } of train.chunks()) yield self.task(set, train, lam);
     };
-    this.pool.runAll(tasks(), (i, result) => this.recycle(i, (result as ChunkResult).spent, train));
+    // Each chunk's update comes back and is added in chunk order, as in this thread: float
+    // sums depend on their order, and the order in which workers finish does not count.
+    let total: Float32Array[] | null = null;
+    const early = new Map<number, Float32Array[]>();
+    let next = 0;
+    this.pool.runAll(tasks(), (i, result) => {
+      const r = result as ChunkResult;
+      this.recycle(i, r.spent, train);
+      early.set(i, r.updates!);
+      for (let u = early.get(next); u !== undefined; u = early.get(next)) {
+        early.delete(next++);
+        if (total === null) total = u;
+        else total.forEach((t, l) => addInto(t, u![l]));
+      }
+    });
     this.spare = [];
     this.tasksSent = 0;
-    const perWorker = this.pool.broadcast({ op: 'take' }) as Float32Array[][];
-    const total = perWorker[0];
-    for (const other of perWorker.slice(1)) total.forEach((t, l) => other[l].forEach((v, j) => (t[j] += v)));
-    return total;
+    return total ?? test.blocks.map((b) => new Float32Array(test.n * b.dim));
   }
 
   close(): void {
@@ -365,4 +376,9 @@ export function materializeBlock(train: GradientSource, l: number): Float32Array
   const out = new Float32Array(train.n * dim);
   for (const { start, set } of train.chunks()) out.set(set.blocks[l].data, start * dim);
   return out;
+}
+
+/** t += u elementwise (float32 sums, as the backend's add). */
+function addInto(t: Float32Array, u: Float32Array): void {
+  for (let j = 0; j < t.length; j++) t[j] += u[j];
 }
