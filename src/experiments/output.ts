@@ -16,16 +16,6 @@ export function frameToCsv(df: DataFrame): string {
   return [cols.join(','), ...rows.map((r) => cols.map((c) => csvCell(r[c])).join(','))].join('\n') + '\n';
 }
 
-const writeAtomic = writeTextAtomic;
-
-/** `runs/<timestamp>` under `root` (timestamp in UTC, sortable). */
-export function newRunDir(root: string, name: string): string {
-  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
-  const dir = path.join(root, `${stamp}-${name}`);
-  fs.mkdirSync(dir, { recursive: true });
-  return dir;
-}
-
 /**
  * A run folder is filled under a hidden temp name and renamed to `runs/<timestamp>-<name>`
  * only once complete: an interrupted run leaves no visible half-written folder. Hidden
@@ -37,6 +27,7 @@ export function startRunDir(root: string, name: string): { dir: string; final: s
     const t = parseTempName(entry);
     if (t && RUN_DIR_RE.test(t.target) && !processAlive(t.pid)) fs.rmSync(path.join(root, entry), { recursive: true, force: true });
   }
+  // `runs/<timestamp>-<name>`, timestamp in UTC (sortable).
   const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
   let final = path.join(root, `${stamp}-${name}`);
   // Two runs started within the same second get distinct folders.
@@ -48,23 +39,32 @@ export function startRunDir(root: string, name: string): { dir: string; final: s
 
 const RUN_DIR_RE = /^\d{8}-\d{6}-/;
 
-/** Makes a finished run folder visible under its final name. */
+/** Makes a finished run folder visible under its final name (with a suffix if a run started in the same second took it). */
 export function finishRunDir(run: { dir: string; final: string }): string {
-  fs.renameSync(run.dir, run.final);
-  return run.final;
+  for (let i = 1; ; i++) {
+    const target = i === 1 ? run.final : `${run.final}-${i}`;
+    if (fs.existsSync(target)) continue;
+    try {
+      fs.renameSync(run.dir, target);
+      return target;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw e;
+    }
+  }
 }
 
 export function writeTables(dir: string, tables: Record<string, DataFrame>): string[] {
   fs.mkdirSync(dir, { recursive: true });
   return Object.entries(tables).map(([name, df]) => {
     const file = path.join(dir, `${name}.csv`);
-    writeAtomic(file, frameToCsv(df));
+    writeTextAtomic(file, frameToCsv(df));
     return file;
   });
 }
 
 export function writeJson(file: string, value: unknown): void {
-  writeAtomic(file, JSON.stringify(value, null, 2) + '\n');
+  writeTextAtomic(file, JSON.stringify(value, null, 2) + '\n');
 }
 
 export function writeRunReport(dir: string, report: Report): string {

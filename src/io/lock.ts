@@ -12,6 +12,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { TdaError } from '../errors';
+import { processAlive } from './fsutil';
 
 export interface LockHolder {
   pid: number;
@@ -33,15 +34,6 @@ const held = new Set<string>();
 
 function me(): LockHolder {
   return { pid: process.pid, host: os.hostname(), started: new Date().toISOString(), command: process.argv.slice(1).map((a) => path.basename(a)).join(' ').slice(0, 200) };
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** The holder recorded in a lock file, or null when the file is gone or unreadable (being written). */
