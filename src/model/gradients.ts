@@ -15,7 +15,7 @@ import { availableCores, WorkerPool } from '../runtime/workers';
 import type { GradientTask, GradientWorkerInit } from '../runtime/gradientWorker';
 import { BackendName } from '../runtime/backend';
 import { BatchConstants } from './llama';
-import { keepsBothLayouts } from './baseWeights';
+import { fitsWorkerCopies } from './baseWeights';
 import { checkBatchFits } from './memoryBudget';
 import { ModelConfig } from './types';
 import { disposeBatchConstants, LlamaModel } from './llama';
@@ -82,7 +82,7 @@ function workerCount(opts: GradientOptions, batches: number, config: ModelConfig
   if (tf.getBackend() !== 'wasm' || batches < WORKER_MIN_BATCHES) return 0;
   // Each worker holds a copy of the model: a model big enough to keep a single weight
   // layout (baseWeights.ts) is big enough that copies would exhaust memory.
-  if (!keepsBothLayouts(config)) return 0;
+  if (!fitsWorkerCopies(config)) return 0;
   const cores = availableCores();
   return cores > 1 ? Math.min(cores, batches) : 0;
 }

@@ -1,12 +1,14 @@
 /**
  * Differentiable building blocks tuned for the tfjs wasm backend.
  *
- * On wasm, matMul with transposeA/transposeB runs ~10x slower than transposing first, and
- * tfjs's own matMul gradient uses those flags. These ops supply gradients that transpose
- * explicitly. Frozen operands are captured in closures, because `customGrad`
- * differentiates every input it is given.
+ * On wasm's own kernels (XNNPACK), matMul with transposeA/transposeB runs ~10x slower than
+ * transposing first, and tfjs's own matMul gradient uses those flags. These ops supply
+ * gradients that transpose explicitly there; on native BLAS (runtime/nativeKernels.ts) a
+ * transposed operand is free, so they pass the flags instead (`product`). Frozen operands
+ * are captured in closures, because `customGrad` differentiates every input it is given.
  */
 import * as tf from '@tensorflow/tfjs';
+import { nativeActive } from './backend';
 
 /**
  * A frozen weight W [out, in] in one or both layouts (at least one is set):
@@ -66,11 +68,31 @@ function productUncached(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
   return tf.tidy(() => tf.matMul(a, tf.clone(b)));
 }
 
+/**
+ * op(a) @ op(b) for 2-D tensors: with the transpose flags on native BLAS (free there), with
+ * explicit transposes on XNNPACK (whose transposed path is ~10x slower).
+ */
+export function product(a: tf.Tensor2D, b: tf.Tensor2D, transposeA = false, transposeB = false): tf.Tensor2D {
+  if (nativeActive()) return tf.matMul(a, b, transposeA, transposeB);
+  return tf.tidy(() => tf.matMul(transposeA ? transpose2d(a) : a, transposeB ? transpose2d(b) : b));
+}
+
 /** y = x @ W^T for a frozen W; only x receives a gradient. */
 export function frozenLinear(x: tf.Tensor2D, m: FrozenMatrix): tf.Tensor2D {
   const { w, wT } = m;
   if (!w && !wT) throw new Error('frozenLinear: the frozen matrix holds no tensor');
   const both = w !== undefined && wT !== undefined;
+  if (!both && nativeActive()) {
+    // One layout is all native BLAS needs: the other is the same matrix read transposed.
+    const f = customGrad((xIn: tf.Tensor, save: tf.GradSaveFunc) => {
+      void save;
+      return {
+        value: wT ? tf.matMul(xIn as tf.Tensor2D, wT) : tf.matMul(xIn as tf.Tensor2D, w!, false, true),
+        gradFunc: (dy: tf.Tensor) => (w ? tf.matMul(dy as tf.Tensor2D, w) : tf.matMul(dy as tf.Tensor2D, wT!, false, true)),
+      };
+    });
+    return f(x) as tf.Tensor2D;
+  }
   const f = customGrad((xIn: tf.Tensor, save: tf.GradSaveFunc) => {
     void save;
     const xi = xIn as tf.Tensor2D;
@@ -93,7 +115,7 @@ export function matMul2d(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
       value: tf.matMul(aIn as tf.Tensor2D, bIn as tf.Tensor2D),
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [sa, sb] = saved as tf.Tensor2D[];
-        return [tf.matMul(dy as tf.Tensor2D, tf.transpose(sb)), tf.matMul(tf.transpose(sa), dy as tf.Tensor2D)];
+        return [product(dy as tf.Tensor2D, sb, false, true), product(sa, dy as tf.Tensor2D, true, false)];
       },
     };
   });
@@ -108,6 +130,7 @@ export function batchMatMul(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D {
       value: tf.matMul(aIn as tf.Tensor3D, bIn as tf.Tensor3D),
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [sa, sb] = saved as tf.Tensor3D[];
+        if (nativeActive()) return [tf.matMul(dy as tf.Tensor3D, sb, false, true), tf.matMul(sa, dy as tf.Tensor3D, true, false)];
         return [
           tf.matMul(dy as tf.Tensor3D, tf.transpose(sb, [0, 2, 1])),
           tf.matMul(tf.transpose(sa, [0, 2, 1]), dy as tf.Tensor3D),
@@ -306,8 +329,8 @@ export function perExampleLowRank(
   };
   // d/dAcat = x^T @ dLow [in, B*r] -> [B, in, r]; d/dBcat = low^T @ dy [B*r, out] -> [B, r, out].
   const perExampleGrads = (sx: tf.Tensor2D, low: tf.Tensor2D, dLow: tf.Tensor2D, g: tf.Tensor2D) => [
-    tf.transpose(tf.reshape(tf.matMul(transpose2d(sx), dLow), [inF, B, r]), [1, 0, 2]),
-    tf.reshape(tf.matMul(transpose2d(low), g), [B, r, out]),
+    tf.transpose(tf.reshape(product(sx, dLow, true, false), [inF, B, r]), [1, 0, 2]),
+    tf.reshape(product(low, g, true, false), [B, r, out]),
   ];
   if (shared) {
     // Copies known to equal `shared`: the forward pass and dx use the r-wide shared
@@ -328,11 +351,11 @@ export function perExampleLowRank(
           tf.tidy(() => {
             const [sx, sLow] = saved as tf.Tensor2D[];
             const g = dy as tf.Tensor2D;
-            const h = tf.matMul(g, transpose2d(shared.bT)); // [B*T, r]
+            const h = product(g, shared.bT, false, true); // [B*T, r]
             const e = tileCols();
             const mask = blockMask();
             const [dA, dB] = perExampleGrads(sx, tf.mul(tf.matMul(sLow, e), mask) as tf.Tensor2D, tf.mul(tf.matMul(h, e), mask) as tf.Tensor2D, g);
-            return [tf.matMul(tf.mul(h, scaling) as tf.Tensor2D, transpose2d(shared.aT)), dA, dB];
+            return [product(tf.mul(h, scaling) as tf.Tensor2D, shared.aT, false, true), dA, dB];
           }),
       };
     });
