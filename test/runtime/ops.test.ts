@@ -1,6 +1,7 @@
 import * as assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../../src/runtime/backend';
+import { initBackend, nativeActive, NativeChoice } from '../../src/runtime/backend';
+import { nativeAddon } from '../../src/runtime/nativeAddon';
 import { attentionCore } from '../../src/runtime/attention';
 import {
   batchMatMul,
@@ -32,7 +33,18 @@ function compareGrads(custom: (...xs: tf.Tensor[]) => tf.Tensor, plain: (...xs: 
   assert.ok(relativeL2(custom(...inputs).dataSync(), plain(...inputs).dataSync()) < 1e-6);
 }
 
-describe('runtime ops (gradients with explicit transposes)', () => {
+// Ops with two arrangements (explicit transposes and per-pair attention on XNNPACK;
+// transpose flags, one weight layout and batched attention on native BLAS) are checked on
+// both paths; the native one where the addon is built (CI requires it).
+const PATHS: NativeChoice[] = nativeAddon() ? ['on', 'off'] : ['off'];
+
+for (const path of PATHS) describe(`runtime ops (${path === 'on' ? 'native BLAS' : 'XNNPACK'} path)`, () => {
+  before(async () => {
+    await initBackend('wasm', { native: path });
+    assert.equal(nativeActive(), path === 'on');
+  });
+  after(async () => initBackend('wasm', { native: 'auto' }));
+
   it('matMul2d and batchMatMul give the same values and gradients as tf.matMul', () => {
     const a = tf.randomNormal([5, 7], 0, 1, 'float32', 1);
     const b = tf.randomNormal([7, 3], 0, 1, 'float32', 2);
