@@ -38,7 +38,7 @@ function main() {
   }
   fs.mkdirSync(outDir, { recursive: true });
   const tmp = `${out}.${process.pid}.tmp`;
-  const args = ['-std=c11', '-O2', '-fPIC', '-shared', '-Wall', '-Wextra', '-I', include, path.join(here, 'tda_native.c'), '-o', tmp, '-lopenblas'];
+  const args = ['-std=gnu11', '-O3', '-fno-trapping-math', '-fPIC', '-shared', '-Wall', '-Wextra', '-I', include, path.join(here, 'tda_native.c'), path.join(here, 'native_elementwise.c'), '-o', tmp, '-lopenblas', '-lm'];
   const r = spawnSync(cc, args, { encoding: 'utf8' });
   if (r.error || r.status !== 0) {
     fs.rmSync(tmp, { force: true });

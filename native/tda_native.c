@@ -11,6 +11,10 @@
  *     For each i: C_i = alpha * op(A_i) @ op(B_i) + beta * C_i, row-major and packed
  *     (op(A) is m x k, op(B) k x n, C m x n), the matrices at the byte offsets
  *     aOffsets[i], bOffsets[i], cOffsets[i] (Float64Arrays of equal length) of `memory`.
+ *   elementwise(op, memory, offsets, dims, scalar)
+ *     The fused elementwise kernels of native_elementwise.c (op codes and operand lists
+ *     there), on float32 arrays at the byte offsets of `memory` (a Float64Array), with the
+ *     sizes in `dims` (a Float64Array); every operand is checked against the memory.
  *   info() -> { config, corename, threads, library }
  *   setThreads(n)
  */
@@ -21,6 +25,8 @@
 #include <node_api.h>
 #include <stdint.h>
 #include <string.h>
+
+#include "native_elementwise.h"
 
 #define CHECK(call)                                                                                   \
   do {                                                                                                \
@@ -123,6 +129,45 @@ static napi_value sgemm_batch(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static napi_value elementwise(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 5) return throw_range(env, "elementwise: expects 5 arguments");
+  int64_t op = whole(env, argv[0], 1000);
+  bool is_ab = false;
+  CHECK(napi_is_arraybuffer(env, argv[1], &is_ab));
+  if (!is_ab) return throw_range(env, "elementwise: memory must be an ArrayBuffer");
+  void *base;
+  size_t size;
+  CHECK(napi_get_arraybuffer_info(env, argv[1], &base, &size));
+  size_t n_off, n_dims;
+  const double *offsets = f64_array(env, argv[2], &n_off);
+  const double *dims_in = f64_array(env, argv[3], &n_dims);
+  if (!offsets || !dims_in) return throw_range(env, "elementwise: offsets and dims must be Float64Arrays");
+  double scalar;
+  if (napi_get_value_double(env, argv[4], &scalar) != napi_ok) return throw_range(env, "elementwise: scalar must be a number");
+  int64_t dims[TDA_EW_MAX_DIMS];
+  if (n_dims > TDA_EW_MAX_DIMS) return throw_range(env, "elementwise: too many dims");
+  for (size_t i = 0; i < n_dims; i++) {
+    double d = dims_in[i];
+    if (!isfinite(d) || d < 0 || d > 2147483647.0 || floor(d) != d) return throw_range(env, "elementwise: dims must be whole numbers in [0, 2^31)");
+    dims[i] = (int64_t)d;
+  }
+  /* The operand sizes this op reads and writes, each checked against the memory. */
+  uint64_t bytes[TDA_EW_MAX_OPERANDS];
+  const char *err = tda_ew_operand_bytes((int)op, dims, n_dims, n_off, bytes);
+  if (err) return throw_range(env, err);
+  for (size_t i = 0; i < n_off; i++) {
+    if (!offsets_in_bounds(&offsets[i], 1, bytes[i], size)) return throw_range(env, "elementwise: an operand lies outside the memory (or is misaligned)");
+  }
+  char *ptrs[TDA_EW_MAX_OPERANDS];
+  for (size_t i = 0; i < n_off; i++) ptrs[i] = (char *)base + (uint64_t)offsets[i];
+  err = tda_ew_run((int)op, ptrs, dims, (float)scalar);
+  if (err) return throw_range(env, err);
+  return NULL;
+}
+
 static napi_value set_threads(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -157,6 +202,7 @@ static napi_value blas_info(napi_env env, napi_callback_info info) {
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   napi_property_descriptor props[] = {
       {"sgemmBatch", NULL, sgemm_batch, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"elementwise", NULL, elementwise, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setThreads", NULL, set_threads, NULL, NULL, NULL, napi_enumerable, NULL},
       {"info", NULL, blas_info, NULL, NULL, NULL, napi_enumerable, NULL},
   };

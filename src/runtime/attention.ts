@@ -14,6 +14,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { nativeActive } from './backend';
+import { nativeSoftmaxGrad } from './nativeElementwise';
 import { readFloat32 } from './ops';
 
 export interface AttentionShape {
@@ -165,8 +166,8 @@ function attentionBatched(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, bias: 
           const [sq, sk, sv, sp] = saved as tf.Tensor3D[];
           const dO = tf.reshape(headMajor(dy, B, H, T, d), [pairs, gT, d]) as tf.Tensor3D;
           const dP = tf.matMul(dO, sv, false, true); // [pairs, gT, T]
-          // Softmax backward: dS = P * (dP - rowsum(dP * P)); the bias is a constant.
-          const dS = tf.mul(sp, tf.sub(dP, tf.sum(tf.mul(dP, sp), -1, true))) as tf.Tensor3D;
+          // Softmax backward, P * (dP - rowsum(dP * P)), in one native pass; the bias is a constant.
+          const dS = nativeSoftmaxGrad(sp, dP) as tf.Tensor3D;
           const dq = tf.reshape(tf.matMul(dS, sk), [B * H * T, d]) as tf.Tensor2D; // [pairs, gT, d]
           const dk = tf.reshape(tf.matMul(dS, sq, true, false), [B * Hkv * T, d]) as tf.Tensor2D; // [pairs, T, d]
           const dv = tf.reshape(tf.matMul(sp, dO, true, false), [B * Hkv * T, d]) as tf.Tensor2D;

@@ -33,6 +33,8 @@ export interface NativeAddon {
     bOffsets: Float64Array,
     cOffsets: Float64Array,
   ): void;
+  /** One fused elementwise kernel (native/native_elementwise.c lists the op codes), bounds-checked. */
+  elementwise(op: number, memory: ArrayBuffer, offsets: Float64Array, dims: Float64Array, scalar: number): void;
   setThreads(n: number): void;
   info(): BlasInfo;
 }

@@ -14,6 +14,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { NativeAddon, nativeAddon } from './nativeAddon';
+import { registerNativeElementwise, unregisterNativeElementwise } from './nativeElementwise';
 
 interface HeapEntry {
   memoryOffset: number;
@@ -158,7 +159,8 @@ export function nativeMatMulActive(): boolean {
 
 /**
  * Registers the native kernels on the wasm backend (which must be initialised, so that the
- * original kernels it falls back to are set up). One OpenBLAS thread per call: each worker
+ * original kernels it falls back to are set up), with the fused elementwise kernels of
+ * nativeElementwise.ts that the layer ops use on this path. One OpenBLAS thread per call: each worker
  * thread is its own tfjs instance and calls from several threads at once are safe with one
  * BLAS thread each (test/runtime/nativeKernels.test.ts checks it). Returns false when the
  * addon is unavailable.
@@ -185,11 +187,13 @@ export function installNativeMatMul(): boolean {
       kernelFunc: kernels[name] as unknown as tf.KernelFunc,
     });
   }
+  registerNativeElementwise(addon);
   return true;
 }
 
-/** Puts the wasm backend's own kernels back. */
+/** Puts the wasm backend's own kernels back (and removes the fused elementwise ones). */
 export function removeNativeMatMul(): void {
+  if (originals.size > 0) unregisterNativeElementwise();
   for (const [name, config] of originals) {
     tf.unregisterKernel(name, 'wasm');
     tf.registerKernel(config);

@@ -9,6 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { nativeActive } from './backend';
+import { nativeCrossEntropy, nativeRmsNorm, nativeRmsNormGrad, nativeRotary, nativeSwiGlu, nativeSwiGluGrad } from './nativeElementwise';
 
 /**
  * A frozen weight W [out, in] in one or both layouts (at least one is set):
@@ -266,8 +267,16 @@ export function crossEntropyRows(logits: tf.Tensor2D, labels: Int32Array): tf.Te
   for (const y of labels) if (!(y >= 0 && y < V)) throw new Error(`crossEntropyRows: label ${y} is outside [0, ${V})`);
   const f = customGrad((lIn: tf.Tensor, save: tf.GradSaveFunc) => {
     const x = lIn as tf.Tensor2D;
-    const p = tf.softmax(x);
-    const value = tf.tidy(() => tf.sub(tf.sub(tf.max(x, 1), tf.log(tf.max(p, 1))), labelValues(x, labels)));
+    let p: tf.Tensor2D;
+    let value: tf.Tensor;
+    if (nativeActive()) {
+      const ids = tf.tensor1d(labels, 'int32');
+      [value, p] = nativeCrossEntropy(x, ids);
+      ids.dispose();
+    } else {
+      p = tf.softmax(x);
+      value = tf.tidy(() => tf.sub(tf.sub(tf.max(x, 1), tf.log(tf.max(p, 1))), labelValues(x, labels)));
+    }
     save([p]);
     return {
       value,
@@ -437,6 +446,28 @@ export function rmsNorm(x: tf.Tensor2D, w: tf.Tensor1D, eps: number, trainableWe
       },
     };
   };
+  if (nativeActive()) {
+    // One fused pass each way (native/native_elementwise.c), same quantities as `forward`;
+    // a trainable weight's gradient from tfjs ops.
+    const nativeForward = (xIn: tf.Tensor, wIn: tf.Tensor, save: tf.GradSaveFunc) => {
+      const [y, r] = nativeRmsNorm(xIn as tf.Tensor2D, wIn as tf.Tensor1D, eps);
+      save([xIn, r, wIn]);
+      r.dispose();
+      return {
+        value: y,
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+          const [sx, sr, sw] = saved;
+          const dx = nativeRmsNormGrad(sx, sr, sw, dy);
+          return trainableWeight ? [dx, tf.tidy(() => tf.sum(tf.mul(dy, tf.mul(sx, sr)), 0))] : [dx];
+        },
+      };
+    };
+    if (trainableWeight) return customGrad((xIn: tf.Tensor, wIn: tf.Tensor, save: tf.GradSaveFunc) => nativeForward(xIn, wIn, save))(x, w) as tf.Tensor2D;
+    return customGrad((xIn: tf.Tensor, save: tf.GradSaveFunc) => {
+      const out = nativeForward(xIn, w, (ts: tf.Tensor[]) => save(ts.slice(0, 2)));
+      return { value: out.value, gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => out.gradFunc(dy, [...saved, w]) };
+    })(x) as tf.Tensor2D;
+  }
   if (trainableWeight) {
     return customGrad((xIn: tf.Tensor, wIn: tf.Tensor, save: tf.GradSaveFunc) => forward(xIn, wIn, save))(x, w) as tf.Tensor2D;
   }
@@ -453,6 +484,7 @@ export function rmsNorm(x: tf.Tensor2D, w: tf.Tensor1D, eps: number, trainableWe
 export function swiGlu(gate: tf.Tensor2D, up: tf.Tensor2D): tf.Tensor2D {
   const f = customGrad((gIn: tf.Tensor, uIn: tf.Tensor, save: tf.GradSaveFunc) => {
     save([gIn, uIn]);
+    if (nativeActive()) return { value: nativeSwiGlu(gIn, uIn), gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => nativeSwiGluGrad(saved[0], saved[1], dy) };
     return {
       value: tf.tidy(() => tf.mul(tf.mul(gIn, tf.sigmoid(gIn)), uIn)),
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
@@ -473,6 +505,8 @@ export function swiGlu(gate: tf.Tensor2D, up: tf.Tensor2D): tf.Tensor2D {
 export interface RotationMatrix {
   r: tf.Tensor2D;
   rT: tf.Tensor2D;
+  /** r is rotate-half, x @ r = cat(-x2, x1): native code then applies it by index. */
+  rotateHalf?: boolean;
 }
 
 /**
@@ -484,6 +518,16 @@ export interface RotationMatrix {
 export function rotary(x: tf.Tensor2D, cos: tf.Tensor4D, sin: tf.Tensor4D, rotate: RotationMatrix, batchSize: number, seqLen: number, heads: number): tf.Tensor2D {
   const d = rotate.r.shape[0];
   const shape4 = [batchSize, seqLen, heads, d];
+  if (rotate.rotateHalf && nativeActive()) {
+    // One pass each way, rotate-half by index (native/native_elementwise.c), no [d, d] product.
+    return customGrad((xIn: tf.Tensor, save: tf.GradSaveFunc) => {
+      void save;
+      return {
+        value: nativeRotary(xIn, cos, sin, batchSize, seqLen, heads, d, 1),
+        gradFunc: (dy: tf.Tensor) => nativeRotary(dy, cos, sin, batchSize, seqLen, heads, d, -1),
+      };
+    })(x) as tf.Tensor2D;
+  }
   const f = customGrad((xIn: tf.Tensor, save: tf.GradSaveFunc) => {
     void save;
     return {

@@ -280,11 +280,25 @@ describe('native BLAS kernels', function () {
       ['offsets as a plain array', () => addon.sgemmBatch(mem, false, false, 2, 2, 2, 1, 0, [0] as unknown as Float64Array, off(16), off(32))],
       ['a missing argument', () => (addon.sgemmBatch as unknown as (...a: unknown[]) => void)(mem, false, false, 2, 2, 2, 1, 0, off(0), off(16))],
       ['zero threads', () => addon.setThreads(0)],
+      // The fused elementwise kernels: op 0 is swiGlu (g, u -> out, [n]), op 6 cross-entropy
+      // (logits, int32 labels -> loss, probs, [rows, V]).
+      ['an elementwise output past the end', () => addon.elementwise(0, mem, off(0, 16, 56), Float64Array.of(4), 0)],
+      ['an elementwise size larger than the memory', () => addon.elementwise(0, mem, off(0, 16, 32), Float64Array.of(2 ** 30), 0)],
+      ['an unknown elementwise op', () => addon.elementwise(99, mem, off(0, 16, 32), Float64Array.of(4), 0)],
+      ['too few elementwise operands', () => addon.elementwise(0, mem, off(0, 16), Float64Array.of(4), 0)],
+      ['a fractional elementwise size', () => addon.elementwise(0, mem, off(0, 16, 32), Float64Array.of(1.5), 0)],
+      ['a cross-entropy label outside the vocabulary', () => addon.elementwise(6, mem, off(0, 56, 48, 32), Float64Array.of(1, 2), 0)],
     ];
+    new Int32Array(mem, 56, 1)[0] = 7; // the label that last case reads: 7 is not below V = 2
+    snapshot.set(f);
     for (const [what, call] of bad) {
       assert.throws(call, RangeError, what);
       assert.deepEqual(f, snapshot, `${what}: the memory changed`);
     }
+    // A correct elementwise call does run: swiGlu of g = [1, 2] (byte 0), u = [5, 6] (byte 16) into bytes 32..40.
+    addon.elementwise(0, mem, off(0, 16, 32), Float64Array.of(2), 0);
+    const silu = (x: number) => x / (1 + Math.exp(-x));
+    assert.ok(Math.abs(f[8] - silu(1) * 5) < 1e-5 && Math.abs(f[9] - silu(2) * 6) < 1e-5, `swiGlu ${f[8]}, ${f[9]}`);
     const info = addon.info();
     assert.match(info.config, /OpenBLAS/);
     assert.ok(info.threads >= 1 && info.library.length > 0);

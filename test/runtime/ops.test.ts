@@ -154,6 +154,23 @@ for (const path of PATHS) describe(`runtime ops (${path === 'on' ? 'native BLAS'
       },
       [q],
     );
+    // The rotate-half matrix the model uses (applied by index on the native path).
+    const half = new Float32Array(d * d);
+    for (let j = 0; j < d / 2; j++) {
+      half[(j + d / 2) * d + j] = -1;
+      half[j * d + j + d / 2] = 1;
+    }
+    const rh = tf.tensor2d(half, [d, d]);
+    const halfRotation = { r: rh, rT: tf.transpose(rh) as tf.Tensor2D, rotateHalf: true };
+    compareGrads(
+      (a) => rotary(a as tf.Tensor2D, cos, sin, halfRotation, B, T, heads),
+      (a) => {
+        const a4 = tf.reshape(a, [B, T, heads, d]);
+        const [x1, x2] = tf.split(a4, 2, 3);
+        return tf.reshape(tf.add(tf.mul(a4, cos), tf.mul(tf.concat([tf.neg(x2), x1], 3), sin)), [B * T, heads * d]);
+      },
+      [q],
+    );
   });
 
   it('crossEntropyRows equals -log softmax at the target, with its gradient', () => {
