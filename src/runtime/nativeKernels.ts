@@ -33,7 +33,7 @@ interface KernelArgs {
   attrs: Record<string, unknown>;
 }
 
-const KERNELS = ['BatchMatMul', '_FusedMatMul'] as const;
+const KERNELS = ['BatchMatMul', '_FusedMatMul', 'Identity'] as const;
 type KernelName = (typeof KERNELS)[number];
 
 /** The wasm backend's own configs, restored by removeNativeMatMul. */
@@ -142,6 +142,23 @@ function batchMatMulKernel(addon: NativeAddon) {
   return (args: KernelArgs) => nativeProduct(addon, args) ?? original.kernelFunc(args as never);
 }
 
+/**
+ * Identity (tf.clone, and every tensor a custom gradient saves) shares the input's storage,
+ * as the cpu backend does, instead of copying it. Safe on this path: tensors are immutable,
+ * and the one reason the wasm path copies, a fresh id so that XNNPACK's cache of packed
+ * right operands is freed with the clone (runtime/ops.ts productUncached), does not arise
+ * without XNNPACK.
+ */
+function identityKernel() {
+  const original = originals.get('Identity')!;
+  return (args: KernelArgs & { backend: { incRef(dataId: object): void } }) => {
+    const x = args.inputs.x as tf.TensorInfo;
+    if (x.dtype === 'string') return original.kernelFunc(args as never);
+    args.backend.incRef(x.dataId);
+    return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+  };
+}
+
 /** _FusedMatMul: natively when there is no activation (a bias is fine); else the original kernel. */
 function fusedMatMulKernel(addon: NativeAddon) {
   const original = originals.get('_FusedMatMul')!;
@@ -171,9 +188,10 @@ export function installNativeMatMul(): boolean {
   if (!addon) return false;
   addon.setThreads(1);
   for (const name of KERNELS) originals.set(name, tf.getKernel(name, 'wasm'));
-  const kernels: Record<KernelName, (args: KernelArgs) => tf.TensorInfo | tf.TensorInfo[]> = {
+  const kernels: Record<KernelName, (args: never) => tf.TensorInfo | tf.TensorInfo[]> = {
     BatchMatMul: batchMatMulKernel(addon),
     _FusedMatMul: fusedMatMulKernel(addon),
+    Identity: identityKernel(),
   };
   for (const name of KERNELS) {
     const original = originals.get(name)!;
