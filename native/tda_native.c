@@ -11,6 +11,9 @@
  *     For each i: C_i = alpha * op(A_i) @ op(B_i) + beta * C_i, row-major and packed
  *     (op(A) is m x k, op(B) k x n, C m x n), the matrices at the byte offsets
  *     aOffsets[i], bOffsets[i], cOffsets[i] (Float64Arrays of equal length) of `memory`.
+ *   sgemmArrays(transA, transB, m, n, k, alpha, A, B, beta, C)
+ *     C = alpha * op(A) @ op(B) + beta * C on three Float32Arrays (packed row-major), for
+ *     products on JavaScript memory (gradient shards) without copying it into the wasm heap.
  *   elementwise(op, memory, offsets, dims, scalar)
  *     The fused elementwise kernels of native_elementwise.c (op codes and operand lists
  *     there), on float32 arrays at the byte offsets of `memory` (a Float64Array), with the
@@ -129,6 +132,51 @@ static napi_value sgemm_batch(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* A Float32Array's elements and length, or NULL. */
+static float *f32_array(napi_env env, napi_value v, size_t *length) {
+  bool is_typed = false;
+  if (napi_is_typedarray(env, v, &is_typed) != napi_ok || !is_typed) return NULL;
+  napi_typedarray_type type;
+  void *data;
+  if (napi_get_typedarray_info(env, v, &type, length, &data, NULL, NULL) != napi_ok) return NULL;
+  if (type != napi_float32_array) return NULL;
+  return (float *)data;
+}
+
+static napi_value sgemm_arrays(napi_env env, napi_callback_info info) {
+  size_t argc = 10;
+  napi_value argv[10];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 10) return throw_range(env, "sgemmArrays: expects 10 arguments");
+  bool trans_a, trans_b;
+  if (napi_get_value_bool(env, argv[0], &trans_a) != napi_ok || napi_get_value_bool(env, argv[1], &trans_b) != napi_ok) {
+    return throw_range(env, "sgemmArrays: transA and transB must be booleans");
+  }
+  const double dim_limit = 2147483647.0;
+  int64_t m = whole(env, argv[2], dim_limit), n = whole(env, argv[3], dim_limit), k = whole(env, argv[4], dim_limit);
+  if (m < 0 || n < 0 || k < 0) return throw_range(env, "sgemmArrays: m, n and k must be whole numbers in [0, 2^31)");
+  double alpha, beta;
+  if (napi_get_value_double(env, argv[5], &alpha) != napi_ok || napi_get_value_double(env, argv[8], &beta) != napi_ok) {
+    return throw_range(env, "sgemmArrays: alpha and beta must be numbers");
+  }
+  size_t la, lb, lc;
+  const float *a = f32_array(env, argv[6], &la);
+  const float *b = f32_array(env, argv[7], &lb);
+  float *c = f32_array(env, argv[9], &lc);
+  if (!a || !b || !c) return throw_range(env, "sgemmArrays: A, B and C must be Float32Arrays");
+  if ((uint64_t)la < (uint64_t)m * (uint64_t)k || (uint64_t)lb < (uint64_t)k * (uint64_t)n || (uint64_t)lc < (uint64_t)m * (uint64_t)n) {
+    return throw_range(env, "sgemmArrays: an array is shorter than its matrix");
+  }
+  if (m == 0 || n == 0) return NULL;
+  if (k == 0) {
+    for (uint64_t j = 0; j < (uint64_t)m * (uint64_t)n; j++) c[j] = beta == 0 ? 0.0f : (float)(beta * c[j]);
+    return NULL;
+  }
+  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, (int)m, (int)n, (int)k, (float)alpha, a,
+              (int)(trans_a ? m : k), b, (int)(trans_b ? k : n), (float)beta, c, (int)n);
+  return NULL;
+}
+
 static napi_value elementwise(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value argv[5];
@@ -202,6 +250,7 @@ static napi_value blas_info(napi_env env, napi_callback_info info) {
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   napi_property_descriptor props[] = {
       {"sgemmBatch", NULL, sgemm_batch, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"sgemmArrays", NULL, sgemm_arrays, NULL, NULL, NULL, napi_enumerable, NULL},
       {"elementwise", NULL, elementwise, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setThreads", NULL, set_threads, NULL, NULL, NULL, napi_enumerable, NULL},
       {"info", NULL, blas_info, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -33,6 +33,8 @@ export interface NativeAddon {
     bOffsets: Float64Array,
     cOffsets: Float64Array,
   ): void;
+  /** C = alpha op(A) op(B) + beta C on Float32Arrays (packed row-major; lengths checked). */
+  sgemmArrays(transA: boolean, transB: boolean, m: number, n: number, k: number, alpha: number, A: Float32Array, B: Float32Array, beta: number, C: Float32Array): void;
   /** One fused elementwise kernel (native/native_elementwise.c lists the op codes), bounds-checked. */
   elementwise(op: number, memory: ArrayBuffer, offsets: Float64Array, dims: Float64Array, scalar: number): void;
   setThreads(n: number): void;

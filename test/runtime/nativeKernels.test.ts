@@ -16,6 +16,7 @@ import { Worker } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { DataInf } from '../../src/attribution/dataInf';
 import { GradDot } from '../../src/attribution/gradDot';
+import { StreamedProducts } from '../../src/attribution/linalg';
 import { loadAdapter } from '../../src/model/adapter';
 import { computeLoraGradients, computeLosses } from '../../src/model/gradients';
 import { LlamaModel } from '../../src/model/llama';
@@ -237,12 +238,16 @@ describe('native BLAS kernels', function () {
     const train = randomGradients(23, shapes, 61, 0.1);
     const test = randomGradients(3, shapes, 62, 0.1);
     const scores = (choice: NativeChoice) =>
-      withNative(choice, () =>
-        [new GradDot({ workers: 0 }), new DataInf({ workers: 0 })].map((method) => {
+      withNative(choice, () => {
+        // On the native path the products are direct BLAS calls on the arrays.
+        const probe = new StreamedProducts([{ data: new Float32Array(4), rows: 2, dim: 2 }]);
+        assert.equal(probe.isNative, choice === 'on');
+        probe.dispose();
+        return [new GradDot({ workers: 0 }), new DataInf({ workers: 0 })].map((method) => {
           method.cache(chunked(train, 5));
           return method.attribute(test).data;
-        }),
-      );
+        });
+      });
     const native = await scores('on');
     const xnn = await scores('off');
     assert.ok(relativeL2(native[0], xnn[0]) < 1e-5, `gradDot ${relativeL2(native[0], xnn[0])}`);
@@ -287,6 +292,9 @@ describe('native BLAS kernels', function () {
       ['an unknown elementwise op', () => addon.elementwise(99, mem, off(0, 16, 32), Float64Array.of(4), 0)],
       ['too few elementwise operands', () => addon.elementwise(0, mem, off(0, 16), Float64Array.of(4), 0)],
       ['a fractional elementwise size', () => addon.elementwise(0, mem, off(0, 16, 32), Float64Array.of(1.5), 0)],
+      ['sgemmArrays: C shorter than its matrix', () => addon.sgemmArrays(false, false, 2, 2, 2, 1, f.subarray(0, 4), f.subarray(4, 8), 0, f.subarray(8, 11))],
+      ['sgemmArrays: A shorter than its matrix', () => addon.sgemmArrays(true, false, 2, 2, 3, 1, f.subarray(0, 4), f.subarray(4, 10), 0, f.subarray(10, 14))],
+      ['sgemmArrays: a Float64Array', () => addon.sgemmArrays(false, false, 1, 1, 1, 1, new Float64Array(1) as unknown as Float32Array, f, 0, f)],
       ['a cross-entropy label outside the vocabulary', () => addon.elementwise(6, mem, off(0, 56, 48, 32), Float64Array.of(1, 2), 0)],
     ];
     new Int32Array(mem, 56, 1)[0] = 7; // the label that last case reads: 7 is not below V = 2
@@ -295,6 +303,10 @@ describe('native BLAS kernels', function () {
       assert.throws(call, RangeError, what);
       assert.deepEqual(f, snapshot, `${what}: the memory changed`);
     }
+    // sgemmArrays on separate arrays: [[1, 2], [3, 4]] @ [[5, 6], [7, 8]]^T.
+    const c = new Float32Array(4);
+    addon.sgemmArrays(false, true, 2, 2, 2, 1, Float32Array.of(1, 2, 3, 4), Float32Array.of(5, 6, 7, 8), 0, c);
+    assert.deepEqual([...c], [17, 23, 39, 53]);
     // A correct elementwise call does run: swiGlu of g = [1, 2] (byte 0), u = [5, 6] (byte 16) into bytes 32..40.
     addon.elementwise(0, mem, off(0, 16, 32), Float64Array.of(2), 0);
     const silu = (x: number) => x / (1 + Math.exp(-x));
