@@ -254,6 +254,40 @@ describe('native BLAS kernels', function () {
     assert.ok(relativeL2(native[1], xnn[1]) < 1e-5, `DataInf ${relativeL2(native[1], xnn[1])}`);
   });
 
+  it('native scoring gives each query the same bits whatever other queries share the call (score --shard)', async () => {
+    if (!(await addonOrRefusal())) return;
+    await initBackend('wasm', { native: 'on' });
+    const shapes = [[300], [7, 5]];
+    const train = randomGradients(37, shapes, 71, 0.1);
+    const test = randomGradients(70, shapes, 72, 0.1); // two query blocks of 64, the second padded
+    const rows = (lo: number, hi: number) => test.blocks.map((b) => ({ data: b.data.slice(lo * b.dim, hi * b.dim), rows: hi - lo, dim: b.dim }));
+    const chunk = train.blocks.map((b) => b.data);
+    const run = (lo: number, hi: number) => {
+      const p = new StreamedProducts(rows(lo, hi));
+      assert.ok(p.isNative);
+      const dot = p.dot(chunk, train.n);
+      p.accumulateDataInf(chunk, train.n, [0.3, 0.2]);
+      const updates = p.takeUpdates();
+      p.dispose();
+      return { dot, updates };
+    };
+    const whole = run(0, 70);
+    let lo = 0;
+    for (const hi of [3, 40, 70]) {
+      const part = run(lo, hi);
+      const n = train.n;
+      assert.ok(part.dot.every((v, i) => Object.is(v, whole.dot[lo * n + i])), `dot, queries ${lo}..${hi}`);
+      part.updates.forEach((u, l) => {
+        const dim = test.blocks[l].dim;
+        assert.ok(u.every((v, i) => Object.is(v, whole.updates[l][lo * dim + i])), `DataInf update of block ${l}, queries ${lo}..${hi}`);
+      });
+      lo = hi;
+    }
+    // And the values themselves: one dot product written out.
+    const d = (q: number, i: number) => test.blocks.reduce((s, b, l) => s + b.data.subarray(q * b.dim, (q + 1) * b.dim).reduce((t, x, j) => t + x * train.blocks[l].data[i * b.dim + j], 0), 0);
+    assert.ok(Math.abs(whole.dot[69 * train.n + 36] - d(69, 36)) < 1e-5);
+  });
+
   it('the addon rejects matrices outside the memory, misaligned or malformed arguments, and touches nothing then', async () => {
     const addon = await addonOrRefusal();
     if (!addon) return;
