@@ -16,4 +16,7 @@ const char *tda_ew_operand_bytes(int op, const int64_t *dims, size_t n_dims, siz
 /* Runs `op` on operands already checked by tda_ew_operand_bytes; NULL, or a message. */
 const char *tda_ew_run(int op, char **operands, const int64_t *dims, float scalar);
 
+/* out[i] = sum_j a[i * cols + j]^2, accumulated in double. */
+void tda_row_squared_norms(const float *a, int64_t rows, int64_t cols, double *out);
+
 #endif

@@ -14,6 +14,8 @@
  *   sgemmArrays(transA, transB, m, n, k, alpha, A, B, beta, C)
  *     C = alpha * op(A) @ op(B) + beta * C on three Float32Arrays (packed row-major), for
  *     products on JavaScript memory (gradient shards) without copying it into the wasm heap.
+ *   rowSquaredNorms(A, rows, cols, out)
+ *     out[i] = sum_j A[i, j]^2 in double, A a Float32Array, out a Float64Array.
  *   elementwise(op, memory, offsets, dims, scalar)
  *     The fused elementwise kernels of native_elementwise.c (op codes and operand lists
  *     there), on float32 arrays at the byte offsets of `memory` (a Float64Array), with the
@@ -177,6 +179,22 @@ static napi_value sgemm_arrays(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static napi_value row_squared_norms(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 4) return throw_range(env, "rowSquaredNorms: expects 4 arguments");
+  size_t la, lo;
+  const float *a = f32_array(env, argv[0], &la);
+  int64_t rows = whole(env, argv[1], 2147483647.0), cols = whole(env, argv[2], 2147483647.0);
+  double *out = (double *)f64_array(env, argv[3], &lo);
+  if (!a || !out) return throw_range(env, "rowSquaredNorms: A must be a Float32Array and out a Float64Array");
+  if (rows < 0 || cols < 0) return throw_range(env, "rowSquaredNorms: rows and cols must be whole numbers in [0, 2^31)");
+  if ((uint64_t)la < (uint64_t)rows * (uint64_t)cols || (uint64_t)lo < (uint64_t)rows) return throw_range(env, "rowSquaredNorms: an array is shorter than its size");
+  tda_row_squared_norms(a, rows, cols, out);
+  return NULL;
+}
+
 static napi_value elementwise(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value argv[5];
@@ -251,6 +269,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   napi_property_descriptor props[] = {
       {"sgemmBatch", NULL, sgemm_batch, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sgemmArrays", NULL, sgemm_arrays, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"rowSquaredNorms", NULL, row_squared_norms, NULL, NULL, NULL, napi_enumerable, NULL},
       {"elementwise", NULL, elementwise, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setThreads", NULL, set_threads, NULL, NULL, NULL, napi_enumerable, NULL},
       {"info", NULL, blas_info, NULL, NULL, NULL, napi_enumerable, NULL},

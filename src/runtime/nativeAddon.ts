@@ -35,6 +35,8 @@ export interface NativeAddon {
   ): void;
   /** C = alpha op(A) op(B) + beta C on Float32Arrays (packed row-major; lengths checked). */
   sgemmArrays(transA: boolean, transB: boolean, m: number, n: number, k: number, alpha: number, A: Float32Array, B: Float32Array, beta: number, C: Float32Array): void;
+  /** out[i] = squared L2 norm of row i of A [rows, cols], accumulated in double. */
+  rowSquaredNorms(A: Float32Array, rows: number, cols: number, out: Float64Array): void;
   /** One fused elementwise kernel (native/native_elementwise.c lists the op codes), bounds-checked. */
   elementwise(op: number, memory: ArrayBuffer, offsets: Float64Array, dims: Float64Array, scalar: number): void;
   setThreads(n: number): void;

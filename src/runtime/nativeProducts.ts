@@ -78,12 +78,9 @@ export class NativeStreamedProducts {
       if (lambda === 0) return;
       this.check(G, m, l);
       const dim = this.blocks[l].dim;
-      const inv = new Float32Array(m);
-      for (let i = 0; i < m; i++) {
-        let s = 0; // squared norm in float64
-        for (let j = i * dim, end = j + dim; j < end; j++) s += G[j] * G[j];
-        inv[i] = 1 / (lambda + s);
-      }
+      const norms = new Float64Array(m);
+      this.addon.rowSquaredNorms(G, m, dim, norms);
+      const inv = Float32Array.from(norms, (v) => 1 / (lambda + v));
       const coef = new Float32Array(QUERY_BLOCK * m);
       this.padded[l].forEach((V, qb) => {
         this.addon.sgemmArrays(false, true, QUERY_BLOCK, m, dim, 1, V, G, 0, coef);

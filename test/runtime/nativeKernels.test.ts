@@ -329,6 +329,8 @@ describe('native BLAS kernels', function () {
       ['sgemmArrays: C shorter than its matrix', () => addon.sgemmArrays(false, false, 2, 2, 2, 1, f.subarray(0, 4), f.subarray(4, 8), 0, f.subarray(8, 11))],
       ['sgemmArrays: A shorter than its matrix', () => addon.sgemmArrays(true, false, 2, 2, 3, 1, f.subarray(0, 4), f.subarray(4, 10), 0, f.subarray(10, 14))],
       ['sgemmArrays: a Float64Array', () => addon.sgemmArrays(false, false, 1, 1, 1, 1, new Float64Array(1) as unknown as Float32Array, f, 0, f)],
+      ['rowSquaredNorms: out shorter than the rows', () => addon.rowSquaredNorms(f, 4, 4, new Float64Array(3))],
+      ['rowSquaredNorms: A shorter than its size', () => addon.rowSquaredNorms(f.subarray(0, 15), 4, 4, new Float64Array(4))],
       ['a cross-entropy label outside the vocabulary', () => addon.elementwise(6, mem, off(0, 56, 48, 32), Float64Array.of(1, 2), 0)],
     ];
     new Int32Array(mem, 56, 1)[0] = 7; // the label that last case reads: 7 is not below V = 2
@@ -341,6 +343,9 @@ describe('native BLAS kernels', function () {
     const c = new Float32Array(4);
     addon.sgemmArrays(false, true, 2, 2, 2, 1, Float32Array.of(1, 2, 3, 4), Float32Array.of(5, 6, 7, 8), 0, c);
     assert.deepEqual([...c], [17, 23, 39, 53]);
+    const norms = new Float64Array(2);
+    addon.rowSquaredNorms(Float32Array.of(1, 2, 3, 4, 5, 6, 7, 8, 9, 10), 2, 5, norms);
+    assert.deepEqual([...norms], [55, 330]);
     // A correct elementwise call does run: swiGlu of g = [1, 2] (byte 0), u = [5, 6] (byte 16) into bytes 32..40.
     addon.elementwise(0, mem, off(0, 16, 32), Float64Array.of(2), 0);
     const silu = (x: number) => x / (1 + Math.exp(-x));
