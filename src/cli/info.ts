@@ -28,15 +28,16 @@ export async function computePathLines(): Promise<string[]> {
       lines.push(`matrix products: XNNPACK (wasm${simd ? ' SIMD' : ''}); native BLAS ${why}`);
     }
     const heap = (tf.backend() as unknown as { wasm?: { HEAPU8?: Uint8Array } }).wasm?.HEAPU8?.buffer.byteLength;
-    lines.push(
-      `wasm heap: ${heap === undefined ? 'unknown' : mb(heap)} now, at most ${mb(WASM_HEAP_BYTES)} per thread; ` +
-        `frozen weights kept in two layouts up to ${mb(BOTH_LAYOUTS_MAX_BYTES)} of float32 weights, one above`,
-    );
+    const layouts = nativeActive()
+      ? 'frozen weights kept in one layout (read transposed by BLAS)'
+      : `frozen weights kept in two layouts up to ${mb(BOTH_LAYOUTS_MAX_BYTES)} of float32 weights, one above`;
+    lines.push(`wasm heap: ${heap === undefined ? 'unknown' : mb(heap)} now, at most ${mb(WASM_HEAP_BYTES)} per thread; ${layouts}`);
   } else {
     lines.push('matrix products: the backend\'s own (native BLAS kernels apply to the wasm backend only)');
   }
   const cores = availableCores();
-  lines.push(`worker threads: ${cores} by default for large jobs (one per core, each its own tfjs instance and heap)`);
+  const scoring = nativeActive() ? 'scoring in this thread' : 'the same for large scoring jobs';
+  lines.push(`worker threads: ${cores} by default for per-example gradients of larger datasets (one per core, each its own tfjs instance and heap); ${scoring}`);
   lines.push(`node: ${process.version}, ${cores} cores available`);
   return lines;
 }
