@@ -1,6 +1,9 @@
 /**
- * Profiles one per-example LoRA gradient batch kernel by kernel (tf.profile).
+ * Profiles one per-example LoRA gradient batch kernel by kernel (tf.profile), with a summary
+ * by kind of work: matrix products, elementwise kernels, layout copies (transposes,
+ * concatenations, clones), and the rest of the wall time (JavaScript, tape, allocation).
  * Run: npx tsx bench/profile-grads.ts [--seq-len 64] [--batch-size 8] [--size 5m|50m]
+ * (TDA_LAB_NATIVE=0 for the wasm backend's own kernels).
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -13,7 +16,7 @@ import { LlamaModel } from '../src/model/llama';
 import { loraStateFromAdapter } from '../src/model/loraState';
 import { Rng } from '../src/random';
 import { llamaConfig, writeRandomCheckpoint } from '../src/model/synthetic';
-import { initBackend } from '../src/runtime/backend';
+import { initBackend, nativeActive } from '../src/runtime/backend';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -73,6 +76,13 @@ async function main() {
     }
   }
   const total = [...best.values()].reduce((a, v) => a + v.ms, 0);
+  const kind = (name: string) =>
+    /MatMul/.test(name) ? 'matrix products' : /^(Transpose|Concat|Slice|Identity|Reshape|Pad|Tile|Gather)/.test(name) ? 'layout copies' : 'elementwise';
+  const byKind = new Map<string, number>();
+  for (const [k, v] of best) byKind.set(kind(k), (byKind.get(kind(k)) ?? 0) + v.ms);
+  byKind.set('JavaScript, tape, allocation (wall minus kernels)', Math.max(0, ms - total));
+  console.log(`${nativeActive() ? 'native BLAS' : 'XNNPACK'}: per stage, ms of the ${ms.toFixed(0)} ms batch`);
+  for (const [k, v] of byKind) console.log(`${v.toFixed(1).padStart(8)} ms ${((100 * v) / ms).toFixed(0).padStart(3)}%  ${k}`);
   const rows = [...best.entries()].sort((a, b) => b[1].ms - a[1].ms).slice(0, Number(arg('top', '40')));
   console.log(`kernel total (min of 3 per kernel) ${total.toFixed(1)} ms`);
   for (const [k, v] of rows) console.log(`${v.ms.toFixed(1).padStart(8)} ms ${String(v.n).padStart(4)}x  ${k}`);

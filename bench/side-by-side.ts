@@ -11,8 +11,11 @@
  *  - peak resident memory of each measurement (one process per measurement).
  *
  * Each comparison alternates A/B processes (tda-lab first in odd rounds, PyTorch first in
- * even ones) and reports the ratio of the medians. Both sides use every core: tda-lab one
- * worker thread per core; PyTorch is tried with every core (torch.set_num_threads, a
+ * even ones) and reports the ratio of the medians. Both sides may use every core: tda-lab
+ * one worker thread per core for gradients, and its default for scoring (workers on every
+ * core with the wasm backend's own kernels, this thread on native BLAS, where starting
+ * workers costs more than they save); `tda-lab info` in the log says which path ran.
+ * PyTorch is tried with every core (torch.set_num_threads, a
  * multi-threaded BLAS, sleeping OpenMP waits) and with one thread, with the system BLAS and
  * with OpenBLAS when the system one is another (Debian's default libblas.so.3 is the
  * netlib reference BLAS; `bench/setup.sh --openblas` installs OpenBLAS), and the fastest
@@ -345,9 +348,11 @@ function scoringBenchmark(work: string, configs: TorchConfig[]) {
     const torchRuns: Run[] = [];
     for (let round = 1; round <= ROUNDS; round++) {
       const runTda = () => {
-        const r = tda([mode, '--shards', dir, '--workers', String(CORES), ...(round === 1 ? ['--dump', tdaDump] : [])]);
+        // The library's default: worker threads on every core with the wasm backend's own
+        // kernels, this thread on native BLAS (where workers cost more than they save).
+        const r = tda([mode, '--shards', dir, '--workers', 'default', ...(round === 1 ? ['--dump', tdaDump] : [])]);
         tdaRuns.push({ rate: r.pairs_per_s as number, rss: r.peak_rss_mb as number });
-        roundRows.push(csvRow(label, 'tda-lab', round, r.pairs_per_s as number, 'pairs/s', r.peak_rss_mb as number, `workers=${CORES}`));
+        roundRows.push(csvRow(label, 'tda-lab', round, r.pairs_per_s as number, 'pairs/s', r.peak_rss_mb as number, 'workers=default'));
       };
       const runTorch = () => {
         const r = torch(best, [mode, '--shards', dir, ...(round === 1 ? ['--dump', torchDump] : [])]);

@@ -3,8 +3,8 @@
  * per measurement so peak memory is per measurement). Prints one JSON object.
  *
  *   grads    --model DIR --adapter DIR --data tokens.json --examples N --batch-size B --workers W [--dump file]
- *   graddot  --shards DIR --workers W [--dump file]
- *   datainf  --shards DIR --workers W [--dump file]
+ *   graddot  --shards DIR --workers W|default [--dump file]
+ *   datainf  --shards DIR --workers W|default [--dump file]
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -122,7 +122,8 @@ async function grads(workers: number) {
   }
 }
 
-function scoring(mode: 'graddot' | 'datainf', workers: number) {
+/** `workers` undefined: the library's default (on native BLAS, this thread). */
+function scoring(mode: 'graddot' | 'datainf', workers: number | undefined) {
   const { source, meta, test } = shardSource(arg('shards'));
   const testSet = { n: meta.n_test, blocks: [{ name: 'g', shape: [meta.dim], dim: meta.dim, data: test }] };
   const method = mode === 'graddot' ? new GradDot({ workers }) : new DataInf({ workers });
@@ -132,15 +133,15 @@ function scoring(mode: 'graddot' | 'datainf', workers: number) {
   const seconds = (performance.now() - t0) / 1000;
   const dump = arg('dump', '');
   if (dump) fs.writeFileSync(dump, Buffer.from(s.data.buffer, s.data.byteOffset, s.data.byteLength));
-  console.log(JSON.stringify({ seconds, pairs_per_s: (meta.n_test * meta.n) / seconds, workers, peak_rss_mb: peakRssMb() }));
+  console.log(JSON.stringify({ seconds, pairs_per_s: (meta.n_test * meta.n) / seconds, workers: workers ?? 'default', peak_rss_mb: peakRssMb() }));
 }
 
 async function main() {
   const mode = process.argv[2];
   await initBackend('wasm');
-  const workers = Number(arg('workers', '0'));
-  if (mode === 'grads') await grads(workers);
-  else if (mode === 'graddot' || mode === 'datainf') scoring(mode, workers);
+  const w = arg('workers', '0');
+  if (mode === 'grads') await grads(Number(w));
+  else if (mode === 'graddot' || mode === 'datainf') scoring(mode, w === 'default' ? undefined : Number(w));
   else throw new Error(`unknown mode '${mode}'`);
 }
 

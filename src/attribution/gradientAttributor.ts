@@ -12,6 +12,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { TdaError } from '../errors';
 import type { ChunkResult, ScoringTask } from './scoringWorker';
+import { nativeActive } from '../runtime/backend';
 import { availableCores, SyncWorkerPool } from '../runtime/workers';
 import { blockDamping, DampingOptions, DEFAULT_DAMPING_SCALE } from './damping';
 import { Scorer, Settings } from './method';
@@ -28,7 +29,8 @@ export interface ScoringOptions {
   /**
    * Worker threads for the products with the training gradients (one tfjs instance each;
    * wasm has no threads in Node). 0 runs them in this thread. Default: every core when a
-   * pass over the training set is at least SCORING_WORKER_MIN_MACS multiply-adds on wasm.
+   * pass over the training set is at least SCORING_WORKER_MIN_MACS multiply-adds on wasm
+   * with its own kernels; on native BLAS, this thread.
    */
   workers?: number;
 }
@@ -42,7 +44,10 @@ function scoringWorkerCount(opts: ScoringOptions, nTest: number, train: Gradient
     return opts.workers;
   }
   const dim = train.blocks.reduce((a, b) => a + b.dim, 0);
-  if (tf.getBackend() !== 'wasm' || nTest * train.n * dim < SCORING_WORKER_MIN_MACS) return 0;
+  // On native BLAS the products run at several times the wasm rate, and starting workers
+  // and handing them the chunks cost more than a second core saves (measured: 10k x 100
+  // x 100k gradDot in this thread ran twice as fast as on two workers).
+  if (tf.getBackend() !== 'wasm' || nativeActive() || nTest * train.n * dim < SCORING_WORKER_MIN_MACS) return 0;
   const cores = availableCores();
   return cores > 1 ? cores : 0;
 }

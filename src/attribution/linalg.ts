@@ -3,6 +3,9 @@
  * wasm: explicit transposes, never the transposeA/B flags).
  */
 import * as tf from '@tensorflow/tfjs';
+import { nativeActive } from '../runtime/backend';
+import { nativeAddon } from '../runtime/nativeAddon';
+import { NativeStreamedProducts } from '../runtime/nativeProducts';
 import { download, readFloat32, transpose2d } from '../runtime/ops';
 
 /** A @ B^T for A [a, d] and B [b, d]: [a, b]. Transposes whichever operand is smaller. */
@@ -84,14 +87,16 @@ function columnSlab(G: Float32Array, m: number, dim: number, lo: number, hi: num
  *
  * V_l^T is kept as slabs [w, nT] that live for the whole stream: the wasm matmul packs its
  * right operand once per tensor and caches the packing, so each chunk costs only its own
- * upload and the products. Runs in the calling thread; scoringWorker.ts runs the same code
- * on worker threads.
+ * upload and the products. On native BLAS, direct BLAS calls on the arrays instead
+ * (runtime/nativeProducts.ts). Runs in the calling thread; scoringWorker.ts runs the same
+ * code on worker threads.
  */
 export class StreamedProducts {
   private readonly vT: tf.Tensor2D[][];
   /** DataInf: running sum over chunks of C_l @ G_l per block and slab, [nT, w]. */
   private updates: (tf.Tensor2D | null)[][];
   private scratch = new Float32Array(0);
+  private readonly native: NativeStreamedProducts | null;
 
   constructor(
     readonly blocks: FixedBlock[],
@@ -99,7 +104,9 @@ export class StreamedProducts {
   ) {
     const nT = blocks[0]?.rows ?? 0;
     if (blocks.some((b) => b.rows !== nT)) throw new Error('StreamedProducts: every block needs the same number of rows');
-    this.vT = blocks.map((b) =>
+    const addon = nativeActive() ? nativeAddon() : null;
+    this.native = addon ? new NativeStreamedProducts(addon, blocks) : null;
+    this.vT = this.native ? [] : blocks.map((b) =>
       slabRanges(b.dim, slab).map(([lo, hi]) =>
         tf.tidy(() => {
           const s = columnSlab(b.data, b.rows, b.dim, lo, hi, this.scratchFor(b.rows * (hi - lo)));
@@ -108,6 +115,11 @@ export class StreamedProducts {
       ),
     );
     this.updates = this.vT.map((slabs) => slabs.map(() => null));
+  }
+
+  /** Whether the products run as direct native BLAS calls (no tfjs tensors). */
+  get isNative(): boolean {
+    return this.native !== null;
   }
 
   get rows(): number {
@@ -136,6 +148,7 @@ export class StreamedProducts {
 
   /** sum_l V_l @ G_l^T for a chunk of m training examples: [nT, m] row-major. */
   dot(chunk: Float32Array[], m: number): Float32Array {
+    if (this.native) return this.native.dot(chunk, m);
     return download(() => {
       const perBlock = chunk.map((G, l) => {
         const slabs = this.upload(G, m, l);
@@ -153,6 +166,7 @@ export class StreamedProducts {
    * i by 1 / (lambda_l + |g_il|^2), then sum C @ G_l into the running update.
    */
   accumulateDataInf(chunk: Float32Array[], m: number, lambdas: ArrayLike<number>): void {
+    if (this.native) return this.native.accumulateDataInf(chunk, m, lambdas);
     chunk.forEach((G, l) => {
       const lambda = lambdas[l];
       if (lambda === 0) return;
@@ -177,6 +191,7 @@ export class StreamedProducts {
 
   /** The DataInf updates summed so far, [nT, dim_l] per block (zeros where nothing was added); resets them. */
   takeUpdates(): Float32Array[] {
+    if (this.native) return this.native.takeUpdates();
     return this.blocks.map((b, l) => {
       const out = new Float32Array(b.rows * b.dim);
       slabRanges(b.dim, this.slab).forEach(([lo, hi], k) => {

@@ -1,8 +1,9 @@
 /** The `tda-lab` command line. */
 import { Command, InvalidArgumentError } from 'commander';
 import { LabelMask } from '../data/batch';
-import { BackendChoice, initBackend } from '../runtime/backend';
+import { BackendChoice, initBackend, NativeChoice } from '../runtime/backend';
 import { runDemo } from './demo';
+import { computePathLines } from './info';
 import { DEFAULT_BATCH_SIZE, runGrads } from './grads';
 import { runGradsToStore } from './gradsStore';
 import { STORE_DTYPES, StoreDType } from '../gradients/store/manifest';
@@ -27,6 +28,11 @@ function storeDType(value: string): StoreDType {
   return value as StoreDType;
 }
 
+function nativeChoice(value: string): NativeChoice {
+  if (value !== 'auto' && value !== 'on' && value !== 'off') throw new InvalidArgumentError("must be 'auto', 'on' or 'off'");
+  return value;
+}
+
 function mask(value: string): LabelMask {
   if (value !== 'response' && value !== 'full') throw new InvalidArgumentError("must be 'response' or 'full'");
   return value;
@@ -36,9 +42,10 @@ export function buildProgram(): Command {
   const program = new Command('tda-lab')
     .description('Training data attribution for LoRA-tuned language models')
     .option('--backend <name>', 'tfjs backend: auto, wasm, cpu or tensorflow', 'auto')
+    .option('--native <mode>', 'matrix products on native OpenBLAS (wasm backend): auto (when built), on or off; default: TDA_LAB_NATIVE, else auto', nativeChoice)
     .showHelpAfterError();
 
-  const backend = async () => initBackend(program.opts().backend as BackendChoice);
+  const backend = async () => initBackend(program.opts().backend as BackendChoice, { native: program.opts().native as NativeChoice | undefined });
 
   program
     .command('grads')
@@ -87,6 +94,14 @@ export function buildProgram(): Command {
     });
 
   registerEmbedCommand(program, backend);
+  program
+    .command('info')
+    .description('the compute path in use: backend, native BLAS (library, version, threads), worker threads, heap limits')
+    .action(async () => {
+      await backend();
+      for (const line of await computePathLines()) console.log(line);
+    });
+
   registerScoreCommand(program, backend);
   registerMetricsCommand(program);
   registerReproduceCommand(program, backend);

@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs';
 import { LabelMask, makeBatch, TokenBatch, TokenSequence } from '../data/batch';
 import { TdaError } from '../errors';
 import { adapterKey, LoraAdapter } from '../model/adapter';
-import { keepsBothLayouts } from '../model/baseWeights';
+import { fitsWorkerCopies } from '../model/baseWeights';
 import { disposeBatchConstants, LlamaModel } from '../model/llama';
 import { batchLosses, disposeLossRows, lossRows } from '../model/loss';
 import { disposeLoraState, LoraFactors, LoraState, loraStateFromAdapter, replicatePerExample } from '../model/loraState';
@@ -89,7 +89,7 @@ function workerCount(opts: GradientOptions, batches: number, config: ModelConfig
   if (tf.getBackend() !== 'wasm' || batches < WORKER_MIN_BATCHES) return 0;
   // Each worker holds a copy of the model: a model big enough to keep a single weight
   // layout (baseWeights.ts) is big enough that copies would exhaust memory.
-  if (!keepsBothLayouts(config)) return 0;
+  if (!fitsWorkerCopies(config)) return 0;
   const cores = availableCores();
   return cores > 1 ? Math.min(cores, batches) : 0;
 }

@@ -2,6 +2,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { TdaError } from '../errors';
 import { openWeights, WeightSource } from '../io/weights';
+import { nativeActive } from '../runtime/backend';
 import { FrozenMatrix, frozenFromHf, frozenTied } from '../runtime/ops';
 import { hasBias, linearShape, modulePath, parameterCount } from './modules';
 import { LINEAR_MODULES, LinearModule, ModelConfig } from './types';
@@ -9,8 +10,9 @@ import { readModelConfig } from './config';
 import { checkWeightsFit } from './memoryBudget';
 
 /**
- * How frozen matrices are kept (runtime/ops.ts FrozenMatrix): 'both' layouts (fastest),
- * 'single' (half the memory), or 'auto': both while the float32 weights take at most
+ * How frozen matrices are kept (runtime/ops.ts FrozenMatrix): 'both' layouts (fastest on
+ * XNNPACK), 'single' (half the memory), or 'auto': single on native BLAS, where reading a
+ * matrix transposed is free; else both while the float32 weights take at most
  * BOTH_LAYOUTS_MAX_BYTES, which leaves a 4 GB wasm heap room for activations.
  */
 export type WeightLayout = 'both' | 'single' | 'auto';
@@ -18,6 +20,11 @@ export const BOTH_LAYOUTS_MAX_BYTES = 1 << 30;
 
 export function keepsBothLayouts(cfg: ModelConfig, layout: WeightLayout = 'auto'): boolean {
   if (layout !== 'auto') return layout === 'both';
+  return !nativeActive() && fitsWorkerCopies(cfg);
+}
+
+/** Whether the model is small enough (float32 weights up to BOTH_LAYOUTS_MAX_BYTES) for a copy per worker thread. */
+export function fitsWorkerCopies(cfg: ModelConfig): boolean {
   return parameterCount(cfg) * 4 <= BOTH_LAYOUTS_MAX_BYTES;
 }
 

@@ -182,5 +182,5 @@ function rotateHalfMatrix(d: number): RotationMatrix {
     r[j * d + (j + half)] = 1; // output j + d/2 takes x[j]
   }
   const rot = tf.tensor2d(r, [d, d]);
-  return { r: rot, rT: tf.tidy(() => tf.transpose(rot)) };
+  return { r: rot, rT: tf.tidy(() => tf.transpose(rot)), rotateHalf: true };
 }

@@ -1,6 +1,7 @@
 /**
  * The attention core softmax(q k^T / sqrt(d) + bias) v with its gradient, arranged for the
- * wasm backend.
+ * wasm backend: on native BLAS as a few batched products per layer (attentionBatched), on
+ * XNNPACK as one 2-D product per (example, K/V head), as follows.
  *
  * tfjs's batched matmul runs a generic scalar loop on wasm (1-2 GFLOP/s) while a 2-D
  * matmul goes to XNNPACK (15-20 GFLOP/s), and slice/split copy their whole input each call.
@@ -12,6 +13,8 @@
  * out, so no exp runs in the backward pass.
  */
 import * as tf from '@tensorflow/tfjs';
+import { nativeActive } from './backend';
+import { nativeSoftmaxGrad } from './nativeElementwise';
 import { readFloat32 } from './ops';
 
 export interface AttentionShape {
@@ -72,6 +75,7 @@ function tokenMajor(t: tf.Tensor2D, B: number, G: number, T: number, d: number, 
  * [B*T, H*d]. Query head h uses K/V head floor(h / (H / Hkv)), as in Hugging Face.
  */
 export function attentionCore(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, bias: tf.Tensor4D, s: AttentionShape): tf.Tensor2D {
+  if (nativeActive()) return attentionBatched(q, k, v, bias, s);
   const { batchSize: B, seqLen: T, numHeads: H, numKvHeads: Hkv, headDim: d } = s;
   const g = H / Hkv;
   const pairs = B * Hkv;
@@ -121,6 +125,54 @@ export function attentionCore(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, bi
         [dq, dkT, dvT].forEach((t) => t.dispose());
         return grads;
       },
+    };
+  });
+  return f(q, k, v) as tf.Tensor2D;
+}
+
+/** Token-major [B*T, G*d] to [B*G, T, d], one transpose. */
+function headMajor(t: tf.Tensor, B: number, G: number, T: number, d: number): tf.Tensor3D {
+  return tf.reshape(tf.transpose(tf.reshape(t, [B, T, G, d]), [0, 2, 1, 3]), [B * G, T, d]) as tf.Tensor3D;
+}
+
+/**
+ * attentionCore on native BLAS, where batched and transposed products run at full speed:
+ * every (example, K/V head) pair is one matrix of a batch, so a layer is five batched
+ * products (two forward, three more backward) instead of thousands of small ones. The query
+ * heads sharing a K/V head are stacked as [g*T, d] rows, so K and V are never repeated.
+ * Saves the head-major Q, K, V and the probabilities for the backward pass.
+ */
+function attentionBatched(q: tf.Tensor2D, k: tf.Tensor2D, v: tf.Tensor2D, bias: tf.Tensor4D, s: AttentionShape): tf.Tensor2D {
+  const { batchSize: B, seqLen: T, numHeads: H, numKvHeads: Hkv, headDim: d } = s;
+  const pairs = B * Hkv;
+  const gT = (H / Hkv) * T;
+  const scale = 1 / Math.sqrt(d);
+  const f = customGrad((qIn: tf.Tensor, kIn: tf.Tensor, vIn: tf.Tensor, save: tf.GradSaveFunc) => {
+    // Query head h = kv * g + j, so [B, H, T, d] is [B, Hkv, g*T, d] = [pairs, gT, d].
+    const [qs, ks, vs, probs] = tf.tidy(() => {
+      const qh = tf.reshape(headMajor(tf.mul(qIn, scale), B, H, T, d), [pairs, gT, d]) as tf.Tensor3D;
+      const kh = headMajor(kIn, B, Hkv, T, d);
+      const scores = tf.reshape(tf.matMul(qh, kh, false, true), [B, H, T, T]);
+      const p = tf.reshape(tf.softmax(tf.add(scores, bias)), [pairs, gT, T]) as tf.Tensor3D;
+      return [qh, kh, headMajor(vIn, B, Hkv, T, d), p];
+    });
+    save([qs, ks, vs, probs]);
+    const value = tf.tidy(() => tokenMajor(tf.reshape(tf.matMul(probs, vs), [B * H * T, d]) as tf.Tensor2D, B, H, T, d));
+    [qs, ks, vs, probs].forEach((t) => t.dispose());
+    return {
+      value,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
+        tf.tidy(() => {
+          const [sq, sk, sv, sp] = saved as tf.Tensor3D[];
+          const dO = tf.reshape(headMajor(dy, B, H, T, d), [pairs, gT, d]) as tf.Tensor3D;
+          const dP = tf.matMul(dO, sv, false, true); // [pairs, gT, T]
+          // Softmax backward, P * (dP - rowsum(dP * P)), in one native pass; the bias is a constant.
+          const dS = nativeSoftmaxGrad(sp, dP) as tf.Tensor3D;
+          const dq = tf.reshape(tf.matMul(dS, sk), [B * H * T, d]) as tf.Tensor2D; // [pairs, gT, d]
+          const dk = tf.reshape(tf.matMul(dS, sq, true, false), [B * Hkv * T, d]) as tf.Tensor2D; // [pairs, T, d]
+          const dv = tf.reshape(tf.matMul(sp, dO, true, false), [B * Hkv * T, d]) as tf.Tensor2D;
+          return [tokenMajor(dq, B, H, T, d, scale), tokenMajor(dk, B, Hkv, T, d), tokenMajor(dv, B, Hkv, T, d)];
+        }),
     };
   });
   return f(q, k, v) as tf.Tensor2D;

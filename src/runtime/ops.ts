@@ -1,12 +1,15 @@
 /**
  * Differentiable building blocks tuned for the tfjs wasm backend.
  *
- * On wasm, matMul with transposeA/transposeB runs ~10x slower than transposing first, and
- * tfjs's own matMul gradient uses those flags. These ops supply gradients that transpose
- * explicitly. Frozen operands are captured in closures, because `customGrad`
- * differentiates every input it is given.
+ * On wasm's own kernels (XNNPACK), matMul with transposeA/transposeB runs ~10x slower than
+ * transposing first, and tfjs's own matMul gradient uses those flags. These ops supply
+ * gradients that transpose explicitly there; on native BLAS (runtime/nativeKernels.ts) a
+ * transposed operand is free, so they pass the flags instead (`product`). Frozen operands
+ * are captured in closures, because `customGrad` differentiates every input it is given.
  */
 import * as tf from '@tensorflow/tfjs';
+import { nativeActive } from './backend';
+import { nativeCrossEntropy, nativeRmsNorm, nativeRmsNormGrad, nativeRotary, nativeSwiGlu, nativeSwiGluGrad } from './nativeElementwise';
 
 /**
  * A frozen weight W [out, in] in one or both layouts (at least one is set):
@@ -66,11 +69,31 @@ function productUncached(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
   return tf.tidy(() => tf.matMul(a, tf.clone(b)));
 }
 
+/**
+ * op(a) @ op(b) for 2-D tensors: with the transpose flags on native BLAS (free there), with
+ * explicit transposes on XNNPACK (whose transposed path is ~10x slower).
+ */
+export function product(a: tf.Tensor2D, b: tf.Tensor2D, transposeA = false, transposeB = false): tf.Tensor2D {
+  if (nativeActive()) return tf.matMul(a, b, transposeA, transposeB);
+  return tf.tidy(() => tf.matMul(transposeA ? transpose2d(a) : a, transposeB ? transpose2d(b) : b));
+}
+
 /** y = x @ W^T for a frozen W; only x receives a gradient. */
 export function frozenLinear(x: tf.Tensor2D, m: FrozenMatrix): tf.Tensor2D {
   const { w, wT } = m;
   if (!w && !wT) throw new Error('frozenLinear: the frozen matrix holds no tensor');
   const both = w !== undefined && wT !== undefined;
+  if (!both && nativeActive()) {
+    // One layout is all native BLAS needs: the other is the same matrix read transposed.
+    const f = customGrad((xIn: tf.Tensor, save: tf.GradSaveFunc) => {
+      void save;
+      return {
+        value: wT ? tf.matMul(xIn as tf.Tensor2D, wT) : tf.matMul(xIn as tf.Tensor2D, w!, false, true),
+        gradFunc: (dy: tf.Tensor) => (w ? tf.matMul(dy as tf.Tensor2D, w) : tf.matMul(dy as tf.Tensor2D, wT!, false, true)),
+      };
+    });
+    return f(x) as tf.Tensor2D;
+  }
   const f = customGrad((xIn: tf.Tensor, save: tf.GradSaveFunc) => {
     void save;
     const xi = xIn as tf.Tensor2D;
@@ -93,7 +116,7 @@ export function matMul2d(a: tf.Tensor2D, b: tf.Tensor2D): tf.Tensor2D {
       value: tf.matMul(aIn as tf.Tensor2D, bIn as tf.Tensor2D),
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [sa, sb] = saved as tf.Tensor2D[];
-        return [tf.matMul(dy as tf.Tensor2D, tf.transpose(sb)), tf.matMul(tf.transpose(sa), dy as tf.Tensor2D)];
+        return [product(dy as tf.Tensor2D, sb, false, true), product(sa, dy as tf.Tensor2D, true, false)];
       },
     };
   });
@@ -108,6 +131,7 @@ export function batchMatMul(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D {
       value: tf.matMul(aIn as tf.Tensor3D, bIn as tf.Tensor3D),
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [sa, sb] = saved as tf.Tensor3D[];
+        if (nativeActive()) return [tf.matMul(dy as tf.Tensor3D, sb, false, true), tf.matMul(sa, dy as tf.Tensor3D, true, false)];
         return [
           tf.matMul(dy as tf.Tensor3D, tf.transpose(sb, [0, 2, 1])),
           tf.matMul(tf.transpose(sa, [0, 2, 1]), dy as tf.Tensor3D),
@@ -243,8 +267,16 @@ export function crossEntropyRows(logits: tf.Tensor2D, labels: Int32Array): tf.Te
   for (const y of labels) if (!(y >= 0 && y < V)) throw new Error(`crossEntropyRows: label ${y} is outside [0, ${V})`);
   const f = customGrad((lIn: tf.Tensor, save: tf.GradSaveFunc) => {
     const x = lIn as tf.Tensor2D;
-    const p = tf.softmax(x);
-    const value = tf.tidy(() => tf.sub(tf.sub(tf.max(x, 1), tf.log(tf.max(p, 1))), labelValues(x, labels)));
+    let p: tf.Tensor2D;
+    let value: tf.Tensor;
+    if (nativeActive()) {
+      const ids = tf.tensor1d(labels, 'int32');
+      [value, p] = nativeCrossEntropy(x, ids);
+      ids.dispose();
+    } else {
+      p = tf.softmax(x);
+      value = tf.tidy(() => tf.sub(tf.sub(tf.max(x, 1), tf.log(tf.max(p, 1))), labelValues(x, labels)));
+    }
     save([p]);
     return {
       value,
@@ -306,8 +338,8 @@ export function perExampleLowRank(
   };
   // d/dAcat = x^T @ dLow [in, B*r] -> [B, in, r]; d/dBcat = low^T @ dy [B*r, out] -> [B, r, out].
   const perExampleGrads = (sx: tf.Tensor2D, low: tf.Tensor2D, dLow: tf.Tensor2D, g: tf.Tensor2D) => [
-    tf.transpose(tf.reshape(tf.matMul(transpose2d(sx), dLow), [inF, B, r]), [1, 0, 2]),
-    tf.reshape(tf.matMul(transpose2d(low), g), [B, r, out]),
+    tf.transpose(tf.reshape(product(sx, dLow, true, false), [inF, B, r]), [1, 0, 2]),
+    tf.reshape(product(low, g, true, false), [B, r, out]),
   ];
   if (shared) {
     // Copies known to equal `shared`: the forward pass and dx use the r-wide shared
@@ -328,11 +360,11 @@ export function perExampleLowRank(
           tf.tidy(() => {
             const [sx, sLow] = saved as tf.Tensor2D[];
             const g = dy as tf.Tensor2D;
-            const h = tf.matMul(g, transpose2d(shared.bT)); // [B*T, r]
+            const h = product(g, shared.bT, false, true); // [B*T, r]
             const e = tileCols();
             const mask = blockMask();
             const [dA, dB] = perExampleGrads(sx, tf.mul(tf.matMul(sLow, e), mask) as tf.Tensor2D, tf.mul(tf.matMul(h, e), mask) as tf.Tensor2D, g);
-            return [tf.matMul(tf.mul(h, scaling) as tf.Tensor2D, transpose2d(shared.aT)), dA, dB];
+            return [product(tf.mul(h, scaling) as tf.Tensor2D, shared.aT, false, true), dA, dB];
           }),
       };
     });
@@ -414,6 +446,28 @@ export function rmsNorm(x: tf.Tensor2D, w: tf.Tensor1D, eps: number, trainableWe
       },
     };
   };
+  if (nativeActive()) {
+    // One fused pass each way (native/native_elementwise.c), same quantities as `forward`;
+    // a trainable weight's gradient from tfjs ops.
+    const nativeForward = (xIn: tf.Tensor, wIn: tf.Tensor, save: tf.GradSaveFunc) => {
+      const [y, r] = nativeRmsNorm(xIn as tf.Tensor2D, wIn as tf.Tensor1D, eps);
+      save([xIn, r, wIn]);
+      r.dispose();
+      return {
+        value: y,
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+          const [sx, sr, sw] = saved;
+          const dx = nativeRmsNormGrad(sx, sr, sw, dy);
+          return trainableWeight ? [dx, tf.tidy(() => tf.sum(tf.mul(dy, tf.mul(sx, sr)), 0))] : [dx];
+        },
+      };
+    };
+    if (trainableWeight) return customGrad((xIn: tf.Tensor, wIn: tf.Tensor, save: tf.GradSaveFunc) => nativeForward(xIn, wIn, save))(x, w) as tf.Tensor2D;
+    return customGrad((xIn: tf.Tensor, save: tf.GradSaveFunc) => {
+      const out = nativeForward(xIn, w, (ts: tf.Tensor[]) => save(ts.slice(0, 2)));
+      return { value: out.value, gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => out.gradFunc(dy, [...saved, w]) };
+    })(x) as tf.Tensor2D;
+  }
   if (trainableWeight) {
     return customGrad((xIn: tf.Tensor, wIn: tf.Tensor, save: tf.GradSaveFunc) => forward(xIn, wIn, save))(x, w) as tf.Tensor2D;
   }
@@ -430,6 +484,7 @@ export function rmsNorm(x: tf.Tensor2D, w: tf.Tensor1D, eps: number, trainableWe
 export function swiGlu(gate: tf.Tensor2D, up: tf.Tensor2D): tf.Tensor2D {
   const f = customGrad((gIn: tf.Tensor, uIn: tf.Tensor, save: tf.GradSaveFunc) => {
     save([gIn, uIn]);
+    if (nativeActive()) return { value: nativeSwiGlu(gIn, uIn), gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => nativeSwiGluGrad(saved[0], saved[1], dy) };
     return {
       value: tf.tidy(() => tf.mul(tf.mul(gIn, tf.sigmoid(gIn)), uIn)),
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
@@ -450,6 +505,8 @@ export function swiGlu(gate: tf.Tensor2D, up: tf.Tensor2D): tf.Tensor2D {
 export interface RotationMatrix {
   r: tf.Tensor2D;
   rT: tf.Tensor2D;
+  /** r is rotate-half, x @ r = cat(-x2, x1): native code then applies it by index. */
+  rotateHalf?: boolean;
 }
 
 /**
@@ -461,6 +518,16 @@ export interface RotationMatrix {
 export function rotary(x: tf.Tensor2D, cos: tf.Tensor4D, sin: tf.Tensor4D, rotate: RotationMatrix, batchSize: number, seqLen: number, heads: number): tf.Tensor2D {
   const d = rotate.r.shape[0];
   const shape4 = [batchSize, seqLen, heads, d];
+  if (rotate.rotateHalf && nativeActive()) {
+    // One pass each way, rotate-half by index (native/native_elementwise.c), no [d, d] product.
+    return customGrad((xIn: tf.Tensor, save: tf.GradSaveFunc) => {
+      void save;
+      return {
+        value: nativeRotary(xIn, cos, sin, batchSize, seqLen, heads, d, 1),
+        gradFunc: (dy: tf.Tensor) => nativeRotary(dy, cos, sin, batchSize, seqLen, heads, d, -1),
+      };
+    })(x) as tf.Tensor2D;
+  }
   const f = customGrad((xIn: tf.Tensor, save: tf.GradSaveFunc) => {
     void save;
     return {

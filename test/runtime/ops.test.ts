@@ -1,6 +1,7 @@
 import * as assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../../src/runtime/backend';
+import { initBackend, nativeActive, NativeChoice } from '../../src/runtime/backend';
+import { nativeAddon } from '../../src/runtime/nativeAddon';
 import { attentionCore } from '../../src/runtime/attention';
 import {
   batchMatMul,
@@ -32,7 +33,18 @@ function compareGrads(custom: (...xs: tf.Tensor[]) => tf.Tensor, plain: (...xs: 
   assert.ok(relativeL2(custom(...inputs).dataSync(), plain(...inputs).dataSync()) < 1e-6);
 }
 
-describe('runtime ops (gradients with explicit transposes)', () => {
+// Ops with two arrangements (explicit transposes and per-pair attention on XNNPACK;
+// transpose flags, one weight layout and batched attention on native BLAS) are checked on
+// both paths; the native one where the addon is built (CI requires it).
+const PATHS: NativeChoice[] = nativeAddon() ? ['on', 'off'] : ['off'];
+
+for (const path of PATHS) describe(`runtime ops (${path === 'on' ? 'native BLAS' : 'XNNPACK'} path)`, () => {
+  before(async () => {
+    await initBackend('wasm', { native: path });
+    assert.equal(nativeActive(), path === 'on');
+  });
+  after(async () => initBackend('wasm', { native: 'auto' }));
+
   it('matMul2d and batchMatMul give the same values and gradients as tf.matMul', () => {
     const a = tf.randomNormal([5, 7], 0, 1, 'float32', 1);
     const b = tf.randomNormal([7, 3], 0, 1, 'float32', 2);
@@ -139,6 +151,23 @@ describe('runtime ops (gradients with explicit transposes)', () => {
         const a4 = tf.reshape(a, [B, T, heads, d]);
         const rotated = tf.reshape(tf.matMul(tf.reshape(a, [-1, d]) as tf.Tensor2D, r, false, true), [B, T, heads, d]);
         return tf.reshape(tf.add(tf.mul(a4, cos), tf.mul(rotated, sin)), [B * T, heads * d]);
+      },
+      [q],
+    );
+    // The rotate-half matrix the model uses (applied by index on the native path).
+    const half = new Float32Array(d * d);
+    for (let j = 0; j < d / 2; j++) {
+      half[(j + d / 2) * d + j] = -1;
+      half[j * d + j + d / 2] = 1;
+    }
+    const rh = tf.tensor2d(half, [d, d]);
+    const halfRotation = { r: rh, rT: tf.transpose(rh) as tf.Tensor2D, rotateHalf: true };
+    compareGrads(
+      (a) => rotary(a as tf.Tensor2D, cos, sin, halfRotation, B, T, heads),
+      (a) => {
+        const a4 = tf.reshape(a, [B, T, heads, d]);
+        const [x1, x2] = tf.split(a4, 2, 3);
+        return tf.reshape(tf.add(tf.mul(a4, cos), tf.mul(tf.concat([tf.neg(x2), x1], 3), sin)), [B * T, heads * d]);
       },
       [q],
     );

@@ -1,0 +1,79 @@
+/**
+ * Loads the native BLAS addon (native/tda_native.c), built by `npm install` where a C
+ * compiler and OpenBLAS exist. Absent or broken, it is reported once, with what to install,
+ * and tda-lab runs on the wasm backend's own kernels (XNNPACK).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+export interface BlasInfo {
+  /** openblas_get_config(), e.g. "OpenBLAS 0.3.21 DYNAMIC_ARCH ... MAX_THREADS=64". */
+  config: string;
+  /** openblas_get_corename(): the kernel set chosen for this CPU. */
+  corename: string;
+  /** OpenBLAS threads per call (process-wide). */
+  threads: number;
+  /** The shared library cblas_sgemm resolved to. */
+  library: string;
+}
+
+/** The addon's exports (native/tda_native.c documents them). */
+export interface NativeAddon {
+  /** C_i = alpha op(A_i) op(B_i) + beta C_i at byte offsets of `memory`, packed row-major matrices; bounds-checked. */
+  sgemmBatch(
+    memory: ArrayBuffer,
+    transA: boolean,
+    transB: boolean,
+    m: number,
+    n: number,
+    k: number,
+    alpha: number,
+    beta: number,
+    aOffsets: Float64Array,
+    bOffsets: Float64Array,
+    cOffsets: Float64Array,
+  ): void;
+  /** C = alpha op(A) op(B) + beta C on Float32Arrays (packed row-major; lengths checked). */
+  sgemmArrays(transA: boolean, transB: boolean, m: number, n: number, k: number, alpha: number, A: Float32Array, B: Float32Array, beta: number, C: Float32Array): void;
+  /** out[i] = squared L2 norm of row i of A [rows, cols], accumulated in double. */
+  rowSquaredNorms(A: Float32Array, rows: number, cols: number, out: Float64Array): void;
+  /** One fused elementwise kernel (native/native_elementwise.c lists the op codes), bounds-checked. */
+  elementwise(op: number, memory: ArrayBuffer, offsets: Float64Array, dims: Float64Array, scalar: number): void;
+  setThreads(n: number): void;
+  info(): BlasInfo;
+}
+
+/** What to do where the addon is missing. */
+export const NATIVE_INSTALL_HINT = 'apt-get install gcc libopenblas-dev, then npm install (or node native/build.js)';
+
+/** The built addon: native/build/ at the package root (this file is in src/runtime or dist/runtime). */
+export function nativeAddonPath(): string {
+  return process.env.TDA_LAB_NATIVE_ADDON ?? path.join(__dirname, '..', '..', 'native', 'build', 'tda_native.node');
+}
+
+let loaded: { addon: NativeAddon | null; error: string | null } | null = null;
+
+function load(): { addon: NativeAddon | null; error: string | null } {
+  if (loaded) return loaded;
+  const file = nativeAddonPath();
+  if (!fs.existsSync(file)) {
+    loaded = { addon: null, error: `${file} was not built` };
+  } else {
+    try {
+      loaded = { addon: require(file) as NativeAddon, error: null };
+    } catch (e) {
+      loaded = { addon: null, error: `${file} does not load: ${(e instanceof Error ? e.message : String(e)).split('\n')[0]}` };
+    }
+  }
+  return loaded;
+}
+
+/** The addon, or null where it is not built or does not load. */
+export function nativeAddon(): NativeAddon | null {
+  return load().addon;
+}
+
+/** Why the addon is unavailable, or null when it loaded. */
+export function nativeAddonError(): string | null {
+  return load().error;
+}
