@@ -511,14 +511,16 @@ export interface RotationMatrix {
 
 /**
  * Rotary embedding in the rotate-half form, x * cos + rotate(x) * sin, for x [B*T, heads*d]
- * seen as [B, T, heads, d], with cos/sin [1, T, 1, d] and rotate-half as the [d, d] matrix
+ * seen as [B, T, heads, d], with cos/sin [1, T, 1, d] (or [B, T, 1, d] when the tables
+ * differ by example: dynamic rope scaling past the trained length) and rotate-half as the [d, d] matrix
  * `rotate.r` (x @ r), kept with its transpose (it is tiny). Gradient dy * cos + (dy * sin) @ r^T;
  * saves nothing.
  */
 export function rotary(x: tf.Tensor2D, cos: tf.Tensor4D, sin: tf.Tensor4D, rotate: RotationMatrix, batchSize: number, seqLen: number, heads: number): tf.Tensor2D {
   const d = rotate.r.shape[0];
   const shape4 = [batchSize, seqLen, heads, d];
-  if (rotate.rotateHalf && nativeActive()) {
+  // The native kernel takes one table shared by the batch; per-example tables go the tfjs way.
+  if (rotate.rotateHalf && nativeActive() && cos.shape[0] === 1) {
     // One pass each way, rotate-half by index (native/native_elementwise.c), no [d, d] product.
     return customGrad((xIn: tf.Tensor, save: tf.GradSaveFunc) => {
       void save;
