@@ -1,4 +1,4 @@
-/** `tda-lab reproduce <dda|if-llm|lmd3>`: runs an experiment on the embedded default model. */
+/** `tda-lab reproduce <dda|if-llm|lmd3|lds>`: runs an experiment on the embedded default model. */
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
@@ -14,9 +14,10 @@ import { ddaAttributionGroup, ddaRunTokens, DDA_EXPLORER_HEADER, IF_LLM_EXPLORER
 import { RunAttributionGroup, RunAttributionsHeader } from '../experiments/runAttributions';
 import { currentBackend } from '../runtime/backend';
 import { progressBar, Progress } from './progress';
+import { reproduceLds } from './reproduceLds';
 import { formatTable } from './table';
 
-export const EXPERIMENTS = ['dda', 'if-llm', 'lmd3'] as const;
+export const EXPERIMENTS = ['dda', 'if-llm', 'lmd3', 'lds'] as const;
 export type ExperimentName = (typeof EXPERIMENTS)[number];
 
 export interface ReproduceOptions {
@@ -26,6 +27,10 @@ export interface ReproduceOptions {
   seeds?: number[];
   /** Base model directory (default: the embedded one in data/base-model). */
   baseModel?: string;
+  /** lds: retraining subsets per run, the share of the training set each keeps, retraining workers. */
+  subsets?: number;
+  fraction?: number;
+  workers?: number;
   progress?: boolean;
   log?: (line: string) => void;
   /** DDA settings beyond --quick (fewer pairs, epochs or examples: the interruption tests use a tiny run). */
@@ -119,6 +124,11 @@ export async function runReproduce(o: ReproduceOptions): Promise<ReproduceSummar
         ],
       });
       writeJson(path.join(dir, 'settings.json'), { ...meta, ...r.settings });
+    } else if (o.experiment === 'lds') {
+      const r = await reproduceLds(env, dir, { quick: o.quick, seeds: o.seeds, subsets: o.subsets, fraction: o.fraction, workers: o.workers, log, progress }, meta);
+      result = r.result;
+      table = r.table;
+      reportFile = r.report;
     } else if (o.experiment === 'if-llm') {
       const r = await runIfLlmExperiment(env, { quick: o.quick, seed: o.seeds?.[0], log, progress, onTaskScores: (t) => save(ifLlmAttributionGroup(t)) });
       result = r;
@@ -163,6 +173,18 @@ export async function runReproduce(o: ReproduceOptions): Promise<ReproduceSummar
   return { dir: final, report: moved(reportFile), seconds: (Date.now() - started) / 1000, table, explorer: explorer && moved(explorer), result };
 }
 
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer');
+  return n;
+}
+
+function fraction(value: string): number {
+  const f = Number(value);
+  if (!(f > 0 && f < 1)) throw new InvalidArgumentError('must be a number in (0, 1)');
+  return f;
+}
+
 function seedList(value: string): number[] {
   const seeds = value.split(',').map((s) => Number(s.trim()));
   if (seeds.some((s) => !Number.isInteger(s) || s < 0)) throw new InvalidArgumentError('must be a comma-separated list of non-negative integers');
@@ -172,18 +194,21 @@ function seedList(value: string): number[] {
 export function registerReproduceCommand(program: Command, startBackend: () => Promise<unknown>): void {
   program
     .command('reproduce')
-    .description('run a paper experiment on the embedded default model: dda, if-llm or lmd3')
+    .description('run an experiment on the embedded default model: dda, if-llm, lmd3, or lds (ground truth by retraining)')
     .argument('<experiment>', EXPERIMENTS.join(' | '))
     .option('--out <dir>', 'parent directory of the run directory', 'runs')
     .option('--quick', 'a small, fast version (used by the tests)', false)
     .option('--seeds <list>', 'fine-tuning seeds, e.g. 1,2,3', seedList)
+    .option('--subsets <m>', 'lds: retraining subsets per seed (default 32; quick 8)', positiveInt)
+    .option('--fraction <f>', 'lds: share of the training set each subset keeps (default 0.5)', fraction)
+    .option('--workers <n>', 'lds: retraining worker threads (default: every core)', positiveInt)
     .option('--base-model <dir>', 'a base model made by `npm run train-base -- --out DIR` (default: data/base-model)')
     .action(async (experiment: string, o) => {
       if (!(EXPERIMENTS as readonly string[]).includes(experiment)) {
         throw new TdaError(`unknown experiment '${experiment}' (use ${EXPERIMENTS.join(', ')})`, { field: 'experiment' });
       }
       await startBackend();
-      const r = await runReproduce({ experiment: experiment as ExperimentName, out: o.out, quick: o.quick, seeds: o.seeds, baseModel: o.baseModel });
+      const r = await runReproduce({ experiment: experiment as ExperimentName, out: o.out, quick: o.quick, seeds: o.seeds, baseModel: o.baseModel, subsets: o.subsets, fraction: o.fraction, workers: o.workers });
       process.stdout.write(`\n${r.table}\n\nwrote ${r.dir} (tables as CSV, report.html${r.explorer ? ', explorer.html' : ''}) in ${r.seconds.toFixed(0)} s\n`);
     });
 }

@@ -1,7 +1,8 @@
 /**
  * Evaluation of attribution scores: ranking metrics per query (ROC AUC, ROC curve, average
  * precision, recall@k, precision@k), class metrics (Acc, Cover), per-query tables as danfo
- * DataFrames, and seeded bootstrap intervals over queries.
+ * DataFrames, seeded bootstrap intervals over queries, and the linear datamodeling score
+ * (LDS) against retraining.
  */
 export { rocAuc, rocCurve, trapezoidArea, averagePrecision, recallAtK, precisionAtK, positivesInTopK, RocCurve, TieRule, TopKOptions } from './auc';
 export { classAccCover, perQueryClassMetrics, defaultCoverK, ClassLabel, ClassMetrics, ClassMetricsOptions } from './classMetrics';
@@ -30,4 +31,7 @@ export {
 } from './bootstrap';
 export { checkScoresForMetrics, checkPositives, positiveMask, Where } from './validate';
 export { descendingOrder, topK, argmax } from './ranking';
+// Spearman and average ranks are exported at the top level from viz/explorer (same definition).
+export { pearson } from './correlation';
+export { checkSubsets, ldsInterval, ldsPerQuery, subsetScoreSums, LdsInterval, LdsScores } from './lds';
 export { DataFrame, danfo, frameFromColumns, frameColumn } from './frame';
