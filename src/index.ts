@@ -45,6 +45,9 @@ export { runDdaExperiment, DdaExperimentOptions, DdaExperimentResult, VARIANTS }
 export { runIfLlmExperiment, IfLlmOptions as IfLlmExperimentOptions, IfLlmResult } from './experiments/ifLlm';
 export { runLmd3Experiment, Lmd3Options as Lmd3ExperimentOptions, Lmd3Result } from './experiments/lmd3';
 export { groupTokens, tokenWeights, topIndices, GroupTokens, GroupTokensOptions } from './experiments/runTokens';
+export { runLdsExperiment, LdsExperimentOptions, LdsExperimentResult, LdsRun } from './experiments/lds';
+export { writeLdsRun, writeLdsSummary } from './experiments/ldsFiles';
+export { Retrainer, retrainOnce, RetrainData, RetrainRecipe, RetrainTask, RetrainOutcome } from './experiments/retrain';
 export { encodeExample, withResponseIds, loraGradientSet, gradientScores, queryMetrics, PromptResponse } from './experiments/pipeline';
 export { frameRows } from './eval/frame';
 export { linearRegression, LinearFit } from './eval/regression';

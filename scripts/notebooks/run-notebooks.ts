@@ -3,7 +3,7 @@
  * reader would run them top to bottom, and fails on the first cell error or when
  * notebooks/README.md quotes numbers the notebooks no longer print.
  *
- *   npm run test:notebooks                     # build, install the kernel, run all seven
+ *   npm run test:notebooks                     # build, install the kernel, run all eight
  *   npx tsx scripts/notebooks/run-notebooks.ts 03 07 --html   # some of them, plus HTML renderings
  *
  * Each notebook is run with

@@ -3,7 +3,7 @@
  * converted to HTML and screenshotted in headless Chromium: its plots draw, its tables render,
  * and it prints the numbers notebooks/README.md quotes.
  *
- * `npm run test:notebooks` executes all seven into notebooks/executed/; when that copy of 03
+ * `npm run test:notebooks` executes all eight into notebooks/executed/; when that copy of 03
  * is newer than the notebook, the build and the embedded model, it is reused here instead of
  * running the notebook a second time. Needs Jupyter (nbconvert) and Chromium: .ci/run
  * installs both (scripts/install-system-deps.sh).
@@ -35,10 +35,11 @@ const EXPECTED = [
   '05-do-influence-functions-work',
   '06-data-density',
   '07-teaching-influence-functions',
+  '08-ground-truth',
 ];
 
 describe('notebooks', () => {
-  it('are the seven, committed with outputs cleared, on the tda-lab kernel, each ending with a summary line the README quotes', () => {
+  it('are the eight, committed with outputs cleared, on the tda-lab kernel, each ending with a summary line the README quotes', () => {
     const files = notebookFiles();
     assert.deepEqual(files.map((f) => path.basename(f, '.ipynb')), EXPECTED);
     const quoted = readmeSummaries();
