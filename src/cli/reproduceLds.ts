@@ -48,7 +48,7 @@ export async function reproduceLds(env: EmbeddedDefault, dir: string, o: LdsRepr
     flipped: flipsBy(x.method),
   }));
   const ks = (r.settings.brittleKs as number[]) ?? [];
-  const table = `LDS by method (seeds ${seeds}; mean over queries; interval: bootstrap over runs, then queries); LOO = mean Spearman with leave-one-out loss changes; flipped = queries whose answer changed removing the method's top k <= ${ks[ks.length - 1]}\n${formatTable(tableRows, 3)}`;
+  const table = `LDS by method (seeds ${seeds}; mean over queries; interval: bootstrap over runs, then queries); LOO = mean Spearman with leave-one-out loss changes; flipped = hallucinated queries whose answer no longer names the target after removing the method's top k <= ${ks[ks.length - 1]} and retraining\n${formatTable(tableRows, 3)}`;
   const methods = rows.map((x) => x.method);
   const report = writeRunReport(dir, {
     title: 'Ground truth by retraining: LDS, leave-one-out and brittleness',
@@ -64,7 +64,7 @@ export async function reproduceLds(env: EmbeddedDefault, dir: string, o: LdsRepr
       },
       {
         heading: 'Brittleness',
-        text: ['Share of the tested queries whose greedy answer changed after removing the method\'s top k training examples (or k random ones) and retraining.'],
+        text: ['Share of the tested hallucinated queries whose greedy answer no longer names the target country after removing the method\'s top k training examples (or k random ones) and retraining.'],
         figures: [
           lineFigure(
             'Answers flipped by removing the top k',
