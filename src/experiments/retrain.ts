@@ -82,18 +82,6 @@ export class Retrainer {
     return this.pool.run(task);
   }
 
-  /** Runs every task, calling `onDone` as each finishes; results in task order. */
-  async runAll(tasks: RetrainTask[], onDone?: (done: number, total: number) => void): Promise<RetrainOutcome[]> {
-    let done = 0;
-    return Promise.all(
-      tasks.map(async (t) => {
-        const r = await this.pool.run(t);
-        onDone?.(++done, tasks.length);
-        return r;
-      }),
-    );
-  }
-
   close(): Promise<void> {
     return this.pool.close();
   }
