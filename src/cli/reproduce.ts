@@ -31,6 +31,8 @@ export interface ReproduceOptions {
   subsets?: number;
   fraction?: number;
   workers?: number;
+  /** lds: an existing run folder to finish (its complete seeds are reused). */
+  resume?: string;
   progress?: boolean;
   log?: (line: string) => void;
   /** DDA settings beyond --quick (fewer pairs, epochs or examples: the interruption tests use a tiny run). */
@@ -70,9 +72,11 @@ export interface ReproduceSummary {
 export async function runReproduce(o: ReproduceOptions): Promise<ReproduceSummary> {
   const log = o.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const started = Date.now();
+  if (o.resume !== undefined && o.experiment !== 'lds') throw new TdaError('only reproduce lds can resume a run folder', { field: 'resume' });
   const env = loadEmbeddedDefault(o.baseModel);
   // Filled under a hidden name, renamed once complete: an interrupted run leaves nothing visible.
-  const run = startRunDir(o.out ?? path.join(process.cwd(), 'runs'), o.experiment + (o.quick ? '-quick' : ''));
+  // A resumed lds run goes on in its own (visible) folder, whose finished seeds it reuses.
+  const run = o.resume !== undefined ? { dir: o.resume, final: o.resume } : startRunDir(o.out ?? path.join(process.cwd(), 'runs'), o.experiment + (o.quick ? '-quick' : ''));
   const dir = run.dir;
   const progress = progressBars(o.progress ?? true);
   const meta = { experiment: o.experiment, quick: o.quick ?? false, backend: currentBackend(), node: process.version, cpus: os.cpus().length, baseModel: env.dir };
@@ -125,7 +129,7 @@ export async function runReproduce(o: ReproduceOptions): Promise<ReproduceSummar
       });
       writeJson(path.join(dir, 'settings.json'), { ...meta, ...r.settings });
     } else if (o.experiment === 'lds') {
-      const r = await reproduceLds(env, dir, { quick: o.quick, seeds: o.seeds, subsets: o.subsets, fraction: o.fraction, workers: o.workers, log, progress }, meta);
+      const r = await reproduceLds(env, dir, { quick: o.quick, seeds: o.seeds, subsets: o.subsets, fraction: o.fraction, workers: o.workers, resume: o.resume !== undefined, log, progress }, meta);
       result = r.result;
       table = r.table;
       reportFile = r.report;
@@ -168,7 +172,7 @@ export async function runReproduce(o: ReproduceOptions): Promise<ReproduceSummar
   } finally {
     env.model.dispose();
   }
-  const final = finishRunDir(run);
+  const final = o.resume !== undefined ? run.dir : finishRunDir(run);
   const moved = (f: string) => path.join(final, path.relative(dir, f));
   return { dir: final, report: moved(reportFile), seconds: (Date.now() - started) / 1000, table, explorer: explorer && moved(explorer), result };
 }
@@ -202,13 +206,14 @@ export function registerReproduceCommand(program: Command, startBackend: () => P
     .option('--subsets <m>', 'lds: retraining subsets per seed (default 32; quick 8)', positiveInt)
     .option('--fraction <f>', 'lds: share of the training set each subset keeps (default 0.5)', fraction)
     .option('--workers <n>', 'lds: retraining worker threads (default: every core)', positiveInt)
+    .option('--resume <run dir>', 'lds: finish this run folder, reusing the seeds it completed')
     .option('--base-model <dir>', 'a base model made by `npm run train-base -- --out DIR` (default: data/base-model)')
     .action(async (experiment: string, o) => {
       if (!(EXPERIMENTS as readonly string[]).includes(experiment)) {
         throw new TdaError(`unknown experiment '${experiment}' (use ${EXPERIMENTS.join(', ')})`, { field: 'experiment' });
       }
       await startBackend();
-      const r = await runReproduce({ experiment: experiment as ExperimentName, out: o.out, quick: o.quick, seeds: o.seeds, baseModel: o.baseModel, subsets: o.subsets, fraction: o.fraction, workers: o.workers });
+      const r = await runReproduce({ experiment: experiment as ExperimentName, out: o.out, quick: o.quick, seeds: o.seeds, baseModel: o.baseModel, subsets: o.subsets, fraction: o.fraction, workers: o.workers, resume: o.resume });
       process.stdout.write(`\n${r.table}\n\nwrote ${r.dir} (tables as CSV, report.html${r.explorer ? ', explorer.html' : ''}) in ${r.seconds.toFixed(0)} s\n`);
     });
 }

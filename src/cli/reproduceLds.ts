@@ -2,7 +2,7 @@
 import * as path from 'node:path';
 import { EmbeddedDefault } from '../experiments/embedded';
 import { LdsExperimentOptions, LdsExperimentResult, runLdsExperiment } from '../experiments/lds';
-import { writeLdsRun, writeLdsSummary } from '../experiments/ldsFiles';
+import { readCompletedRuns, writeLdsRun, writeLdsSummary } from '../experiments/ldsFiles';
 import { writeRunReport } from '../experiments/output';
 import { groupedBarFigure, lineFigure } from '../viz/figures';
 import { formatTable } from './table';
@@ -13,6 +13,8 @@ export interface LdsReproduceOptions {
   subsets?: number;
   fraction?: number;
   workers?: number;
+  /** `dir` is a run folder to finish: its complete seeds are reused, not run again. */
+  resume?: boolean;
   /** Further experiment settings (the tests use a smaller configuration than --quick). */
   experiment?: Partial<Omit<LdsExperimentOptions, 'workDir' | 'onRun'>>;
   log: (line: string) => void;
@@ -31,6 +33,7 @@ export async function reproduceLds(env: EmbeddedDefault, dir: string, o: LdsRepr
     log: o.log,
     progress: o.progress,
     onRun: (run) => writeLdsRun(dir, run),
+    completed: o.resume ? readCompletedRuns(dir) : undefined,
   });
   writeLdsSummary(dir, r, meta);
   const seeds = r.runs.map((x) => x.seed).join(',');

@@ -24,6 +24,7 @@
 import * as path from 'node:path';
 import { ScoreMatrix } from '../attribution/types';
 import { TdaError } from '../errors';
+import { settingAt, settingsDifference } from '../settings';
 import { ldsInterval, ldsPerQuery } from '../eval/lds';
 import { spearman } from '../eval/correlation';
 import { initAdapter, parseLoraConfig } from '../model/adapter';
@@ -65,10 +66,14 @@ export interface LdsExperimentOptions {
   progress?: (label: string, done: number, total: number) => void;
   /** Called with each run as soon as it is complete (to write it at once). */
   onRun?: (run: LdsRun) => void;
+  /** Runs already complete (from a run folder being resumed): their seeds are not run again. */
+  completed?: LdsRunSummary[];
 }
 
 export interface LdsRun {
   seed: number;
+  /** Everything that determines the run besides its seed (a resumed run must match it). */
+  settings: Record<string, unknown>;
   /** The training texts; `canary` marks the examples that say the target country for people of the source. */
   train: (PromptResponse & { canary: boolean })[];
   /** Each query's prompt and the full-set model's answer (the output explained). */
@@ -91,6 +96,9 @@ export interface LdsRun {
   seconds: { finetune: number; scores: number; retrain: number; total: number; retrainings: number };
 }
 
+/** What the pooled tables need of a run (kept in seed-<s>/run.json). */
+export type LdsRunSummary = Pick<LdsRun, 'seed' | 'settings' | 'queries' | 'lds' | 'loo' | 'brittleness' | 'seconds'>;
+
 export interface LdsSummaryRow {
   method: string;
   lds: number;
@@ -101,7 +109,7 @@ export interface LdsSummaryRow {
 }
 
 export interface LdsExperimentResult {
-  runs: LdsRun[];
+  runs: LdsRunSummary[];
   lds: LdsSummaryRow[];
   loo: { method: string; loo: number; loo_lo: number; loo_hi: number; runs: number; queries: number }[];
   brittleness: BrittlenessRecord[];
@@ -173,10 +181,21 @@ export async function runLdsExperiment(env: EmbeddedDefault, opts: LdsExperiment
   const subsetSize = Math.round(o.fraction * n);
   if (subsetSize < 1 || subsetSize >= n) throw new TdaError(`keeps ${subsetSize} of ${n} examples; choose a fraction that keeps some but not all`, { field: 'fraction' });
 
-  const runs: LdsRun[] = [];
+  const runSettings: Record<string, unknown> = JSON.parse(
+    JSON.stringify({ subsets: o.subsets, fraction: o.fraction, nTrain: o.nTrain, looExamples: o.looExamples, brittleQueries: o.brittleQueries, brittleKs: o.brittleKs, epochs: o.epochs, gradientMethods: o.gradientMethods, task: { pair, canaries, heldOutPerSource: 24, queries: set.queries.length, subsetSize }, recipe, lissa, lessDim }),
+  );
+  const runs: LdsRunSummary[] = [];
   let retrainer: Retrainer | null = null;
   try {
     for (const seed of o.seeds) {
+      const done = opts.completed?.find((r) => r.seed === seed);
+      if (done) {
+        const differs = settingsDifference(done.settings, runSettings);
+        if (differs) throw new TdaError(`was made with other settings (${differs}: ${JSON.stringify(settingAt(done.settings, differs))}, now ${JSON.stringify(settingAt(runSettings, differs))})`, { file: `seed-${seed}/run.json`, field: `settings.${differs}` });
+        log(`run seed ${seed}: complete in the run folder, reused`);
+        runs.push(done);
+        continue;
+      }
       const t0 = Date.now();
       log(`run seed ${seed}: ${n} training examples (${canaries} canaries: ${pair.source} -> ${pair.target}), ${set.queries.length} queries`);
       // 1. The full-set run: checkpoints with Adam's moments, then the answers it gives.
@@ -272,6 +291,7 @@ export async function runLdsExperiment(env: EmbeddedDefault, opts: LdsExperiment
       }
       const run: LdsRun = {
         seed,
+        settings: runSettings,
         train: set.train.map((ex) => ({ prompt: ex.prompt, response: ex.response, canary: ex.canaryPair !== null })),
         queries: set.queries.map((q, i) => ({ prompt: q.prompt, answer: answers[i], hallucinated: hallucinated[i] })),
         subsets,
@@ -286,25 +306,18 @@ export async function runLdsExperiment(env: EmbeddedDefault, opts: LdsExperiment
         seconds: { finetune: tFinetune, scores: secondsScores, retrain: secondsRetrain, total: since(t0), retrainings },
       };
       log(`  ${retrainings} retrainings in ${secondsRetrain.toFixed(0)} s; run done in ${run.seconds.total.toFixed(0)} s`);
-      runs.push(run);
       opts.onRun?.(run);
+      runs.push({ seed, settings: runSettings, queries: run.queries, lds: run.lds, loo: run.loo, brittleness: run.brittleness, seconds: run.seconds });
     }
   } finally {
     if (retrainer) await retrainer.close();
   }
-  return summarize(runs, {
-    quick,
-    ...o,
-    task: { pair, canaries, heldOutPerSource: 24, queries: set.queries.length, subsetSize },
-    recipe,
-    lissa,
-    lessDim,
-  });
+  return summarize(runs, { quick, ...o, ...runSettings });
 }
 
 /** Pools runs into the tables: LDS and leave-one-out per method with run-then-query bootstrap intervals, flip curves. */
-export function summarize(runs: LdsRun[], settings: Record<string, unknown>): LdsExperimentResult {
-  const methods = Object.keys(runs[0]?.scores ?? {});
+export function summarize(runs: LdsRunSummary[], settings: Record<string, unknown>): LdsExperimentResult {
+  const methods = Object.keys(runs[0]?.lds ?? {});
   const lds = methods.map((method) => {
     const ci = ldsInterval(runs.map((r) => r.lds[method]), { seed: 0, resamples: 2000 });
     return { method, lds: ci.lds, lds_lo: ci.lo, lds_hi: ci.hi, runs: ci.runs, queries: ci.queries };

@@ -10,6 +10,8 @@
  *     scores/<method>.safetensors   `scores` [nQuery, nTrain] at the model trained on the full set
  *     lds.csv, lds_per_query.csv    this run alone (query-level bootstrap), query,method,lds
  *     loo.csv          example,query,loss (example -1: retrained on the full set)
+ *     run.json         the run's settings and per-query results, written last: a folder
+ *                      with it is complete, and `--resume` reuses it
  *     train.jsonl, queries.jsonl    the texts (label: canary or clean; for queries, response = the answer
  *                      explained, label hallucination or other)
  * Each file is written atomically.
@@ -19,7 +21,8 @@ import * as path from 'node:path';
 import { writeScoreFile } from '../attribution/scoreFile';
 import { ldsInterval } from '../eval/lds';
 import { writeJson } from './output';
-import type { LdsExperimentResult, LdsRun } from './lds';
+import { TdaError } from '../errors';
+import type { LdsExperimentResult, LdsRun, LdsRunSummary } from './lds';
 
 function writeAtomic(file: string, text: string): void {
   const tmp = `${file}.tmp-${process.pid}`;
@@ -70,7 +73,44 @@ export function writeLdsRun(dir: string, run: LdsRun): string {
     path.join(d, 'queries.jsonl'),
     run.queries.map((q) => JSON.stringify({ prompt: q.prompt, response: q.answer, label: q.hallucinated ? 'hallucination' : 'other' })).join('\n') + '\n',
   );
+  // NaN is not JSON: per-query values without a correlation are stored as null.
+  const nulled = (byMethod: Record<string, number[]>) => Object.fromEntries(Object.entries(byMethod).map(([m, v]) => [m, v.map((x) => (Number.isNaN(x) ? null : x))]));
+  const summary = { seed: run.seed, settings: run.settings, queries: run.queries, lds: nulled(run.lds), loo: nulled(run.loo), brittleness: run.brittleness, seconds: run.seconds };
+  writeJson(path.join(d, RUN_FILE), summary);
   return d;
+}
+
+const RUN_FILE = 'run.json';
+
+/** The complete runs of a run folder (each seed-<s>/ with its run.json), for resuming. */
+export function readCompletedRuns(dir: string): LdsRunSummary[] {
+  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new TdaError('is not a run folder', { file: dir });
+  const out: LdsRunSummary[] = [];
+  for (const entry of fs.readdirSync(dir).sort()) {
+    const file = path.join(dir, entry, RUN_FILE);
+    if (!/^seed-\d+$/.test(entry) || !fs.existsSync(file)) continue;
+    let raw: unknown;
+    try {
+      raw = JSON.parse(fs.readFileSync(file, 'utf8'));
+    } catch (e) {
+      throw new TdaError(`is not valid JSON (${(e as Error).message})`, { file });
+    }
+    const r = raw as Record<string, unknown>;
+    const isObj = (v: unknown) => typeof v === 'object' && v !== null && !Array.isArray(v);
+    if (!isObj(r)) throw new TdaError('must be a JSON object', { file });
+    if (r.seed !== Number(entry.slice(5))) throw new TdaError(`must be ${entry.slice(5)}, the folder's seed`, { file, field: 'seed' });
+    for (const f of ['settings', 'lds', 'loo', 'seconds']) if (!isObj(r[f])) throw new TdaError('must be an object', { file, field: f });
+    for (const f of ['queries', 'brittleness']) if (!Array.isArray(r[f])) throw new TdaError('must be an array', { file, field: f });
+    const perQuery = (f: 'lds' | 'loo') =>
+      Object.fromEntries(
+        Object.entries(r[f] as Record<string, unknown>).map(([m, v]) => {
+          if (!Array.isArray(v) || v.some((x) => x !== null && typeof x !== 'number')) throw new TdaError('must be an array of numbers or null', { file, field: `${f}.${m}` });
+          return [m, v.map((x) => (x === null ? NaN : (x as number)))];
+        }),
+      );
+    out.push({ ...(r as unknown as LdsRunSummary), lds: perQuery('lds'), loo: perQuery('loo') });
+  }
+  return out;
 }
 
 /** Writes the pooled tables and settings. */

@@ -57,6 +57,7 @@ describe('reproduce lds (a configuration smaller than --quick)', function () {
     fs.mkdirSync(dir);
     const nTrain = 64;
     const M = 6;
+    const settings = { nTrain, epochs: 2, looExamples: 3, brittleQueries: 1, brittleKs: [16], gradientMethods: ['gradDot', 'dataInf'] };
     const { result } = await reproduceLds(
       env,
       dir,
@@ -65,7 +66,7 @@ describe('reproduce lds (a configuration smaller than --quick)', function () {
         subsets: M,
         fraction: 0.5,
         workers: 2,
-        experiment: { nTrain, epochs: 2, looExamples: 3, brittleQueries: 1, brittleKs: [16], gradientMethods: ['gradDot', 'dataInf'] },
+        experiment: settings,
         log: () => undefined,
         progress: () => undefined,
       },
@@ -133,6 +134,18 @@ describe('reproduce lds (a configuration smaller than --quick)', function () {
       for (const b of brittle) assert.ok(b.k_flip === '' || b.k_flip === '16', `k_flip ${b.k_flip}`);
     }
     assert.ok(fs.existsSync(path.join(dir, 'report.html')));
+
+    // Resuming the folder reuses the complete seed (nothing is retrained) and writes the same tables;
+    // resuming with other settings is refused, naming the run file and the setting.
+    const before = fs.readFileSync(path.join(dir, 'lds.csv'), 'utf8');
+    const lines: string[] = [];
+    const resumeWith = (subsetsPerRun: number) =>
+      reproduceLds(env, dir, { seeds: [5], subsets: subsetsPerRun, fraction: 0.5, workers: 2, resume: true, experiment: settings, log: (l) => lines.push(l), progress: () => undefined }, { test: true });
+    const again = await resumeWith(M);
+    assert.ok(lines.some((l) => /seed 5: complete in the run folder, reused/.test(l)), lines.join('\n'));
+    assert.equal(again.result.runs.length, 1);
+    assert.equal(fs.readFileSync(path.join(dir, 'lds.csv'), 'utf8'), before);
+    await assert.rejects(resumeWith(M + 1), (e: Error) => e.name === 'TdaError' && /seed-5\/run\.json/.test(e.message) && /settings\.subsets/.test(e.message));
   });
 
   it('refuses a fraction outside (0, 1) on the command line', () => {
