@@ -51,9 +51,9 @@ export interface LdsExperimentOptions {
   nTrain?: number;
   /** Examples left out one at a time per run (default 12; quick: 4). */
   looExamples?: number;
-  /** Hallucinated queries tested for brittleness per run (default 2; quick: 1). */
+  /** Hallucinated queries tested for brittleness per run (default 4; quick: 1). */
   brittleQueries?: number;
-  /** Removal sizes, ascending (default 4, 8, 16, 32; quick: 8, 32). */
+  /** Removal sizes, ascending (default 1, 2, 4, 8; quick: 2, 8). Small: removing 4 random examples already flips most hallucinated answers. */
   brittleKs?: number[];
   epochs?: number;
   /** Gradient methods (default: gradDot, gradCos, dataInf, lissa, ekfac, exact). */
@@ -159,8 +159,8 @@ export async function runLdsExperiment(env: EmbeddedDefault, opts: LdsExperiment
     fraction: opts.fraction ?? 0.5,
     nTrain: opts.nTrain ?? 120,
     looExamples: opts.looExamples ?? (quick ? 4 : 12),
-    brittleQueries: opts.brittleQueries ?? (quick ? 1 : 2),
-    brittleKs: opts.brittleKs ?? (quick ? [8, 32] : [4, 8, 16, 32]),
+    brittleQueries: opts.brittleQueries ?? (quick ? 1 : 4),
+    brittleKs: opts.brittleKs ?? (quick ? [2, 8] : [1, 2, 4, 8]),
     epochs: opts.epochs ?? 3,
     workers: opts.workers ?? availableCores(),
     gradientMethods: opts.gradientMethods ?? [...LDS_GRADIENT_METHODS],
