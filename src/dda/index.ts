@@ -3,3 +3,4 @@ export { dda, DdaInput, DdaOptions } from './dda';
 export { debias, DebiasOptions } from './debias';
 export { denoise, DenoiseMode, DenoiseOptions } from './denoise';
 export { Normalization, normalized } from './standardize';
+export { pairedDda, PairedDdaInput } from './paired';

@@ -8,14 +8,21 @@
  *   - backdoor-trigger detection: positives are the triggered training examples;
  *   - harmful-data identification: positives are the harmful training examples of the
  *     query's kind.
- * One LoRA fine-tuning run per task; scores at the final adapter. For the backdoor and
- * harmful tasks, Acc = the top-1 example is a positive and Cover = share of positives among
- * the top (number of positives).
+ * One LoRA fine-tuning run per task and seed; scores at the final adapter. For the backdoor
+ * and harmful tasks, Acc = the top-1 example is a positive and Cover = share of positives
+ * among the top (number of positives). Beside it, `acc_official` / `cover_official` as the
+ * official code (check_acc_cov in the IF-on-LLMs repository's utils.py) computes them for
+ * every task: from the dataset's class labels, k = floor(nTrain / number of classes). Its
+ * backdoor data are labelled trigger / clean and its harmful data harmful / benign, so for
+ * those two tasks k is half the training set and a perfect ranking has Cover = positives / k.
+ * For class tasks the two definitions coincide.
+ * With several seeds a run is (task, seed): Acc and Cover are means over runs, and AUC's
+ * interval resamples runs (NaN with one seed: one run says nothing about run-to-run spread).
  */
 import { RepSim } from '../attribution/repSim';
 import { ScoreMatrix, scoreRow } from '../attribution/types';
 import { classAccCover } from '../eval/classMetrics';
-import { bootstrapMeanCI } from '../eval/bootstrap';
+import { runBootstrapMeanCI } from '../eval/runBootstrap';
 import { DataFrame, frameFromColumns } from '../eval/frame';
 import { initAdapter, parseLoraConfig } from '../model/adapter';
 import { computeEmbeddings } from '../model/embeddings';
@@ -27,7 +34,10 @@ import { backdoorData, CLASS_FAMILIES, classAttributionData, harmfulData } from 
 
 export interface IfLlmOptions {
   quick?: boolean;
+  /** One fine-tuning seed (default 1); `seeds` takes precedence. */
   seed?: number;
+  /** Fine-tuning seeds: each (task, seed) is a run. */
+  seeds?: number[];
   epochs?: number;
   gradientMethods?: string[];
   log?: (line: string) => void;
@@ -39,6 +49,8 @@ export interface IfLlmOptions {
 /** One task's queries (with their class or kind as label) and every method's scores. */
 export interface IfLlmTaskScores {
   task: string;
+  /** The fine-tuning seed (runs of several seeds are told apart by it). */
+  seed?: number;
   train: PromptResponse[];
   queries: { prompt: string; answer: string; label: string }[];
   positives: number[][];
@@ -46,10 +58,14 @@ export interface IfLlmTaskScores {
 }
 
 export interface IfLlmResult {
-  /** task, method, acc, cover, auc, auc_lo, auc_hi, queries. */
+  /** task, method, acc, cover, acc_official, cover_official, auc, auc_lo, auc_hi (over runs), runs, queries. */
   summary: DataFrame;
+  /** One row per (task, method, seed). */
+  perRun: DataFrame;
   figures: Figure[];
   table: Record<string, string | number>[];
+  /** Backdoor and harmful: Acc / Cover as the official code computes them, beside ours. */
+  officialCoverTable: Record<string, string | number>[];
   settings: Record<string, unknown>;
 }
 
@@ -61,6 +77,8 @@ interface TaskInput {
   positives: number[][];
   /** Class ids (class-attribution tasks only), for Acc and Cover. */
   classes?: { train: number[]; tests: number[] };
+  /** The dataset's class labels as the official code reads them (its `variation` column). */
+  officialLabels: { train: string[]; tests: string[] };
   /** Per query, its class or kind, as people read it. */
   labels: string[];
 }
@@ -79,10 +97,51 @@ function accCoverFromPositives(s: ScoreMatrix, positives: number[][]): { acc: nu
   return { acc, cover };
 }
 
+interface RunRow {
+  task: string;
+  method: string;
+  seed: number;
+  acc: number;
+  cover: number;
+  acc_official: number;
+  cover_official: number;
+  /** Per query. */
+  auc: number[];
+}
+
+const SUMMARY_COLUMNS = ['task', 'method', 'acc', 'cover', 'acc_official', 'cover_official', 'auc', 'auc_lo', 'auc_hi', 'runs', 'queries'] as const;
+type SummaryRow = { task: string; method: string; acc: number; cover: number; acc_official: number; cover_official: number; auc: number; auc_lo: number; auc_hi: number; runs: number; queries: number };
+
+/** Means over runs (seeds) per task and method; AUC pooled over queries with an interval over runs. */
+function summarizeRuns(rows: RunRow[], tasks: string[], methods: string[]): SummaryRow[] {
+  const out: SummaryRow[] = [];
+  for (const task of tasks) {
+    for (const method of methods) {
+      const rs = rows.filter((r) => r.task === task && r.method === method);
+      if (rs.length === 0) continue;
+      const ci = runBootstrapMeanCI(rs.map((r) => r.auc), { seed: 0, resamples: 2000 });
+      out.push({
+        task,
+        method,
+        acc: mean(rs.map((r) => r.acc)),
+        cover: mean(rs.map((r) => r.cover)),
+        acc_official: mean(rs.map((r) => r.acc_official)),
+        cover_official: mean(rs.map((r) => r.cover_official)),
+        auc: ci.estimate,
+        auc_lo: ci.lo,
+        auc_hi: ci.hi,
+        runs: ci.runs,
+        queries: ci.queries,
+      });
+    }
+  }
+  return out;
+}
+
 export async function runIfLlmExperiment(env: EmbeddedDefault, opts: IfLlmOptions = {}): Promise<IfLlmResult> {
   const log = opts.log ?? (() => undefined);
   const quick = opts.quick ?? false;
-  const seed = opts.seed ?? 1;
+  const seeds = opts.seeds ?? [opts.seed ?? 1];
   const epochs = opts.epochs ?? (quick ? 3 : 5);
   const gradMethods = opts.gradientMethods ?? (['gradDot', 'dataInf', 'lissa', 'exact'] as string[]);
   const methodOptions = { lissa: { iterations: quick ? 50 : 100, seed: 0 } };
@@ -103,74 +162,104 @@ export async function runIfLlmExperiment(env: EmbeddedDefault, opts: IfLlmOption
         tests,
         positives: tests.map((t) => train.flatMap((e, i) => (e.classId === t.classId ? [i] : []))),
         classes: { train: train.map((e) => e.classId), tests: tests.map((e) => e.classId) },
+        officialLabels: { train: train.map((e) => String(e.classId)), tests: tests.map((e) => String(e.classId)) },
         labels: tests.map((e) => e.label),
       };
     }),
-    { task: 'backdoor', train: bd.train, tests: bd.tests, positives: bd.tests.map(() => bd.positives), labels: bd.tests.map(() => 'backdoor trigger') },
-    { task: 'harmful', train: hm.train, tests: hm.tests, positives: hm.tests.map((t) => hm.positivesByKind[t.kind]), labels: hm.tests.map((t) => `harmful: ${t.kind}`) },
+    {
+      task: 'backdoor',
+      train: bd.train,
+      tests: bd.tests,
+      positives: bd.tests.map(() => bd.positives),
+      officialLabels: { train: bd.train.map((e) => (e.triggered ? 'trigger' : 'clean')), tests: bd.tests.map(() => 'trigger') },
+      labels: bd.tests.map(() => 'backdoor trigger'),
+    },
+    {
+      task: 'harmful',
+      train: hm.train,
+      tests: hm.tests,
+      positives: hm.tests.map((t) => hm.positivesByKind[t.kind]),
+      officialLabels: { train: hm.train.map((e) => (e.kind === null ? 'benign' : 'harmful')), tests: hm.tests.map(() => 'harmful') },
+      labels: hm.tests.map((t) => `harmful: ${t.kind}`),
+    },
   ];
   const lora = parseLoraConfig({ peft_type: 'LORA', r: 8, lora_alpha: 16, target_modules: ['q_proj', 'v_proj'] }, 'if-llm');
-  const rows: { task: string; method: string; acc: number; cover: number; auc: number; auc_lo: number; auc_hi: number; queries: number }[] = [];
-
-  for (const [ti, t] of tasks.entries()) {
-    const t0 = Date.now();
-    opts.progress?.('tasks', ti, tasks.length);
-    // The class families are fine-tuned together, as one task mixture; the others alone.
-    const trainSeqs = t.train.map((e) => encodeExample(tokenizer, e));
-    const testSeqs = t.tests.map((e) => encodeExample(tokenizer, e));
-    const adapter = finetuneLora(model, initAdapter(model.config, lora, seed), trainSeqs, { epochs, batchSize: 16, lr: 3e-3, seed, padId }).adapter;
-    const trainGrads = await loraGradientSet(model, adapter, trainSeqs, 32, padId);
-    const testGrads = await loraGradientSet(model, adapter, testSeqs, 32, padId);
-    const scores: Record<string, ScoreMatrix> = gradientScores(trainGrads, testGrads, gradMethods, methodOptions);
-    const rep = new RepSim();
-    rep.cache(computeEmbeddings(model, adapter, trainSeqs, { pool: 'last', padId }));
-    scores.repSim = rep.attribute(computeEmbeddings(model, adapter, testSeqs, { pool: 'last', padId }));
-    opts.onTaskScores?.({ task: t.task, train: t.train, queries: t.tests.map((e, i) => ({ prompt: e.prompt, answer: e.response, label: t.labels[i] })), positives: t.positives, scores });
-    for (const [method, s] of Object.entries(scores)) {
-      const { auc } = queryMetrics(s, t.positives, 10);
-      let acc: number;
-      let cover: number;
-      if (t.classes) {
-        const m = classAccCover(s, t.classes.tests, t.classes.train);
-        acc = m.acc;
-        cover = m.cover;
-      } else {
-        const m = accCoverFromPositives(s, t.positives);
-        acc = mean(m.acc);
-        cover = mean(m.cover);
+  const rows: RunRow[] = [];
+  const nRuns = tasks.length * seeds.length;
+  let done = 0;
+  for (const seed of seeds) {
+    for (const t of tasks) {
+      const t0 = Date.now();
+      opts.progress?.('runs', done++, nRuns);
+      // The class families are fine-tuned together, as one task mixture; the others alone.
+      const trainSeqs = t.train.map((e) => encodeExample(tokenizer, e));
+      const testSeqs = t.tests.map((e) => encodeExample(tokenizer, e));
+      const adapter = finetuneLora(model, initAdapter(model.config, lora, seed), trainSeqs, { epochs, batchSize: 16, lr: 3e-3, seed, padId }).adapter;
+      const trainGrads = await loraGradientSet(model, adapter, trainSeqs, 32, padId);
+      const testGrads = await loraGradientSet(model, adapter, testSeqs, 32, padId);
+      const scores: Record<string, ScoreMatrix> = gradientScores(trainGrads, testGrads, gradMethods, methodOptions);
+      const rep = new RepSim();
+      rep.cache(computeEmbeddings(model, adapter, trainSeqs, { pool: 'last', padId }));
+      scores.repSim = rep.attribute(computeEmbeddings(model, adapter, testSeqs, { pool: 'last', padId }));
+      opts.onTaskScores?.({ task: t.task, seed, train: t.train, queries: t.tests.map((e, i) => ({ prompt: e.prompt, answer: e.response, label: t.labels[i] })), positives: t.positives, scores });
+      for (const [method, s] of Object.entries(scores)) {
+        const { auc } = queryMetrics(s, t.positives, 10);
+        let acc: number;
+        let cover: number;
+        if (t.classes) {
+          const m = classAccCover(s, t.classes.tests, t.classes.train);
+          acc = m.acc;
+          cover = m.cover;
+        } else {
+          const m = accCoverFromPositives(s, t.positives);
+          acc = mean(m.acc);
+          cover = mean(m.cover);
+        }
+        const official = classAccCover(s, t.officialLabels.tests, t.officialLabels.train);
+        rows.push({ task: t.task, method, seed, acc, cover, acc_official: official.acc, cover_official: official.cover, auc });
       }
-      const ci = bootstrapMeanCI(auc, { seed: 0 });
-      rows.push({ task: t.task, method, acc, cover, auc: ci.mean, auc_lo: ci.lo, auc_hi: ci.hi, queries: auc.length });
+      log(`${t.task}, seed ${seed}: ${t.train.length} training examples, ${t.tests.length} queries, ${since(t0).toFixed(0)} s`);
     }
-    log(`${t.task}: ${t.train.length} training examples, ${t.tests.length} queries, ${since(t0).toFixed(0)} s`);
   }
-  opts.progress?.('tasks', tasks.length, tasks.length);
+  const tasksDone = tasks;
+  opts.progress?.('runs', nRuns, nRuns);
 
   const methods = [...new Set(rows.map((r) => r.method))];
-  const taskNames = tasks.map((t) => t.task);
-  const summary = frameFromColumns({
+  const taskNames = tasksDone.map((t) => t.task);
+  const summaryRows = summarizeRuns(rows, taskNames, methods);
+  const summary = frameFromColumns(Object.fromEntries(SUMMARY_COLUMNS.map((c) => [c, summaryRows.map((r) => r[c])])) as Record<string, number[] | string[]>);
+  const perRun = frameFromColumns({
     task: rows.map((r) => r.task),
     method: rows.map((r) => r.method),
+    seed: rows.map((r) => r.seed),
     acc: rows.map((r) => r.acc),
     cover: rows.map((r) => r.cover),
-    auc: rows.map((r) => r.auc),
-    auc_lo: rows.map((r) => r.auc_lo),
-    auc_hi: rows.map((r) => r.auc_hi),
-    queries: rows.map((r) => r.queries),
+    acc_official: rows.map((r) => r.acc_official),
+    cover_official: rows.map((r) => r.cover_official),
+    auc: rows.map((r) => mean(r.auc)),
   });
   const metricFigure = (metric: 'acc' | 'cover' | 'auc', title: string) =>
     groupedBarFigure(
       title,
       taskNames,
-      methods.map((m) => ({ name: m, values: taskNames.map((t) => rows.find((r) => r.task === t && r.method === m)?.[metric] ?? NaN) })),
+      methods.map((m) => ({ name: m, values: taskNames.map((t) => summaryRows.find((r) => r.task === t && r.method === m)?.[metric] ?? NaN) })),
       metric,
       [0, 1],
     );
   const table = methods.map((m) => {
     const row: Record<string, string | number> = { method: m };
     for (const t of taskNames) {
-      const r = rows.find((x) => x.task === t && x.method === m);
+      const r = summaryRows.find((x) => x.task === t && x.method === m);
       row[`${t} acc/cover/auc`] = r ? `${r.acc.toFixed(2)}/${r.cover.toFixed(2)}/${r.auc.toFixed(2)}` : '-';
+    }
+    return row;
+  });
+  const officialCoverTable = methods.map((m) => {
+    const row: Record<string, string | number> = { method: m };
+    for (const t of ['backdoor', 'harmful']) {
+      const r = summaryRows.find((x) => x.task === t && x.method === m);
+      row[`${t} acc/cover (positives)`] = r ? `${r.acc.toFixed(2)}/${r.cover.toFixed(2)}` : '-';
+      row[`${t} acc/cover (official: class labels)`] = r ? `${r.acc_official.toFixed(2)}/${r.cover_official.toFixed(2)}` : '-';
     }
     return row;
   });
@@ -178,6 +267,8 @@ export async function runIfLlmExperiment(env: EmbeddedDefault, opts: IfLlmOption
     summary,
     figures: [metricFigure('acc', 'Acc: top-1 training example is relevant'), metricFigure('cover', 'Cover: share of relevant examples in the top k'), metricFigure('auc', 'AUC')],
     table,
-    settings: { quick, seed, epochs, gradientMethods: gradMethods, methods: methodSettings(gradMethods, methodOptions) },
+    officialCoverTable,
+    perRun,
+    settings: { quick, seeds, epochs, intervals: 'AUC: percentile bootstrap over runs (task x seed), 2000 resamples; NaN with one seed', coverOfficial: 'check_acc_cov of the official code: class labels, k = floor(nTrain / classes); backdoor trigger/clean, harmful harmful/benign', gradientMethods: gradMethods, methods: methodSettings(gradMethods, methodOptions) },
   };
 }

@@ -2,31 +2,59 @@
  * The LMD3 paraphrase-leakage intervention (Kirchenbauer et al. 2024) on the embedded
  * default model. Paraphrases of some test queries ("treated") are added to the fine-tuning
  * data; the rest are controls. For every query we measure
- *   - the change in log-density of the query among the training embeddings (Gaussian KDE,
- *     base-model hidden state at the end of the prompt, bandwidth fixed by Scott's rule on the original
- *     training set so both densities use the same kernel), and
+ *   - the change in log-density of the query among the training embeddings (Gaussian KDE
+ *     over prompt embeddings; one bandwidth for both training sets, fitted on the original
+ *     one), and
  *   - the change in performance: loss of the expected response under the adapter trained
  *     without the paraphrases minus under the adapter trained with them (positive = better),
  *     and greedy exact-match accuracy,
  * then regress the performance change on the density change (slope, R^2, p-value).
+ *
+ * The control adapter gets as many optimizer steps as the treated one (`control:
+ * 'same-steps'`, the default): its set is padded to the treated set's size with a seeded
+ * draw of its own examples, so a better treated model cannot come from longer training.
+ * `'same-epochs'` is the earlier protocol (the treated run then trains 25% longer).
+ *
+ * Embeddings (all reported side by side; none depends on the fine-tuned adapters):
+ *   base-last  the base model's hidden state at the end of the prompt (the main table);
+ *   base-mean  the base model's hidden states mean-pooled over the prompt;
+ *   tfidf      a TF-IDF bag of words of the prompt (no model at all).
+ * Bandwidths: Scott's rule (the main table) and leave-one-out likelihood (looBandwidth.ts).
+ * Several seeds: each seed fine-tunes both adapters again; a run is a seed.
  */
 import { KernelDensity, kdeBandwidth } from '../attribution/density';
 import { ScoreMatrix } from '../attribution/types';
+import { TokenSequence } from '../data/batch';
+import { runBootstrapMeanCI } from '../eval/runBootstrap';
+import { describeDifference } from '../eval/claims';
 import { DataFrame, frameFromColumns } from '../eval/frame';
 import { linearRegression, LinearFit } from '../eval/regression';
 import { initAdapter, LoraAdapter, parseLoraConfig } from '../model/adapter';
-import { computeEmbeddings } from '../model/embeddings';
+import { computeEmbeddings, EmbeddingSet } from '../model/embeddings';
 import { generate } from '../model/generate';
 import { computeLosses } from '../model/loss';
+import { Rng } from '../random';
+import { TdaError } from '../errors';
 import { finetuneLora } from '../train/finetune';
 import { Figure, scatterFigure } from '../viz/figures';
 import { EmbeddedDefault } from './embedded';
+import { looBandwidth } from './looBandwidth';
 import { encodeExample, mean, since } from './pipeline';
+import { resultLine } from './resultLines';
+import { fitTfidf, tfidfEmbeddings } from './tfidf';
 import { Lmd3Data, lmd3Data, ParaphraseDiversity } from './world';
+
+export const LMD3_EMBEDDINGS = ['base-last', 'base-mean', 'tfidf'] as const;
+export type Lmd3Embedding = (typeof LMD3_EMBEDDINGS)[number];
+export type Lmd3Control = 'same-steps' | 'same-epochs';
 
 export interface Lmd3Options {
   quick?: boolean;
+  /** One fine-tuning seed (default 1); `seeds` takes precedence. */
   seed?: number;
+  seeds?: number[];
+  /** Optimizer steps of the control run: 'same-steps' as the treated run (default) or 'same-epochs'. */
+  control?: Lmd3Control;
   epochs?: number;
   /** Paraphrases per treated query (default 3). */
   k?: number;
@@ -38,22 +66,99 @@ export interface Lmd3Options {
 }
 
 export interface Lmd3Result {
-  /** One row per test query: treated, density before/after/change, loss before/after, correct before/after. */
+  /** One row per (seed, test query): treated, density before/after/change, loss before/after, correct before/after. */
   perQuery: DataFrame;
-  /** group (treated/control/all), queries, mean density change, mean loss change, accuracy change. */
+  /** group (treated/control/all), queries, runs, mean density change, mean loss change (interval over runs), accuracy before/after. */
   summary: DataFrame;
-  /** Performance change regressed on density change over all queries. */
+  /** Per embedding and bandwidth rule: h, density change of treated and control queries, the regression of loss improvement on density change. */
+  densityByEmbedding: DataFrame;
+  /** Performance change regressed on density change over all queries and runs (main embedding). */
   regression: LinearFit;
   /** Per-query loss (control model) regressed on log-density (original data): density predicts performance. */
   densityPredictsLoss: LinearFit;
+  /** Treated minus control loss improvement, per run, with an interval over runs. */
+  treatedMinusControl: { estimate: number; lo: number; hi: number; runs: number; verdict: string };
+  /** `RESULT lmd3/...` lines for summary.txt. */
+  resultLines: string[];
   figures: Figure[];
   settings: Record<string, unknown>;
+}
+
+/** The prompts alone, as sequences whose last token is the prompt's end. */
+function promptOnly(seqs: TokenSequence[]): TokenSequence[] {
+  return seqs.map((s) => ({ inputIds: s.inputIds.slice(0, s.promptLength), promptLength: s.promptLength - 1 }));
+}
+
+/** The control set padded to `size` with a seeded draw (without replacement) of its own examples. */
+export function padToSize<T>(xs: readonly T[], size: number, seed: number): T[] {
+  const extra = size - xs.length;
+  if (extra <= 0) return [...xs];
+  const rng = new Rng(seed);
+  const order = Array.from(xs.keys());
+  for (let i = order.length - 1; i > 0; i--) {
+    const j = rng.int(i + 1);
+    [order[i], order[j]] = [order[j], order[i]];
+  }
+  return [...xs, ...Array.from({ length: extra }, (_, i) => xs[order[i % order.length]])];
+}
+
+interface DensityView {
+  embedding: Lmd3Embedding;
+  bandwidth: 'scott' | 'loo';
+  h: number;
+  before: Float64Array;
+  after: Float64Array;
+}
+
+/** Log-densities of the queries among the original and the treated training set, per embedding and bandwidth rule. */
+function densityViews(env: EmbeddedDefault, data: Lmd3Data, baseSeqs: TokenSequence[], treatedSeqs: TokenSequence[], testSeqs: TokenSequence[]): { views: DensityView[]; mainKernel: ScoreMatrix } {
+  const padId = env.tokenizer.padId ?? 0;
+  const tfidf = fitTfidf(data.baseTrain.map((e) => e.prompt));
+  const embed: Record<Lmd3Embedding, (seqs: TokenSequence[], texts: string[]) => EmbeddingSet> = {
+    // Prompts end with the person's name: the last state carries it, while mean-pooled states
+    // are dominated by the template words.
+    'base-last': (seqs) => computeEmbeddings(env.model, null, promptOnly(seqs), { pool: 'last', padId }),
+    'base-mean': (seqs) => computeEmbeddings(env.model, null, promptOnly(seqs), { pool: 'mean', padId }),
+    tfidf: (_seqs, texts) => tfidfEmbeddings(tfidf, texts),
+  };
+  const views: DensityView[] = [];
+  let mainKernel: ScoreMatrix | undefined;
+  for (const embedding of LMD3_EMBEDDINGS) {
+    const baseEmb = embed[embedding](baseSeqs, data.baseTrain.map((e) => e.prompt));
+    const treatedEmb = embed[embedding](treatedSeqs, data.treatedTrain.map((e) => e.prompt));
+    const testEmb = embed[embedding](testSeqs, data.tests.map((e) => e.prompt));
+    for (const bandwidth of ['scott', 'loo'] as const) {
+      const h = bandwidth === 'scott' ? kdeBandwidth(baseEmb, 'scott') : looBandwidth(baseEmb).h;
+      const density = (train: EmbeddingSet) => {
+        const kde = new KernelDensity({ bandwidth: h });
+        kde.cache(train);
+        return kde.logDensity(testEmb);
+      };
+      views.push({ embedding, bandwidth, h, before: density(baseEmb), after: density(treatedEmb) });
+      if (embedding === 'base-last' && bandwidth === 'scott') {
+        const kde = new KernelDensity({ bandwidth: h });
+        kde.cache(treatedEmb);
+        mainKernel = kde.attribute(testEmb);
+      }
+    }
+  }
+  return { views, mainKernel: mainKernel! };
+}
+
+interface SeedRun {
+  seed: number;
+  lossBefore: Float32Array | number[];
+  lossAfter: Float32Array | number[];
+  correctBefore: number[];
+  correctAfter: number[];
 }
 
 export async function runLmd3Experiment(env: EmbeddedDefault, opts: Lmd3Options = {}): Promise<Lmd3Result> {
   const log = opts.log ?? (() => undefined);
   const quick = opts.quick ?? false;
-  const seed = opts.seed ?? 1;
+  const seeds = opts.seeds ?? [opts.seed ?? 1];
+  const control = opts.control ?? 'same-steps';
+  if (control !== 'same-steps' && control !== 'same-epochs') throw new TdaError(`unknown control '${String(control)}' (use same-steps or same-epochs)`, { field: 'control' });
   const epochs = opts.epochs ?? (quick ? 3 : 4);
   const { model, tokenizer, world } = env;
   const padId = tokenizer.padId ?? 0;
@@ -64,103 +169,136 @@ export async function runLmd3Experiment(env: EmbeddedDefault, opts: Lmd3Options 
   const testSeqs = encode(data.tests);
   const lora = parseLoraConfig({ peft_type: 'LORA', r: 8, lora_alpha: 16, target_modules: ['q_proj', 'v_proj'] }, 'lmd3');
 
-  const t0 = Date.now();
-  const train = (seqs: typeof baseSeqs, label: string, step: number): LoraAdapter => {
-    opts.progress?.('fine-tuning', step, 2);
-    const a = finetuneLora(model, initAdapter(model.config, lora, seed), seqs, { epochs, batchSize: 16, lr: 3e-3, seed, padId }).adapter;
-    log(`fine-tuned ${label} adapter on ${seqs.length} examples (${since(t0).toFixed(0)} s)`);
-    return a;
-  };
-  const control = train(baseSeqs, 'control', 0);
-  const treated = train(treatedSeqs, 'treated', 1);
-  opts.progress?.('fine-tuning', 2, 2);
+  // Densities depend on the data and the base model only, not on the fine-tuning seed.
+  const { views, mainKernel } = densityViews(env, data, baseSeqs, treatedSeqs, testSeqs);
+  opts.onKernelScores?.({ data, scores: mainKernel });
+  const main = views[0];
 
-  // Densities in the base model's representation space, one kernel for both training sets.
-  // An example is embedded by the hidden state at the end of its prompt (prompts end with the
-  // person's name): mean-pooled states are dominated by the template words, so a paraphrase
-  // would look farther from its query than same-template questions about other people.
-  const embed = (seqs: typeof baseSeqs) =>
-    computeEmbeddings(
-      model,
-      null,
-      seqs.map((s) => ({ inputIds: s.inputIds.slice(0, s.promptLength), promptLength: s.promptLength - 1 })),
-      { pool: 'last', padId },
-    );
-  const baseEmb = embed(baseSeqs);
-  const h = kdeBandwidth(baseEmb, 'scott');
-  const density = (trainEmb: ReturnType<typeof embed>) => {
-    const kde = new KernelDensity({ bandwidth: h });
-    kde.cache(trainEmb);
-    return kde.logDensity(embed(testSeqs));
-  };
-  const before = density(baseEmb);
-  const after = density(embed(treatedSeqs));
-  if (opts.onKernelScores) {
-    const kde = new KernelDensity({ bandwidth: h });
-    kde.cache(embed(treatedSeqs));
-    opts.onKernelScores({ data, scores: kde.attribute(embed(testSeqs)) });
-  }
-  const lossBefore = computeLosses(model, control, testSeqs, { padId });
-  const lossAfter = computeLosses(model, treated, testSeqs, { padId });
+  const t0 = Date.now();
   const prompts = data.tests.map((t) => tokenizer.encode(t.prompt, { addSpecialTokens: true }));
   const answer = (a: LoraAdapter) =>
     generate(model, a, prompts, { maxNewTokens: 8, eosId: tokenizer.eosId, mode: 'greedy', padId }).map((ids, i) => (tokenizer.decode(ids, { skipSpecialTokens: true }).trim() === data.tests[i].response.trim() ? 1 : 0));
-  const correctBefore = answer(control);
-  const correctAfter = answer(treated);
+  const runs: SeedRun[] = [];
+  for (const [si, seed] of seeds.entries()) {
+    const train = (seqs: TokenSequence[], label: string, step: number): LoraAdapter => {
+      opts.progress?.('fine-tuning', 2 * si + step, 2 * seeds.length);
+      const a = finetuneLora(model, initAdapter(model.config, lora, seed), seqs, { epochs, batchSize: 16, lr: 3e-3, seed, padId }).adapter;
+      log(`seed ${seed}: fine-tuned ${label} adapter on ${seqs.length} examples (${since(t0).toFixed(0)} s)`);
+      return a;
+    };
+    const controlSeqs = control === 'same-steps' ? padToSize(baseSeqs, treatedSeqs.length, seed) : baseSeqs;
+    const controlAdapter = train(controlSeqs, `control (${control})`, 0);
+    const treatedAdapter = train(treatedSeqs, 'treated', 1);
+    runs.push({
+      seed,
+      lossBefore: computeLosses(model, controlAdapter, testSeqs, { padId }),
+      lossAfter: computeLosses(model, treatedAdapter, testSeqs, { padId }),
+      correctBefore: answer(controlAdapter),
+      correctAfter: answer(treatedAdapter),
+    });
+  }
+  opts.progress?.('fine-tuning', 2 * seeds.length, 2 * seeds.length);
 
   const n = data.tests.length;
-  const dDensity = Array.from({ length: n }, (_, i) => after[i] - before[i]);
-  const dPerf = Array.from({ length: n }, (_, i) => lossBefore[i] - lossAfter[i]);
-  const regression = linearRegression(dDensity, dPerf);
-  const densityPredictsLoss = linearRegression(Array.from(before), Array.from(lossBefore));
+  const treatedFlags = data.tests.map((t) => t.treated);
+  const perfByRun = new Map(runs.map((r) => [r, Array.from({ length: n }, (_, i) => r.lossBefore[i] - r.lossAfter[i])]));
+  const dPerfOf = (r: SeedRun) => perfByRun.get(r)!;
+  const changeOf = (v: DensityView) => Array.from({ length: n }, (_, i) => v.after[i] - v.before[i]);
+  const dDensity = changeOf(main);
+  // Over all (seed, query) pairs: each seed's loss change against the same density change.
+  const allDensity = runs.flatMap(() => dDensity);
+  const allPerf = runs.flatMap(dPerfOf);
+  const regression = linearRegression(allDensity, allPerf);
+  const densityPredictsLoss = linearRegression(runs.flatMap(() => Array.from(main.before)), runs.flatMap((r) => Array.from(r.lossBefore)));
   log(`regression of loss improvement on density change: slope ${regression.slope.toFixed(4)}, R^2 ${regression.r2.toFixed(3)}, p ${regression.pValue.toExponential(2)}`);
 
-  const treatedFlags = data.tests.map((t) => t.treated);
   const perQuery = frameFromColumns({
-    query: data.tests.map((_, i) => i),
-    treated: treatedFlags.map((t) => (t ? 1 : 0)),
-    log_density_before: Array.from(before),
-    log_density_after: Array.from(after),
-    density_change: dDensity,
-    loss_before: Array.from(lossBefore),
-    loss_after: Array.from(lossAfter),
-    loss_improvement: dPerf,
-    correct_before: correctBefore,
-    correct_after: correctAfter,
+    seed: runs.flatMap((r) => data.tests.map(() => r.seed)),
+    query: runs.flatMap(() => data.tests.map((_, i) => i)),
+    treated: runs.flatMap(() => treatedFlags.map((t) => (t ? 1 : 0))),
+    log_density_before: runs.flatMap(() => Array.from(main.before)),
+    log_density_after: runs.flatMap(() => Array.from(main.after)),
+    density_change: allDensity,
+    loss_before: runs.flatMap((r) => Array.from(r.lossBefore)),
+    loss_after: runs.flatMap((r) => Array.from(r.lossAfter)),
+    loss_improvement: allPerf,
+    correct_before: runs.flatMap((r) => r.correctBefore),
+    correct_after: runs.flatMap((r) => r.correctAfter),
   });
+  const indices = (pick: (i: number) => boolean) => Array.from({ length: n }, (_, i) => i).filter(pick);
   const group = (pick: (i: number) => boolean) => {
-    const idx = Array.from({ length: n }, (_, i) => i).filter(pick);
+    const idx = indices(pick);
+    const perRun = runs.map((r) => idx.map((i) => dPerfOf(r)[i]));
+    const ci = runBootstrapMeanCI(perRun, { seed: 0, resamples: 2000 });
     return {
       queries: idx.length,
+      runs: runs.length,
       density_change: mean(idx.map((i) => dDensity[i])),
-      loss_improvement: mean(idx.map((i) => dPerf[i])),
-      accuracy_before: mean(idx.map((i) => correctBefore[i])),
-      accuracy_after: mean(idx.map((i) => correctAfter[i])),
+      loss_improvement: ci.estimate,
+      loss_improvement_lo: ci.lo,
+      loss_improvement_hi: ci.hi,
+      accuracy_before: mean(runs.flatMap((r) => idx.map((i) => r.correctBefore[i]))),
+      accuracy_after: mean(runs.flatMap((r) => idx.map((i) => r.correctAfter[i]))),
     };
   };
   const groups = { treated: group((i) => treatedFlags[i]), control: group((i) => !treatedFlags[i]), all: group(() => true) };
-  const summary = frameFromColumns({
-    group: Object.keys(groups),
-    queries: Object.values(groups).map((g) => g.queries),
-    density_change: Object.values(groups).map((g) => g.density_change),
-    loss_improvement: Object.values(groups).map((g) => g.loss_improvement),
-    accuracy_before: Object.values(groups).map((g) => g.accuracy_before),
-    accuracy_after: Object.values(groups).map((g) => g.accuracy_after),
+  const columns = ['queries', 'runs', 'density_change', 'loss_improvement', 'loss_improvement_lo', 'loss_improvement_hi', 'accuracy_before', 'accuracy_after'] as const;
+  const summary = frameFromColumns({ group: Object.keys(groups), ...Object.fromEntries(columns.map((c) => [c, Object.values(groups).map((g) => g[c])])) });
+
+  // Treated minus control, per run: a difference of two group means from the same two models.
+  const diffPerRun = runs.map((r) => {
+    const d = dPerfOf(r);
+    return [mean(indices((i) => treatedFlags[i]).map((i) => d[i])) - mean(indices((i) => !treatedFlags[i]).map((i) => d[i]))];
   });
-  const idx = (t: boolean) => Array.from({ length: n }, (_, i) => i).filter((i) => treatedFlags[i] === t);
+  const tmc = runBootstrapMeanCI(diffPerRun, { seed: 0, resamples: 2000 });
+  const treatedMinusControl = { estimate: tmc.estimate, lo: tmc.lo, hi: tmc.hi, runs: tmc.runs, verdict: describeDifference({ ...tmc, queries: n }) };
+
+  const byEmbedding = views.map((v) => {
+    const change = changeOf(v);
+    const fit = linearRegression(runs.flatMap(() => change), allPerf);
+    return {
+      embedding: v.embedding,
+      bandwidth: v.bandwidth,
+      h: v.h,
+      treated_density_change: mean(indices((i) => treatedFlags[i]).map((i) => change[i])),
+      control_density_change: mean(indices((i) => !treatedFlags[i]).map((i) => change[i])),
+      slope: fit.slope,
+      r2: fit.r2,
+      p_value: fit.pValue,
+    };
+  });
+  const densityByEmbedding = frameFromColumns(Object.fromEntries(Object.keys(byEmbedding[0]).map((c) => [c, byEmbedding.map((r) => r[c as keyof (typeof byEmbedding)[number]])])) as Record<string, number[] | string[]>);
+  const resultLines = [
+    resultLine('lmd3', `loss improvement treated - control (${control})`, treatedMinusControl.verdict),
+    ...byEmbedding.map((r) => resultLine('lmd3', `density ${r.embedding} ${r.bandwidth}`, `treated ${r.treated_density_change.toFixed(2)}, control ${r.control_density_change.toFixed(2)}; loss improvement ~ density change: slope ${r.slope.toFixed(4)}, R^2 ${r.r2.toFixed(3)}, p ${r.p_value.toExponential(2)}`)),
+  ];
+
   const figures = [
     scatterFigure(
       'Paraphrase injection: performance change vs density change',
-      [true, false].map((t) => ({ name: t ? 'treated (paraphrases added)' : 'control', x: idx(t).map((i) => dDensity[i]), y: idx(t).map((i) => dPerf[i]) })),
+      [true, false].map((t) => {
+        const idx = indices((i) => treatedFlags[i] === t);
+        return { name: t ? 'treated (paraphrases added)' : 'control', x: runs.flatMap(() => idx.map((i) => dDensity[i])), y: runs.flatMap((r) => idx.map((i) => dPerfOf(r)[i])) };
+      }),
       { x: 'change in log-density', y: 'loss improvement' },
       { slope: regression.slope, intercept: regression.intercept, label: `fit: slope ${regression.slope.toFixed(3)}, R² ${regression.r2.toFixed(2)}` },
     ),
     scatterFigure(
       'Density predicts performance (before injection)',
-      [{ name: 'queries', x: Array.from(before), y: Array.from(lossBefore) }],
+      [{ name: 'queries', x: runs.flatMap(() => Array.from(main.before)), y: runs.flatMap((r) => Array.from(r.lossBefore)) }],
       { x: 'log-density among training examples', y: 'loss of the expected answer' },
       { slope: densityPredictsLoss.slope, intercept: densityPredictsLoss.intercept, label: `fit: R² ${densityPredictsLoss.r2.toFixed(2)}` },
     ),
   ];
-  return { perQuery, summary, regression, densityPredictsLoss, figures, settings: { quick, seed, epochs, k: opts.k ?? 3, diversity: opts.diversity ?? 'high', bandwidth: h } };
+  return {
+    perQuery,
+    summary,
+    densityByEmbedding,
+    regression,
+    densityPredictsLoss,
+    treatedMinusControl,
+    resultLines,
+    figures,
+    settings: { quick, seeds, epochs, control, k: opts.k ?? 3, diversity: opts.diversity ?? 'high', bandwidth: main.h, embeddings: views.map((v) => ({ embedding: v.embedding, bandwidth: v.bandwidth, h: v.h })) },
+  };
 }

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { buildExplorerData } from '../viz/explorer/model';
 import { writeExplorer } from '../viz/explorer/page';
 import { ScoreMatrix } from '../attribution/types';
-import { DdaRunScores, VARIANTS } from './dda';
+import { ALL_VARIANTS, DdaRunScores } from './dda';
 import { IfLlmTaskScores } from './ifLlm';
 import { Lmd3Data } from './world';
 import { readRunAttributions, RunAttributionGroup } from './runAttributions';
@@ -20,7 +20,7 @@ export const DDA_EXPLORER_HEADER = {
   title: 'DDA explorer: which training examples do the methods blame for each hallucination?',
   notes: [
     'Each query is a held-out person whose country the fine-tuned model answered with the target country planted by the canary training examples (the known positives).',
-    'Settings: plain = scores at the last checkpoint; debias = last minus checkpoint 0 (the base model); denoise = mean over the epoch checkpoints; DDA = both; checkpoint t = plain scores at epoch t (0 = before fine-tuning). BM25 and TracIn-CP have plain scores only.',
+    'Settings: plain = scores at the last checkpoint; debias = last minus checkpoint 0 (the base model); denoise = mean over the epoch checkpoints; DDA = both; (A_t, B=0) = the same with the base scores taken at each checkpoint\u2019s own A and B = 0; (contrast) = error model minus ground model (each checkpoint fine-tuned further on its hallucinated / correct generations); checkpoint t = plain scores at epoch t (0 = before fine-tuning). BM25 and TracIn-CP have plain scores only.',
     `Token shading (setting plain): ${DDA_TOKEN_METHOD} at the last checkpoint. A training example's token carries the contribution of its own loss term to the example's ${DDA_TOKEN_METHOD} score for the query (those of an example sum to its score); an answer token carries its contribution to the sum of the ${DDA_TOKEN_METHOD} top 10. Rows outside ${DDA_TOKEN_METHOD}'s top 10 are not shaded.`,
   ],
 };
@@ -42,7 +42,7 @@ export function ddaAttributionGroup(r: DdaRunScores): RunAttributionGroup {
   const methods = Object.keys(r.variants).sort((a, b) => baseline(a) - baseline(b));
   const nCheckpoints = Math.max(0, ...Object.values(r.checkpoints).map((c) => c.length));
   const columns: RunAttributionGroup['columns'] = [];
-  for (const view of VARIANTS) for (const m of methods) if (r.variants[m][view]) columns.push({ method: m, view, scores: r.variants[m][view]! });
+  for (const view of ALL_VARIANTS) for (const m of methods) if (r.variants[m][view]) columns.push({ method: m, view, scores: r.variants[m][view]! });
   for (let t = 0; t < nCheckpoints; t++) for (const m of methods) if (r.checkpoints[m]?.[t]) columns.push({ method: m, view: `checkpoint ${t}`, scores: r.checkpoints[m][t] });
   return {
     id: `run-${r.run}`,
@@ -72,8 +72,8 @@ export const LMD3_EXPLORER_HEADER = {
 /** One IF-on-LLMs task as an attribution group. */
 export function ifLlmAttributionGroup(t: IfLlmTaskScores): RunAttributionGroup {
   return {
-    id: t.task.replace(/[^A-Za-z0-9]+/g, '-').replace(/^-|-$/g, ''),
-    name: t.task,
+    id: (t.seed === undefined ? t.task : `${t.task} seed ${t.seed}`).replace(/[^A-Za-z0-9]+/g, '-').replace(/^-|-$/g, ''),
+    name: t.seed === undefined ? t.task : `${t.task}, seed ${t.seed}`,
     train: t.train,
     queries: t.queries.map((q, i) => ({ ...q, positives: t.positives[i] })),
     columns: Object.entries(t.scores).map(([method, scores]) => ({ method, view: 'final adapter', scores })),
