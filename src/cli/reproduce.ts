@@ -262,7 +262,7 @@ export function registerReproduceCommand(program: Command, startBackend: () => P
     .option('--workers <n>', 'lds: retraining worker threads (default: every core)', positiveInt)
     .option('--resume <run dir>', 'lds: finish this run folder, reusing the seeds it completed')
     .option('--methods <list>', 'dda: gradient methods, e.g. gradDot,dataInf,exact (default: gradDot,gradCos,dataInf,lissa,ekfac,exact)', methodList)
-    .option('--debias <list>', `dda: readings of debias to run; base (subtract the base model's scores) always, plus ${READINGS.join(', ')} (default: all)`, readingList)
+    .option('--debias <list>', `dda: readings of debias to run; base (subtract the base model's scores) always, plus ${READINGS.join(', ')} (default: all; --quick: base only)`, readingList)
     .option('--control <steps>', 'lmd3: the control run gets same-steps as the treated run (default) or same-epochs (the earlier protocol)', (v: string) => {
       if (v !== 'same-steps' && v !== 'same-epochs') throw new InvalidArgumentError('use same-steps or same-epochs');
       return v;

@@ -6,7 +6,8 @@ import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { frameRows } from '../../src/eval/frame';
-import { DdaExperimentResult } from '../../src/experiments/dda';
+import { DdaExperimentResult, runDdaExperiment } from '../../src/experiments/dda';
+import { parseResultLines } from '../../src/experiments/resultLines';
 import { EmbeddedDefault, loadEmbeddedDefault } from '../../src/experiments/embedded';
 import { runIfLlmExperiment } from '../../src/experiments/ifLlm';
 import { runLmd3Experiment } from '../../src/experiments/lmd3';
@@ -56,7 +57,7 @@ async function checkDdaExplorer(dir: string, summary: { method: string; variant:
 }
 
 describe('experiments on the embedded default model (--quick)', function () {
-  this.timeout(300000);
+  this.timeout(900000);
   let env: EmbeddedDefault;
   let work: string;
   before(() => {
@@ -72,7 +73,7 @@ describe('experiments on the embedded default model (--quick)', function () {
     const run = await runReproduce({ experiment: 'dda', quick: true, out: path.join(work, 'runs'), progress: false, log: () => undefined });
     const r = run.result as DdaExperimentResult;
     const rows = frameRows(r.summary) as { method: string; variant: string; regime: string; auc: number; queries: number }[];
-    for (const m of ['bm25', 'repSim', 'gradDot', 'gradCos', 'dataInf', 'lissa', 'ekfac', 'tracinCP']) assert.ok(rows.some((x) => x.method === m), `method ${m} missing`);
+    for (const m of ['bm25', 'repSim', 'gradDot', 'gradCos', 'dataInf', 'lissa', 'ekfac', 'exact', 'tracinCP']) assert.ok(rows.some((x) => x.method === m), `method ${m} missing`);
     for (const v of ['plain', 'debias', 'denoise', 'DDA']) assert.ok(rows.some((x) => x.method === 'gradDot' && x.variant === v), `variant ${v} missing`);
     for (const x of rows) assert.ok(x.auc >= 0 && x.auc <= 1, `${x.method} ${x.variant}: AUC ${x.auc}`);
     assert.ok(rows.every((x) => x.queries > 0), 'every row has hallucinated queries (positives are non-empty)');
@@ -80,12 +81,42 @@ describe('experiments on the embedded default model (--quick)', function () {
     const gd = rows.find((x) => x.method === 'gradDot' && x.variant === 'plain' && x.regime === 'fine-tuning-only');
     assert.ok(gd && gd.auc > 0.7, `gradDot should rank the canaries well above chance: ${gd?.auc}`);
     for (const f of [...r.figures.ablation, ...r.figures.perCheckpoint, ...r.figures.roc]) assertValidFigure(f);
+    // One run per regime: no interval over runs, and no verdict either.
+    const diffs = frameRows(r.differences) as { method: string; comparison: string; runs: number; verdict: string }[];
+    for (const c of ['denoise - plain', 'debias - plain', 'DDA - plain']) assert.ok(diffs.some((d) => d.method === 'exact' && d.comparison === c), `${c} missing`);
+    assert.ok(diffs.every((d) => d.runs === 1 && d.verdict === 'too few runs'));
+    const lines = parseResultLines(fs.readFileSync(path.join(run.dir, 'summary.txt'), 'utf8'));
+    assert.equal(lines.size, rows.length + diffs.length, 'one RESULT line per AUC and per difference');
+    assert.ok(fs.existsSync(path.join(run.dir, 'paired_differences.csv')));
     await checkDdaExplorer(run.dir, rows);
+  });
+
+  it('dda readings of debias: base scores at (A_t, B=0) and error/ground contrast models, side by side', async () => {
+    const r = await runDdaExperiment(env, { quick: true, pairs: [0], gradientMethods: ['gradDot'], readings: ['base-a', 'contrast'], workDir: path.join(work, 'readings'), log: () => undefined });
+    const rows = frameRows(r.summary) as { method: string; variant: string; auc: number; queries: number }[];
+    for (const v of ['plain', 'debias', 'DDA', 'debias (A_t, B=0)', 'DDA (A_t, B=0)', 'debias (contrast)', 'DDA (contrast)']) {
+      const x = rows.find((y) => y.method === 'gradDot' && y.variant === v);
+      assert.ok(x && x.auc >= 0 && x.auc <= 1, `${v}: ${x?.auc}`);
+    }
+    const auc = (v: string) => rows.find((y) => y.method === 'gradDot' && y.variant === v)!.auc;
+    assert.notEqual(auc('debias (A_t, B=0)'), auc('debias'), 'the reference at (A_T, B=0) is not the one at initialisation');
+    assert.ok(r.readingsTable.length > 0);
+    // The last epoch's hallucinations are the run's traced queries.
+    const sets = frameRows(r.contrastSets) as { epoch: number; hallucinated: number; correct: number }[];
+    assert.deepEqual(sets.map((s) => s.epoch), [1, 2, 3]);
+    assert.equal(sets[2].hallucinated, rows.find((y) => y.method === 'gradDot' && y.variant === 'plain')!.queries);
+    const curves = new Set((frameRows(r.perCheckpoint) as { scores: string }[]).map((c) => c.scores));
+    assert.deepEqual([...curves].sort(), ['base (A_t, B=0)', 'contrast', 'plain']);
   });
 
   it('if-llm: Acc, Cover and AUC for every task and method; class attribution beats chance', async () => {
     const r = await runIfLlmExperiment(env, { quick: true });
-    const rows = frameRows(r.summary) as { task: string; method: string; acc: number; cover: number; auc: number }[];
+    const rows = frameRows(r.summary) as { task: string; method: string; acc: number; cover: number; acc_official: number; cover_official: number; auc: number; auc_lo: number }[];
+    // The official Cover reads class labels (k = half the training set here): a perfect ranking reaches only positives / k.
+    for (const x of rows.filter((y) => y.task === 'backdoor' || y.task === 'harmful')) assert.ok(x.cover_official <= 0.2 && x.cover_official >= 0, `${x.task} ${x.method}: ${x.cover_official}`);
+    for (const x of rows.filter((y) => y.task.startsWith('class'))) assert.deepEqual([x.acc_official, x.cover_official], [x.acc, x.cover], 'for class tasks the two definitions coincide');
+    assert.ok(rows.every((x) => Number.isNaN(x.auc_lo)), 'one seed: no interval over runs');
+    assert.equal(r.officialCoverTable.length, 5);
     const tasks = new Set(rows.map((x) => x.task));
     for (const t of ['class: profession', 'class: country', 'class: color', 'backdoor', 'harmful']) assert.ok(tasks.has(t), `task ${t} missing`);
     for (const m of ['gradDot', 'dataInf', 'lissa', 'exact', 'repSim']) assert.ok(rows.some((x) => x.method === m), `method ${m} missing`);
@@ -95,11 +126,28 @@ describe('experiments on the embedded default model (--quick)', function () {
     r.figures.forEach(assertValidFigure);
   });
 
-  it('lmd3: paraphrase injection raises the density of treated queries, not of controls', async () => {
-    const r = await runLmd3Experiment(env, { quick: true });
-    const g = Object.fromEntries(frameRows(r.summary).map((x) => [x.group, x])) as Record<string, { density_change: number; queries: number }>;
+  it('if-llm over two seeds: runs are (task, seed), AUC intervals over runs', async () => {
+    const r = await runIfLlmExperiment(env, { quick: true, seeds: [1, 2], gradientMethods: ['gradDot'] });
+    const rows = frameRows(r.summary) as { task: string; method: string; auc: number; auc_lo: number; auc_hi: number; runs: number }[];
+    for (const x of rows) {
+      assert.equal(x.runs, 2);
+      assert.ok(x.auc_lo <= x.auc + 1e-12 && x.auc <= x.auc_hi + 1e-12, JSON.stringify(x));
+    }
+    assert.equal(frameRows(r.perRun).length, 2 * rows.length);
+  });
+
+  it('lmd3: paraphrase injection raises the density of treated queries, not of controls, in every embedding; equal steps; two seeds', async () => {
+    const r = await runLmd3Experiment(env, { quick: true, seeds: [1, 2] });
+    const g = Object.fromEntries(frameRows(r.summary).map((x) => [x.group, x])) as Record<string, { density_change: number; queries: number; runs: number; loss_improvement_lo: number }>;
     assert.ok(g.treated.queries > 0 && g.control.queries > 0);
+    assert.equal(g.treated.runs, 2);
+    assert.ok(Number.isFinite(g.treated.loss_improvement_lo));
     assert.ok(g.treated.density_change > g.control.density_change + 0.5, `treated ${g.treated.density_change} vs control ${g.control.density_change}`);
+    const views = frameRows(r.densityByEmbedding) as { embedding: string; bandwidth: string; h: number; treated_density_change: number; control_density_change: number }[];
+    assert.equal(views.length, 6);
+    for (const v of views) assert.ok(v.treated_density_change > v.control_density_change, `${v.embedding} ${v.bandwidth}: ${v.treated_density_change} vs ${v.control_density_change}`);
+    assert.equal(r.settings.control, 'same-steps');
+    assert.match(r.resultLines[0], /^RESULT lmd3\/loss improvement treated - control \(same-steps\): /);
     assert.ok(Number.isFinite(r.regression.slope) && r.regression.r2 >= 0 && r.regression.r2 <= 1);
     assert.ok(r.regression.pValue >= 0 && r.regression.pValue <= 1);
     r.figures.forEach(assertValidFigure);
@@ -107,9 +155,9 @@ describe('experiments on the embedded default model (--quick)', function () {
 
   it('reproduce writes CSV tables and a report whose plots render in Chromium', async () => {
     const r = await runReproduce({ experiment: 'lmd3', quick: true, out: path.join(work, 'runs'), progress: false, log: () => undefined });
-    for (const f of ['summary.csv', 'per_query.csv', 'report.html', 'settings.json', 'explorer.html']) assert.ok(fs.existsSync(path.join(r.dir, f)), `${f} missing`);
+    for (const f of ['summary.csv', 'per_query.csv', 'density_by_embedding.csv', 'summary.txt', 'report.html', 'settings.json', 'explorer.html']) assert.ok(fs.existsSync(path.join(r.dir, f)), `${f} missing`);
     const csv = fs.readFileSync(path.join(r.dir, 'summary.csv'), 'utf8').trim().split('\n');
-    assert.equal(csv[0], 'group,queries,density_change,loss_improvement,accuracy_before,accuracy_after');
+    assert.equal(csv[0], 'group,queries,runs,density_change,loss_improvement,loss_improvement_lo,loss_improvement_hi,accuracy_before,accuracy_after');
     assert.equal(csv.length, 4);
     const png = screenshot(r.report, 1200, 2000);
     // Scatter plots are sparse: markers and fit lines color ~0.2% of the page; a page without
