@@ -166,6 +166,7 @@ export async function runReproduce(o: ReproduceOptions): Promise<ReproduceSummar
       result = r;
       finishExplorer(IF_LLM_EXPLORER_HEADER);
       writeTables(dir, { summary: r.summary, per_run: r.perRun });
+      fs.writeFileSync(path.join(dir, SUMMARY_FILE), r.resultLines.join('\n') + '\n');
       table = `Acc / Cover / AUC per task\n${formatTable(r.table)}\n\nBackdoor and harmful: Acc / Cover from the positives (above) and as the official code computes them (class labels, k = nTrain / classes)\n${formatTable(r.officialCoverTable)}`;
       reportFile = writeRunReport(dir, {
         title: 'Do influence functions work on LLMs? Class attribution, backdoor and harmful-data tasks',

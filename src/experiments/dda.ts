@@ -26,6 +26,7 @@
  */
 import * as path from 'node:path';
 import { TokenSequence } from '../data/batch';
+import { TdaError } from '../errors';
 import { Bm25 } from '../attribution/bm25';
 import { RepSim } from '../attribution/repSim';
 import { ScoreMatrix, scoreRow } from '../attribution/types';
@@ -208,6 +209,9 @@ export async function runDdaExperiment(env: EmbeddedDefault, opts: DdaExperiment
   // Full-batch LiSSA: with mini-batches of 64 its scores were uncorrelated with exact ones at this scale.
   const lissaOpts = { iterations: quick ? 40 : 60, seed: 0 };
   const methodOptions = { lissa: lissaOpts };
+  // Resolved before any training, so an unknown method name fails at once.
+  const resolvedMethods = methodSettings(gradMethods, methodOptions);
+  for (const r of readings) if (!(READINGS as readonly string[]).includes(r)) throw new TdaError(`unknown reading '${String(r)}' (use ${READINGS.join(', ')})`, { field: 'readings' });
 
   const records: QueryRecord[] = [];
   const ckptAuc: { method: string; regime: string; scores: string; checkpoint: number; auc: number }[] = [];
@@ -358,7 +362,7 @@ export async function runDdaExperiment(env: EmbeddedDefault, opts: DdaExperiment
     contrast: readings.includes('contrast') ? contrastTuning : undefined,
     intervals: 'percentile bootstrap over runs (canary pair x seed), 2000 resamples',
     lissa: lissaOpts,
-    methods: methodSettings(gradMethods, methodOptions),
+    methods: resolvedMethods,
   });
 }
 

@@ -23,6 +23,8 @@ import { RepSim } from '../attribution/repSim';
 import { ScoreMatrix, scoreRow } from '../attribution/types';
 import { classAccCover } from '../eval/classMetrics';
 import { runBootstrapMeanCI } from '../eval/runBootstrap';
+import { describeEstimate } from '../eval/claims';
+import { resultLine } from './resultLines';
 import { DataFrame, frameFromColumns } from '../eval/frame';
 import { initAdapter, parseLoraConfig } from '../model/adapter';
 import { computeEmbeddings } from '../model/embeddings';
@@ -66,6 +68,8 @@ export interface IfLlmResult {
   table: Record<string, string | number>[];
   /** Backdoor and harmful: Acc / Cover as the official code computes them, beside ours. */
   officialCoverTable: Record<string, string | number>[];
+  /** `RESULT if-llm/...` lines for summary.txt. */
+  resultLines: string[];
   settings: Record<string, unknown>;
 }
 
@@ -221,11 +225,10 @@ export async function runIfLlmExperiment(env: EmbeddedDefault, opts: IfLlmOption
       log(`${t.task}, seed ${seed}: ${t.train.length} training examples, ${t.tests.length} queries, ${since(t0).toFixed(0)} s`);
     }
   }
-  const tasksDone = tasks;
   opts.progress?.('runs', nRuns, nRuns);
 
   const methods = [...new Set(rows.map((r) => r.method))];
-  const taskNames = tasksDone.map((t) => t.task);
+  const taskNames = tasks.map((t) => t.task);
   const summaryRows = summarizeRuns(rows, taskNames, methods);
   const summary = frameFromColumns(Object.fromEntries(SUMMARY_COLUMNS.map((c) => [c, summaryRows.map((r) => r[c])])) as Record<string, number[] | string[]>);
   const perRun = frameFromColumns({
@@ -269,6 +272,13 @@ export async function runIfLlmExperiment(env: EmbeddedDefault, opts: IfLlmOption
     table,
     officialCoverTable,
     perRun,
+    resultLines: summaryRows.map((r) =>
+      resultLine(
+        'if-llm',
+        `${r.method} ${r.task.replace(': ', ' ')}`,
+        `acc ${r.acc.toFixed(2)}, cover ${r.cover.toFixed(2)}, official acc ${r.acc_official.toFixed(2)}, official cover ${r.cover_official.toFixed(2)}, auc ${describeEstimate({ estimate: r.auc, lo: r.auc_lo, hi: r.auc_hi, runs: r.runs, queries: r.queries, level: 0.95, weighting: 'queries' }, 2)}`,
+      ),
+    ),
     settings: { quick, seeds, epochs, intervals: 'AUC: percentile bootstrap over runs (task x seed), 2000 resamples; NaN with one seed', coverOfficial: 'check_acc_cov of the official code: class labels, k = floor(nTrain / classes); backdoor trigger/clean, harmful harmful/benign', gradientMethods: gradMethods, methods: methodSettings(gradMethods, methodOptions) },
   };
 }

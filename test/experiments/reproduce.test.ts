@@ -116,6 +116,8 @@ describe('experiments on the embedded default model (--quick)', function () {
     for (const x of rows.filter((y) => y.task === 'backdoor' || y.task === 'harmful')) assert.ok(x.cover_official <= 0.2 && x.cover_official >= 0, `${x.task} ${x.method}: ${x.cover_official}`);
     for (const x of rows.filter((y) => y.task.startsWith('class'))) assert.deepEqual([x.acc_official, x.cover_official], [x.acc, x.cover], 'for class tasks the two definitions coincide');
     assert.ok(rows.every((x) => Number.isNaN(x.auc_lo)), 'one seed: no interval over runs');
+    assert.equal(r.resultLines.length, rows.length);
+    assert.ok(r.resultLines.some((l) => l.startsWith('RESULT if-llm/gradDot class profession: acc ')), r.resultLines[0]);
     assert.equal(r.officialCoverTable.length, 5);
     const tasks = new Set(rows.map((x) => x.task));
     for (const t of ['class: profession', 'class: country', 'class: color', 'backdoor', 'harmful']) assert.ok(tasks.has(t), `task ${t} missing`);
