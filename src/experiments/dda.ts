@@ -384,7 +384,7 @@ function assemble(
   const frame = <T extends object>(rows: T[], keys: (keyof T)[]) =>
     rows.length ? frameFromColumns(Object.fromEntries(keys.map((k) => [k as string, col(rows, k)])) as Record<string, number[] | string[]>) : frameFromColumns({ empty: [NaN] });
   const summary = frame(summaryRows, ['method', 'variant', 'regime', 'auc', 'auc_lo', 'auc_hi', 'recall_at_k', 'runs', 'queries']);
-  const differences = frame(differenceRows, ['method', 'regime', 'comparison', 'difference', 'lo', 'hi', 'runs', 'queries', 'verdict']);
+  const differences = frame(differenceRows, ['method', 'regime', 'comparison', 'difference', 'lo', 'hi', 't_lo', 't_hi', 'runs', 'queries', 'verdict']);
   // Mean AUC per checkpoint over runs.
   const ckptRows: { method: string; regime: string; scores: string; checkpoint: number; auc: number }[] = [];
   const keyOf = (c: { method: string; regime: string; scores: string; checkpoint: number }) => `${c.method}|${c.regime}|${c.scores}|${c.checkpoint}`;

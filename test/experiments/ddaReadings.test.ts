@@ -62,6 +62,21 @@ describe('DDA readings: the reference models and the run-level summary', () => {
     assert.match(lines.get('dda/denoise - plain gradDot ft')!, /: helps \(\+0\.050, 95% CI \+0\.050 to \+0\.050; 4 runs, 18 queries\)$/);
     assert.ok(lines.has('dda/auc gradDot plain ft'));
   });
+
+  it('the verdict needs both the bootstrap over runs and a t interval over run means to exclude 0 (3 runs are few)', () => {
+    // One query per run; differences 0.01, 0.02, 0.2: every resample of runs has a positive mean,
+    // but t(2) over the three run means reaches below 0.
+    const records: DdaQueryRecord[] = [0.01, 0.02, 0.2].flatMap((d, i) => [
+      { run: i + 1, pair: 0, regime: 'base-bias', seed: i + 1, query: 0, method: 'dataInf', variant: 'plain', auc: 0.5, recall: 0 },
+      { run: i + 1, pair: 0, regime: 'base-bias', seed: i + 1, query: 0, method: 'dataInf', variant: 'denoise', auc: 0.5 + d, recall: 0 },
+    ]);
+    const [row] = ddaDifferenceRows(records, ['dataInf'], ['base-bias']);
+    assert.ok(row.lo > 0, `bootstrap lo ${row.lo}`);
+    const m = (0.01 + 0.02 + 0.2) / 3;
+    const sd = Math.sqrt(([0.01, 0.02, 0.2].reduce((a, x) => a + (x - m) ** 2, 0)) / 2);
+    assert.ok(Math.abs(row.t_lo - (m - 4.302652729911275 * sd / Math.sqrt(3))) < 1e-6, `t_lo ${row.t_lo}`);
+    assert.equal(row.verdict, 'no clear difference');
+  });
 });
 
 /** check_acc_cov of the IF-on-LLMs code (utils.py), transcribed: k = int(nTrain / classes); top k by score; Acc from the top one. */
