@@ -41,7 +41,7 @@ export { createTrainableModel, trainableVariables, saveBaseModel, baseWeightTens
 export * as world from './experiments/world';
 // The embedded default model and the experiments on it (used by the notebooks).
 export { loadEmbeddedDefault, factRecall, EmbeddedDefault, EMBEDDED_DIR } from './experiments/embedded';
-export { runDdaExperiment, DdaExperimentOptions, DdaExperimentResult, VARIANTS } from './experiments/dda';
+export { runDdaExperiment, DdaExperimentOptions, DdaExperimentResult, VARIANTS, READINGS, Reading } from './experiments/dda';
 export { runIfLlmExperiment, IfLlmOptions as IfLlmExperimentOptions, IfLlmResult } from './experiments/ifLlm';
 export { runLmd3Experiment, Lmd3Options as Lmd3ExperimentOptions, Lmd3Result } from './experiments/lmd3';
 export { groupTokens, tokenWeights, topIndices, GroupTokens, GroupTokensOptions } from './experiments/runTokens';

@@ -1,7 +1,7 @@
 /**
- * Confidence intervals for a metric averaged over queries. The queries are the sampling
- * unit (a benchmark is one draw of test queries), so the bootstrap resamples queries with
- * replacement. Every resample comes from a seeded Rng: same seed, same interval.
+ * Confidence intervals for a metric averaged over queries, resampling queries with
+ * replacement: right when the queries are independent draws. When they come in runs that
+ * share a model (fine-tuning runs, seeds), resample runs instead (runBootstrap.ts). Every resample comes from a seeded Rng: same seed, same interval.
  * NaN values (queries where the metric is undefined, e.g. no positives) are dropped first.
  */
 import { TdaError } from '../errors';

@@ -3,6 +3,7 @@
  * precision, recall@k, precision@k), class metrics (Acc, Cover), per-query tables as danfo
  * DataFrames, seeded bootstrap intervals over queries, and the linear datamodeling score
  * (LDS) against retraining.
+ * DataFrames, seeded bootstrap intervals over queries and over runs, and verdicts worded from intervals.
  */
 export { rocAuc, rocCurve, trapezoidArea, averagePrecision, recallAtK, precisionAtK, positivesInTopK, RocCurve, TieRule, TopKOptions } from './auc';
 export { classAccCover, perQueryClassMetrics, defaultCoverK, ClassLabel, ClassMetrics, ClassMetricsOptions } from './classMetrics';
@@ -35,3 +36,5 @@ export { descendingOrder, topK, argmax } from './ranking';
 export { pearson } from './correlation';
 export { checkSubsets, ldsInterval, ldsPerQuery, subsetScoreSums, LdsInterval, LdsScores } from './lds';
 export { DataFrame, danfo, frameFromColumns, frameColumn } from './frame';
+export { runBootstrapMeanCI, pairedRunDifferences, RunBootstrapOptions, RunInterval, RunWeighting } from './runBootstrap';
+export { verdictOf, wordClaim, describeDifference, describeEstimate, Verdict, ClaimOptions } from './claims';
