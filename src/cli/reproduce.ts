@@ -29,7 +29,7 @@ export interface ReproduceOptions {
   seeds?: number[];
   /** dda: gradient methods (default: the experiment's list, exact included). */
   methods?: string[];
-  /** dda: extra debias readings beside base subtraction (default: base-a and contrast; [] for none). */
+  /** dda: extra debias readings beside base subtraction (default: none). */
   readings?: Reading[];
   /** lmd3: optimizer steps of the control run (default same-steps). */
   lmd3Control?: Lmd3Control;
@@ -263,7 +263,7 @@ export function registerReproduceCommand(program: Command, startBackend: () => P
     .option('--workers <n>', 'lds: retraining worker threads (default: every core)', positiveInt)
     .option('--resume <run dir>', 'lds: finish this run folder, reusing the seeds it completed')
     .option('--methods <list>', 'dda: gradient methods, e.g. gradDot,dataInf,exact (default: gradDot,gradCos,dataInf,lissa,ekfac,exact)', methodList)
-    .option('--debias <list>', `dda: readings of debias to run; base (subtract the base model's scores) always, plus ${READINGS.join(', ')} (default: all; --quick: base only)`, readingList)
+    .option('--debias <list>', `dda: readings of debias to run; base (subtract the base model's scores) always, plus ${READINGS.join(', ')} (default: base only; e.g. --debias base-a,contrast)`, readingList)
     .option('--control <steps>', 'lmd3: the control run gets same-steps as the treated run (default) or same-epochs (the earlier protocol)', (v: string) => {
       if (v !== 'same-steps' && v !== 'same-epochs') throw new InvalidArgumentError('use same-steps or same-epochs');
       return v;
