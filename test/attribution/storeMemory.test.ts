@@ -36,11 +36,13 @@ describe('attribution/store: memory stays flat while gradients stream through', 
       const out = execFileSync(process.execPath, ['--require', 'tsx/cjs', CHILD, JSON.stringify(job)], { encoding: 'utf8', cwd: path.resolve(__dirname, '..', '..') });
       return JSON.parse(out.trim().split('\n').pop()!) as MemoryReport;
     };
-    const small = run(64);
-    const large = run(640);
+    // The smaller run must be long enough for the heap to reach its steady state: measured on
+    // the native path, peaks of 247, 266, 296 and 288 MB at 64, 128, 640 and 1,280 examples.
+    const small = run(128);
+    const large = run(1280);
     const grownMb = large.peakRssMb - small.peakRssMb;
     const extraDataMb = (large.storeBytes - small.storeBytes) / 2 ** 20;
-    assert.ok(extraDataMb > 300, `the larger run writes ${extraDataMb.toFixed(0)} MB more`);
+    assert.ok(extraDataMb > 600, `the larger run writes ${extraDataMb.toFixed(0)} MB more`);
     // Holding the gradients would add extraDataMb; streaming holds one shard (~10 MB) at a time.
     assert.ok(grownMb < 0.1 * extraDataMb, `peak RSS grew ${grownMb.toFixed(0)} MB (${small.peakRssMb.toFixed(0)} -> ${large.peakRssMb.toFixed(0)}) while ${extraDataMb.toFixed(0)} MB more streamed through`);
   });

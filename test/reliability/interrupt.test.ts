@@ -52,7 +52,9 @@ describe('reliability: interrupted commands resume to the same bits', function (
   let test: string;
   let refStore: string;
   let testGrads: string;
-  const grads = (data: string, store: string) => ['grads', '--model', MODEL, '--adapter', ADAPTER, '--data', data, '--store', store, '--store-shard-size', '8', '--batch-size', '4'];
+  // Enough work that random kill points land inside the computation, not only in start-up,
+  // with the native kernels too: 1,280 examples in 40 shards.
+  const grads = (data: string, store: string) => ['grads', '--model', MODEL, '--adapter', ADAPTER, '--data', data, '--store', store, '--store-shard-size', '32', '--batch-size', '4'];
   const score = (out: string, extra: string[] = []) => ['score', '--method', 'dataInf', '--train', refStore, '--test', testGrads, '--out', out, ...extra];
   /** Wall time of an uninterrupted run: kill points are drawn over it. */
   const timed = (args: string[]) => {
@@ -67,7 +69,7 @@ describe('reliability: interrupted commands resume to the same bits', function (
     work = tmpDir('tda-interrupt-');
     train = path.join(work, 'train.jsonl');
     test = path.join(work, 'test.jsonl');
-    writeExamples(train, 320, 5);
+    writeExamples(train, 1280, 5);
     writeExamples(test, 12, 6);
     refStore = path.join(work, 'ref-store');
     testGrads = path.join(work, 'test-grads.safetensors');

@@ -95,9 +95,10 @@ describe('reliability: locks and concurrent writers', function () {
 
   it('a second grads --store on the same store is refused naming the first; a reader polling meanwhile sees only whole shards', async () => {
     const data = path.join(work, 'train.jsonl');
-    writeExamples(data, 480, 11);
+    // Enough work that the second process starts while the first still writes (60 shards).
+    writeExamples(data, 1920, 11);
     const store = path.join(work, 'store');
-    const args = ['grads', '--model', MODEL, '--adapter', ADAPTER, '--data', data, '--store', store, '--store-shard-size', '8', '--batch-size', '4'];
+    const args = ['grads', '--model', MODEL, '--adapter', ADAPTER, '--data', data, '--store', store, '--store-shard-size', '32', '--batch-size', '4'];
     const first = startCli(args);
     // Wait until the first writer holds the store, then start the second.
     while (!fs.existsSync(path.join(store, 'manifest.json'))) await sleep(20);
