@@ -5,6 +5,7 @@
  */
 import * as path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
+import { positiveInt } from './parsers';
 import { TdaError } from '../errors';
 import { SafetensorsFile, writeSafetensors } from '../io/safetensors';
 import { checkEmbeddingSet, computeEmbeddings, EmbeddingSet, Pooling, POOLINGS } from '../model/embeddings';
@@ -59,12 +60,6 @@ export function readEmbeddingFile(file: string): { set: EmbeddingSet; metadata: 
 function pooling(value: string): Pooling {
   if (!(POOLINGS as readonly string[]).includes(value)) throw new InvalidArgumentError(`must be one of ${POOLINGS.join(', ')}`);
   return value as Pooling;
-}
-
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('must be a positive integer');
-  return n;
 }
 
 export function registerEmbedCommand(program: Command, startBackend: () => Promise<unknown>): void {

@@ -5,7 +5,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command } from 'commander';
+import { positiveInt } from './parsers';
 import { TdaError } from '../errors';
 import { hasAttributions, readRunAttributions } from '../experiments/runAttributions';
 import { buildExplorerData, ExplorerData, ExplorerInput } from '../viz/explorer/model';
@@ -88,12 +89,6 @@ export function runExplore(o: ExploreOptions): ExplorerData {
   const data = buildExplorerData({ ...input, k: o.k ?? 10 });
   writeExplorer(o.out, data);
   return data;
-}
-
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('must be a positive integer');
-  return n;
 }
 
 export function registerExploreCommand(program: Command, startBackend: () => Promise<unknown>): void {

@@ -1,5 +1,6 @@
 /** The `tda-lab` command line. */
 import { Command, InvalidArgumentError } from 'commander';
+import { positiveInt } from './parsers';
 import { LabelMask } from '../data/batch';
 import { BackendChoice, initBackend, NativeChoice } from '../runtime/backend';
 import { runDemo } from './demo';
@@ -16,12 +17,6 @@ import { registerEmbedCommand } from './embed';
 import { registerReproduceCommand } from './reproduce';
 import { registerExploreCommand } from './explore';
 import { registerTokensCommand } from './tokens';
-
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('must be a positive integer');
-  return n;
-}
 
 function storeDType(value: string): StoreDType {
   if (!(STORE_DTYPES as readonly string[]).includes(value)) throw new InvalidArgumentError(`must be one of ${STORE_DTYPES.join(', ')}`);

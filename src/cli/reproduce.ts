@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
+import { positiveInt } from './parsers';
 import { TdaError } from '../errors';
 import { frameRows } from '../eval/frame';
 import { DdaExperimentOptions, DdaRunScores, Reading, READINGS, runDdaExperiment } from '../experiments/dda';
@@ -218,12 +219,6 @@ export async function runReproduce(o: ReproduceOptions): Promise<ReproduceSummar
   const final = o.resume !== undefined ? run.dir : finishRunDir(run);
   const moved = (f: string) => path.join(final, path.relative(dir, f));
   return { dir: final, report: moved(reportFile), seconds: (Date.now() - started) / 1000, table, explorer: explorer && moved(explorer), result };
-}
-
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer');
-  return n;
 }
 
 function fraction(value: string): number {

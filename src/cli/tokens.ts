@@ -4,6 +4,7 @@
  * the method computes it for the whole training set.
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { positiveInt } from './parsers';
 import { createScorer, METHODS } from '../attribution/registry';
 import { optionFlag, Settings } from '../attribution/method';
 import { PairTokenReport, TokenExplainer, TokenSide } from '../attribution/tokenExplainer';
@@ -119,12 +120,6 @@ export function formatTokens(r: TokensResult): string {
 function index(value: string): number {
   if (!/^\d+$/.test(value.trim())) throw new InvalidArgumentError('must be a whole number >= 0');
   return Number(value);
-}
-
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('must be a positive integer');
-  return n;
 }
 
 export function registerTokensCommand(program: Command, startBackend: () => Promise<unknown>): void {
