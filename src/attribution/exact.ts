@@ -6,7 +6,7 @@
  * the parameter space (d x d) or, through the Woodbury identity,
  *   (G^T G / n + lambda I)^-1 = (1/lambda) (I - G^T (n lambda I + G G^T)^-1 G),
  * the example space (n x n). Above `maxBlockSize` in both, it refuses: use dataInf, lissa,
- * ekfac or projected gradients instead.
+ * kronGrad or projected gradients instead.
  */
 import { CholeskyDecomposition, Matrix } from 'ml-matrix';
 import { TdaError } from '../errors';
@@ -93,7 +93,7 @@ export class ExactInfluence extends DampedAttributor {
         };
       }
       throw new TdaError(
-        `block is too large for the exact inverse: ${d} parameters and ${n} training examples, both above maxBlockSize ${this.maxBlockSize} (use dataInf, lissa, ekfac or projected gradients)`,
+        `block is too large for the exact inverse: ${d} parameters and ${n} training examples, both above maxBlockSize ${this.maxBlockSize} (use dataInf, lissa, kronGrad or projected gradients)`,
         { field: b.name },
       );
     });

@@ -22,7 +22,7 @@ export { ConjugateGradient, cgRows } from './conjugateGradient';
 export { IterativeSolver, IterativeSolverOptions, BlockConvergence, Unconverged, DEFAULT_TOLERANCE, DEFAULT_MAX_ITERATIONS, mergeConvergence } from './iterativeSolver';
 export { relativeResiduals } from './dampedResidual';
 export { ExactInfluence, ExactOptions, DEFAULT_MAX_BLOCK_SIZE } from './exact';
-export { EkfacInfluence } from './ekfac';
+export { KronGradInfluence } from './kronGrad';
 export { METHODS, GRADIENT_METHODS, methodByName, createScorer, createGradientAttributor } from './registry';
 export { MethodDescriptor, OptionSpec, OptionValue, Scorer, ScorerInput, Settings, resolveOptions, parseOption, optionFlag, WORKERS_OPTION, PROJECTION_SEED_OPTION } from './method';
 export { RepSim, repSimScores, RepSimKind } from './repSim';

@@ -3,7 +3,7 @@
  * query, contributes to the pair's score, as two decompositions that each sum to the score.
  *
  * A gradient method scores s = c_q c_i T(g_q) . g_i, with T linear (identity for gradDot,
- * an inverse-Hessian approximation for dataInf, lissa, exact and ekfac) and c = 1, except
+ * an inverse-Hessian approximation for dataInf, lissa, exact and kronGrad) and c = 1, except
  * gradCos: T = identity, c_q = 1 / |g_q|, c_i = 1 / |g_i|. An example's loss is the mean of
  * its counted tokens' loss terms, so g = sum_t g_t / count, and
  *   training token t:  c_q c_i T(g_q) . g_it / count_i
@@ -22,7 +22,7 @@ import { GradientAttributor } from './gradientAttributor';
 import { Scorer } from './method';
 
 /** Methods whose scores split into tokens as above. */
-export const TOKEN_METHODS: readonly string[] = ['gradDot', 'gradCos', 'dataInf', 'lissa', 'exact', 'ekfac'];
+export const TOKEN_METHODS: readonly string[] = ['gradDot', 'gradCos', 'dataInf', 'lissa', 'exact', 'kronGrad'];
 
 /** Refuses, in one line naming the method, a method whose scores do not split into tokens. */
 export function checkTokenMethod(method: string, field = 'method'): void {

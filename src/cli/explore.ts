@@ -102,7 +102,7 @@ export function registerExploreCommand(program: Command, startBackend: () => Pro
     .option('--k <n>', 'training examples per method and query', positiveInt, 10)
     .option('--title <text>', 'page title')
     .requiredOption('--out <file>', 'the HTML page to write')
-    .option('--tokens <method>', 'with score files: per-token heatmaps of this method\'s top k per query (gradDot, gradCos, dataInf, lissa, exact, ekfac), computed from --model and --adapter')
+    .option('--tokens <method>', 'with score files: per-token heatmaps of this method\'s top k per query (gradDot, gradCos, dataInf, lissa, exact, kronGrad), computed from --model and --adapter')
     .option('--model <dir>', 'with --tokens: the Hugging Face model directory (with tokenizer.json)')
     .option('--adapter <dir>', 'with --tokens: the PEFT adapter the outputs came from')
     .action(async (o) => {

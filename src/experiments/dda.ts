@@ -72,7 +72,7 @@ export interface DdaExperimentOptions {
   lr?: number;
   batchSize?: number;
   rank?: number;
-  /** Gradient methods (default gradDot, gradCos, dataInf, lissa, ekfac, exact). */
+  /** Gradient methods (default gradDot, gradCos, dataInf, lissa, kronGrad, exact). */
   gradientMethods?: string[];
   /**
    * Extra debias readings to run beside base subtraction (default: both, base-a and contrast;
@@ -130,7 +130,7 @@ export interface DdaExperimentResult {
   settings: Record<string, unknown>;
 }
 
-export const DEFAULT_GRADIENT_METHODS: string[] = ['gradDot', 'gradCos', 'dataInf', 'lissa', 'ekfac', 'exact'];
+export const DEFAULT_GRADIENT_METHODS: string[] = ['gradDot', 'gradCos', 'dataInf', 'lissa', 'kronGrad', 'exact'];
 
 type QueryRecord = DdaQueryRecord;
 

@@ -56,7 +56,7 @@ export interface LdsExperimentOptions {
   /** Removal sizes, ascending (default 1, 2, 4, 8; quick: 2, 8). Small: removing 4 random examples already flips most hallucinated answers. */
   brittleKs?: number[];
   epochs?: number;
-  /** Gradient methods (default: gradDot, gradCos, dataInf, lissa, ekfac, exact). */
+  /** Gradient methods (default: gradDot, gradCos, dataInf, lissa, kronGrad, exact). */
   gradientMethods?: string[];
   /** Retraining worker threads (default: every core). */
   workers?: number;

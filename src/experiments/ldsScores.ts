@@ -21,7 +21,7 @@ import { LlamaModel } from '../model/llama';
 import { readOptimizerState } from '../model/optimizerState';
 import { gradientScores, loraGradientSet } from './pipeline';
 
-export const LDS_GRADIENT_METHODS = ['gradDot', 'gradCos', 'dataInf', 'lissa', 'ekfac', 'exact'] as const;
+export const LDS_GRADIENT_METHODS = ['gradDot', 'gradCos', 'dataInf', 'lissa', 'kronGrad', 'exact'] as const;
 export const DDA_VARIANT_NAMES = ['debias', 'denoise', 'DDA'] as const;
 
 export interface RunCheckpoint {

@@ -1,6 +1,6 @@
 import * as assert from 'node:assert/strict';
 import { DataInf } from '../../src/attribution/dataInf';
-import { EkfacInfluence } from '../../src/attribution/ekfac';
+import { KronGradInfluence } from '../../src/attribution/kronGrad';
 import { ExactInfluence } from '../../src/attribution/exact';
 import { GradCos, GradDot } from '../../src/attribution/gradDot';
 import { Lissa } from '../../src/attribution/lissa';
@@ -125,7 +125,7 @@ describe('gradient attribution methods against brute-force references', () => {
     const zeroed: GradientSet = { n: train.n, blocks: [{ ...train.blocks[0], data: new Float32Array(train.blocks[0].data.length) }, train.blocks[1]] };
     const onlySecond: GradientSet = { n: train.n, blocks: [train.blocks[1]] };
     const testSecond: GradientSet = { n: test.n, blocks: [test.blocks[1]] };
-    for (const make of [() => new DataInf(), () => new ExactInfluence(), () => new Lissa({ iterations: 300 }), () => new EkfacInfluence()]) {
+    for (const make of [() => new DataInf(), () => new ExactInfluence(), () => new Lissa({ iterations: 300 }), () => new KronGradInfluence()]) {
       const a = make();
       a.cache(inMemorySource(zeroed));
       const b = make();
@@ -136,7 +136,7 @@ describe('gradient attribution methods against brute-force references', () => {
     }
   });
 
-  it('ekfac equals exact on a block whose Gauss-Newton matrix is exactly Kronecker-factored', () => {
+  it('kronGrad equals exact on a block whose Gauss-Newton matrix is exactly Kronecker-factored', () => {
     // G_jk = u_j v_k^T over all pairs: sum vec(G) vec(G)^T = (sum u u^T) kron (sum v v^T).
     const rng = new Rng(5);
     const us = Array.from({ length: 3 }, () => Array.from({ length: 3 }, () => rng.normal()));
@@ -148,14 +148,14 @@ describe('gradient attribution methods against brute-force references', () => {
     probe.blocks[0].name = 'lora';
     const exact = new ExactInfluence();
     exact.cache(inMemorySource(kron));
-    const ek = new EkfacInfluence();
+    const ek = new KronGradInfluence();
     ek.cache(inMemorySource(kron));
     assert.ok(maxRelativeError(ek.attribute(probe).data, exact.attribute(probe).data) < 1e-3);
     // On a generic block it is only an approximation.
-    const generic = new EkfacInfluence();
+    const generic = new KronGradInfluence();
     generic.cache(chunked(train, 5));
     const e = maxRelativeError(generic.attribute(test).data, bruteInfluence(train, test));
-    assert.ok(e > 1e-3, `ekfac should differ from exact on a generic block, error ${e}`);
+    assert.ok(e > 1e-3, `kronGrad should differ from exact on a generic block, error ${e}`);
   });
 
   it('tracinCP is the learning-rate-weighted sum of per-checkpoint dot products', () => {

@@ -99,7 +99,7 @@ describe('per-token attribution on the reference fixture model', function () {
   });
 
   /**
-   * gradDot, gradCos and dataInf: within 1e-5 of |score|. lissa, exact and ekfac apply a
+   * gradDot, gradCos and dataInf: within 1e-5 of |score|. lissa, exact and kronGrad apply a
    * badly conditioned inverse, so their float32 scores are sums of terms up to ~1,000x the
    * score itself, and the scorer's own result carries that cancellation (the same pair's dot
    * product summed in float64 differs from it by up to 2e-4 relative here): for them the 1e-5 is relative to

@@ -153,7 +153,7 @@ describe('top-k scoring in fixed memory', function () {
   });
 
   it('every method of createGradientAttributor: top-k equals sorting its own full matrix', () => {
-    // 2-D blocks, as ekfac needs (LoRA matrices).
+    // 2-D blocks, as kronGrad needs (LoRA matrices).
     const tr = randomGradients(15, [[2, 3], [3, 2]], 31);
     const te = randomGradients(3, [[2, 3], [3, 2]], 32);
     for (const method of GRADIENT_METHODS) {

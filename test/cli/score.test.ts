@@ -65,7 +65,7 @@ describe('tda-lab score (command line)', () => {
   });
 
   it('every method runs from the command line', () => {
-    for (const method of ['gradCos', 'dataInf', 'lissa', 'ekfac']) {
+    for (const method of ['gradCos', 'dataInf', 'lissa', 'kronGrad']) {
       const out = path.join(work, `${method}.safetensors`);
       const r = cli(['score', '--method', method, '--train', path.join(work, 'train.safetensors'), '--test', path.join(work, 'test.safetensors'), '--out', out]);
       assert.equal(r.status, 0, `${method}: ${r.stderr}`);

@@ -73,7 +73,7 @@ describe('experiments on the embedded default model (--quick)', function () {
     const run = await runReproduce({ experiment: 'dda', quick: true, out: path.join(work, 'runs'), progress: false, log: () => undefined });
     const r = run.result as DdaExperimentResult;
     const rows = frameRows(r.summary) as { method: string; variant: string; regime: string; auc: number; queries: number }[];
-    for (const m of ['bm25', 'repSim', 'gradDot', 'gradCos', 'dataInf', 'lissa', 'ekfac', 'exact', 'tracinCP']) assert.ok(rows.some((x) => x.method === m), `method ${m} missing`);
+    for (const m of ['bm25', 'repSim', 'gradDot', 'gradCos', 'dataInf', 'lissa', 'kronGrad', 'exact', 'tracinCP']) assert.ok(rows.some((x) => x.method === m), `method ${m} missing`);
     for (const v of ['plain', 'debias', 'denoise', 'DDA']) assert.ok(rows.some((x) => x.method === 'gradDot' && x.variant === v), `variant ${v} missing`);
     for (const x of rows) assert.ok(x.auc >= 0 && x.auc <= 1, `${x.method} ${x.variant}: AUC ${x.auc}`);
     assert.ok(rows.every((x) => x.queries > 0), 'every row has hallucinated queries (positives are non-empty)');

@@ -1,5 +1,6 @@
 /**
- * EK-FAC (George et al. 2018; Grosse et al. 2023, as in kronfluence), per LoRA tensor.
+ * kronGrad: eigenvalue-corrected Kronecker factors of each LoRA tensor's per-example gradient
+ * matrices (a Shampoo-like factorisation; not EK-FAC, which is in ekfac.ts).
  *
  * A LoRA tensor's per-example gradient is a matrix G_i [rows, cols]. The Gauss-Newton block
  * E[vec(G) vec(G)^T] is approximated by the Kronecker product of the two factors
@@ -7,10 +8,11 @@
  * whose eigenbases Q_S, Q_A are kept, while the eigenvalues are corrected to the exact
  * second moments in that basis: Lambda[a,b] = E[(Q_S^T G Q_A)[a,b]^2]. Then
  *   H^-1 V = Q_S ((Q_S^T V Q_A) / (Lambda + lambda)) Q_A^T.
- * The factors here come from per-example gradient matrices (what the gradient store holds)
- * rather than per-token activations and output gradients; both give the same eigenbasis
- * when each example contributes one token. When the block is exactly Kronecker-factored,
- * EK-FAC equals the exact inverse.
+ * It needs only what the gradient store holds. EK-FAC proper (George et al. 2018, as in
+ * kronfluence) factors per-token input activations and pre-activation gradients instead;
+ * the two eigenbases differ in general (they agree for one-token examples only when the
+ * sizes of a and delta are uncorrelated). When the block is exactly Kronecker-factored,
+ * this equals the exact inverse.
  */
 import * as tf from '@tensorflow/tfjs';
 import { EigenvalueDecomposition, Matrix } from 'ml-matrix';
@@ -46,15 +48,15 @@ function rotate(g: tf.Tensor3D, qS: tf.Tensor2D, qA: tf.Tensor2D): tf.Tensor3D {
   return tf.transpose(tf.reshape(tf.matMul(t, qS), [m, cols, rows]), [0, 2, 1]) as tf.Tensor3D;
 }
 
-export class EkfacInfluence extends DampedAttributor {
-  readonly name = 'ekfac';
+export class KronGradInfluence extends DampedAttributor {
+  readonly name = 'kronGrad';
   private factors: BlockFactors[] = [];
 
   protected override prepareBlocks(train: GradientSource): void {
     const n = train.n;
     this.factors = train.blocks.map((b) => {
       if (b.shape.length !== 2) {
-        throw new TdaError(`ekfac needs 2-D gradient blocks (LoRA matrices), got shape [${b.shape}] (projected gradients cannot be factored)`, { field: b.name });
+        throw new TdaError(`kronGrad needs 2-D gradient blocks (LoRA matrices), got shape [${b.shape}] (projected gradients cannot be factored)`, { field: b.name });
       }
       const [rows, cols] = b.shape;
       return { rows, cols, qS: new Float32Array(rows * rows), qA: new Float32Array(cols * cols), lambda: new Float32Array(rows * cols) };
@@ -109,10 +111,10 @@ export class EkfacInfluence extends DampedAttributor {
   }
 }
 
-export const ekfacMethod: MethodDescriptor = {
-  name: 'ekfac',
-  summary: 'eigenvalue-corrected Kronecker factors of each LoRA tensor, from its per-example gradient matrices',
+export const kronGradMethod: MethodDescriptor = {
+  name: 'kronGrad',
+  summary: 'eigenvalue-corrected Kronecker factors of each LoRA tensor\'s per-example gradient matrices (Shampoo-like; not EK-FAC)',
   input: 'gradients',
   options: [DAMPING_SCALE_OPTION, WORKERS_OPTION],
-  create: (o) => new EkfacInfluence({ dampingScale: o.dampingScale as number, workers: o.workers as number | undefined }),
+  create: (o) => new KronGradInfluence({ dampingScale: o.dampingScale as number, workers: o.workers as number | undefined }),
 };
