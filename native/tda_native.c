@@ -20,6 +20,8 @@
  *     The fused elementwise kernels of native_elementwise.c (op codes and operand lists
  *     there), on float32 arrays at the byte offsets of `memory` (a Float64Array), with the
  *     sizes in `dims` (a Float64Array); every operand is checked against the memory.
+ *   mapFile, unmapFile, externalLinear, externalRows
+ *     Frozen weights read in place from memory-mapped safetensors files (external_weights.c).
  *   info() -> { config, corename, threads, library }
  *   setThreads(n)
  */
@@ -31,6 +33,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "external_weights.h"
 #include "native_elementwise.h"
 
 #define CHECK(call)                                                                                   \
@@ -273,6 +276,10 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"elementwise", NULL, elementwise, NULL, NULL, NULL, napi_enumerable, NULL},
       {"setThreads", NULL, set_threads, NULL, NULL, NULL, napi_enumerable, NULL},
       {"info", NULL, blas_info, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"mapFile", NULL, tda_map_file, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"unmapFile", NULL, tda_unmap_file, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"externalLinear", NULL, tda_external_linear, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"externalRows", NULL, tda_external_rows, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props) != napi_ok) return NULL;
   return exports;

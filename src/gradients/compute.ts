@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs';
 import { LabelMask, makeBatch, TokenBatch, TokenSequence } from '../data/batch';
 import { TdaError } from '../errors';
 import { adapterKey, LoraAdapter } from '../model/adapter';
-import { fitsWorkerCopies } from '../model/baseWeights';
+import { fitsWorkerCopies, isMapped } from '../model/baseWeights';
 import { disposeBatchConstants, LlamaModel } from '../model/llama';
 import { batchLosses, disposeLossRows, lossRows } from '../model/loss';
 import { disposeLoraState, LoraFactors, LoraState, loraStateFromAdapter, replicatePerExample } from '../model/loraState';
@@ -80,16 +80,17 @@ export class GradientWorkers {
 /** Below this many batches, starting workers (a model copy each) costs more than it saves. */
 export const WORKER_MIN_BATCHES = 8;
 
-function workerCount(opts: GradientOptions, batches: number, config: ModelConfig): number {
+function workerCount(opts: GradientOptions, batches: number, model: LlamaModel): number {
   if (opts.workers instanceof GradientWorkers) return opts.workers.size;
   if (opts.workers !== undefined) {
     if (!Number.isInteger(opts.workers) || opts.workers < 0) throw new TdaError(`must be a whole number >= 0, got ${opts.workers}`, { field: 'workers' });
     return Math.min(opts.workers, batches);
   }
   if (tf.getBackend() !== 'wasm' || batches < WORKER_MIN_BATCHES) return 0;
-  // Each worker holds a copy of the model: a model big enough to keep a single weight
-  // layout (baseWeights.ts) is big enough that copies would exhaust memory.
-  if (!fitsWorkerCopies(config)) return 0;
+  // Each worker holds a copy of heap weights: a model big enough to keep a single weight
+  // layout (baseWeights.ts) is big enough that copies would exhaust memory. Mapped weights
+  // are shared by all threads.
+  if (!isMapped(model.weights) && !fitsWorkerCopies(model.config)) return 0;
   const cores = availableCores();
   return cores > 1 ? Math.min(cores, batches) : 0;
 }
@@ -168,7 +169,7 @@ export async function computeLoraGradients(model: LlamaModel, adapter: LoraAdapt
   const starts = Array.from({ length: Math.ceil(n / batchSize) }, (_, i) => i * batchSize);
   const mask = opts.mask ?? 'response';
   const padId = opts.padId ?? 0;
-  const nWorkers = workerCount(opts, starts.length, model.config);
+  const nWorkers = workerCount(opts, starts.length, model);
   if (nWorkers > 0) {
     const given = opts.workers instanceof GradientWorkers ? opts.workers : null;
     if (given && (given.model !== model || given.adapter !== adapter)) {

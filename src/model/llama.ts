@@ -13,8 +13,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { TokenBatch } from '../data/batch';
 import { attentionCore } from '../runtime/attention';
-import { addSame, gatherRows, frozenLinear, matMul2d, perExampleLowRank, rmsNorm, rotary, RotationMatrix, swiGlu } from '../runtime/ops';
-import { BaseWeights, disposeBaseWeights, loadBaseModelFiles, WeightLayout } from './baseWeights';
+import { addSame, embedRows, frozenLinear, matMul2d, perExampleLowRank, rmsNorm, rotary, RotationMatrix, swiGlu } from '../runtime/ops';
+import { BaseWeights, disposeBaseWeights, loadBaseModelFiles, LoadOptions } from './baseWeights';
 import { modulePath } from './modules';
 import { LoraState } from './loraState';
 import { rotaryTables } from './rope';
@@ -55,10 +55,11 @@ export class LlamaModel {
 
   /**
    * Loads `config.json` and `model.safetensors` (or a sharded index) from a Hugging Face
-   * directory; `layout` chooses how frozen weights are kept (baseWeights.ts WeightLayout).
+   * directory; `layout` and `storage` choose how and where frozen weights are kept
+   * (baseWeights.ts WeightLayout, WeightStorage: by default memory-mapped on the native path).
    */
-  static load(dir: string, opts: { layout?: WeightLayout } = {}): LlamaModel {
-    const { config, weights } = loadBaseModelFiles(dir, opts.layout);
+  static load(dir: string, opts: LoadOptions = {}): LlamaModel {
+    const { config, weights } = loadBaseModelFiles(dir, opts);
     return new LlamaModel(config, weights);
   }
 
@@ -97,7 +98,7 @@ export class LlamaModel {
   /** Final (post-norm) hidden states [B * T, hidden]. */
   hidden(c: BatchConstants, lora?: LoraState): tf.Tensor2D {
     const w = this.weights;
-    let h = gatherRows(w.embed, c.ids);
+    let h = embedRows(w.embed, c.ids);
     for (let l = 0; l < this.config.numLayers; l++) {
       const layer = w.layers[l];
       const input = h;

@@ -64,7 +64,7 @@ export function createTrainableModel(config: ModelConfig, seed: number, std = 0.
 /** Every variable of a trainable model, for the optimizer. */
 export function trainableVariables(model: LlamaModel): tf.Variable[] {
   const w = model.weights;
-  const out: tf.Tensor[] = [w.embed, w.finalNorm, w.lmHead.wT!];
+  const out: tf.Tensor[] = [w.embed as tf.Tensor2D, w.finalNorm, w.lmHead.wT!];
   for (const layer of w.layers) {
     out.push(layer.inputNorm, layer.postAttentionNorm);
     for (const m of LINEAR_MODULES) {
@@ -84,7 +84,7 @@ export function baseWeightTensors(model: LlamaModel): Map<string, { shape: numbe
   const putLinear = (name: string, wT: tf.Tensor2D) => {
     out.set(name, { shape: [wT.shape[1], wT.shape[0]], data: download(() => tf.transpose(wT)) });
   };
-  put('model.embed_tokens.weight', w.embed);
+  put('model.embed_tokens.weight', w.embed as tf.Tensor2D);
   w.layers.forEach((layer, l) => {
     put(`model.layers.${l}.input_layernorm.weight`, layer.inputNorm);
     put(`model.layers.${l}.post_attention_layernorm.weight`, layer.postAttentionNorm);

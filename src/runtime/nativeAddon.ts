@@ -41,6 +41,13 @@ export interface NativeAddon {
   elementwise(op: number, memory: ArrayBuffer, offsets: Float64Array, dims: Float64Array, scalar: number): void;
   setThreads(n: number): void;
   info(): BlasInfo;
+  /** Maps a file read-only (one mapping per file per process, reference-counted); returns its id. */
+  mapFile(file: string): number;
+  unmapFile(id: number): void;
+  /** out = x @ W^T (or x @ W with `transpose`), W [outF, inF] of `dtype` (0 F32, 1 BF16, 2 F16) at `wOffset` of mapping `id`. */
+  externalLinear(memory: ArrayBuffer, xOffset: number, outOffset: number, rows: number, id: number, wOffset: number, dtype: number, outFeatures: number, inFeatures: number, transpose: boolean): void;
+  /** out [count, cols] = rows ids[i] (int32 at idsOffset) of the [tableRows, cols] table at wOffset of mapping `id`. */
+  externalRows(memory: ArrayBuffer, idsOffset: number, count: number, outOffset: number, id: number, wOffset: number, dtype: number, tableRows: number, cols: number): void;
 }
 
 /** What to do where the addon is missing. */

@@ -14,6 +14,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { NativeAddon, nativeAddon } from './nativeAddon';
+import { registerExternalKernels, unregisterExternalKernels } from './externalWeights';
 import { registerNativeElementwise, unregisterNativeElementwise } from './nativeElementwise';
 
 interface HeapEntry {
@@ -206,12 +207,16 @@ export function installNativeMatMul(): boolean {
     });
   }
   registerNativeElementwise(addon);
+  registerExternalKernels(addon);
   return true;
 }
 
 /** Puts the wasm backend's own kernels back (and removes the fused elementwise ones). */
 export function removeNativeMatMul(): void {
-  if (originals.size > 0) unregisterNativeElementwise();
+  if (originals.size > 0) {
+    unregisterNativeElementwise();
+    unregisterExternalKernels();
+  }
   for (const [name, config] of originals) {
     tf.unregisterKernel(name, 'wasm');
     tf.registerKernel(config);

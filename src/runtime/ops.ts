@@ -9,6 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { nativeActive } from './backend';
+import { ExternalMatrix, externalLinear, externalRows } from './externalWeights';
 import { nativeCrossEntropy, nativeRmsNorm, nativeRmsNormGrad, nativeRotary, nativeSwiGlu, nativeSwiGluGrad } from './nativeElementwise';
 
 /**
@@ -29,6 +30,16 @@ import { nativeCrossEntropy, nativeRmsNorm, nativeRmsNormGrad, nativeRotary, nat
 export interface FrozenMatrix {
   wT?: tf.Tensor2D;
   w?: tf.Tensor2D;
+  /** W [out, in] left in its checkpoint file, memory-mapped (runtime/externalWeights.ts); then wT and w are unset. */
+  ext?: ExternalMatrix;
+}
+
+/** An embedding table [vocab, hidden]: a heap tensor, or left in its checkpoint file. */
+export type EmbeddingTable = tf.Tensor2D | ExternalMatrix;
+
+/** The embedding lookup: rows `ids` of the table (which gets no gradient). */
+export function embedRows(table: EmbeddingTable, ids: tf.Tensor1D): tf.Tensor2D {
+  return table instanceof tf.Tensor ? gatherRows(table, ids) : externalRows(table, ids);
 }
 
 /** tf.customGrad with the argument types spelled out (its declared type lumps tensors and `save`). */
@@ -80,6 +91,7 @@ export function product(a: tf.Tensor2D, b: tf.Tensor2D, transposeA = false, tran
 
 /** y = x @ W^T for a frozen W; only x receives a gradient. */
 export function frozenLinear(x: tf.Tensor2D, m: FrozenMatrix): tf.Tensor2D {
+  if (m.ext) return externalLinear(x, m.ext);
   const { w, wT } = m;
   if (!w && !wT) throw new Error('frozenLinear: the frozen matrix holds no tensor');
   const both = w !== undefined && wT !== undefined;

@@ -86,9 +86,9 @@ describe('LLaMA forward and per-example LoRA gradients against the reference fix
 
   it('single weight layout: each frozen matrix held once, same gradients as the reference', async () => {
     const before = tf.memory().numBytes;
-    const single = LlamaModel.load(FIXTURE_DIR, { layout: 'single' });
+    const single = LlamaModel.load(FIXTURE_DIR, { layout: 'single', storage: 'heap' });
     const singleBytes = tf.memory().numBytes - before;
-    const both = LlamaModel.load(FIXTURE_DIR, { layout: 'both' });
+    const both = LlamaModel.load(FIXTURE_DIR, { layout: 'both', storage: 'heap' });
     const bothBytes = tf.memory().numBytes - before - singleBytes;
     // Parameters in float32, plus the [d, d] rotate-half matrix and its transpose.
     const d = single.config.headDim;
