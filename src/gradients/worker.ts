@@ -25,6 +25,7 @@ export interface GradientTask {
   sequences: TokenSequence[];
   mask: LabelMask;
   padId: number;
+  recompute: boolean | 'auto';
 }
 
 interface State {
@@ -40,7 +41,7 @@ serveWorker<State, GradientTask>(
     return { model, lora: loraStateFromAdapter(init.adapter) };
   },
   (state, task) => {
-    const result: ComputedGradients = batchLoraGradients(state.model, state.lora, makeBatch(task.sequences, task.mask, task.padId));
+    const result: ComputedGradients = batchLoraGradients(state.model, state.lora, makeBatch(task.sequences, task.mask, task.padId), task.recompute);
     const transfer = [result.losses.buffer as ArrayBuffer, ...result.blocks.map((b) => b.data.buffer as ArrayBuffer)];
     return { result, transfer };
   },

@@ -13,7 +13,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { TokenBatch } from '../data/batch';
 import { attentionCore } from '../runtime/attention';
-import { addSame, embedRows, frozenLinear, matMul2d, perExampleLowRank, rmsNorm, rotary, RotationMatrix, swiGlu } from '../runtime/ops';
+import { addSame, customGrad, embedRows, frozenLinear, gradsInsideBackward, matMul2d, perExampleLowRank, rmsNorm, rotary, RotationMatrix, swiGlu } from '../runtime/ops';
 import { BaseWeights, disposeBaseWeights, loadBaseModelFiles, LoadOptions } from './baseWeights';
 import { modulePath } from './modules';
 import { LoraState } from './loraState';
@@ -30,6 +30,11 @@ export interface BatchConstants {
   sin: tf.Tensor4D;
   /** [B, 1, T, T] additive mask: 0 where attention is allowed, a large negative number elsewhere. */
   attentionBias: tf.Tensor4D;
+  /**
+   * Activation checkpointing: keep only each layer's input for the backward pass and
+   * recompute the layer there (one more forward pass; memoryBudget.ts chooseRecompute).
+   */
+  recomputeLayers?: boolean;
 }
 
 const MASKED = -1e9;
@@ -100,22 +105,55 @@ export class LlamaModel {
     const w = this.weights;
     let h = embedRows(w.embed, c.ids);
     for (let l = 0; l < this.config.numLayers; l++) {
-      const layer = w.layers[l];
       const input = h;
-      // One scope per layer: its intermediates are freed as soon as it is done (under a
-      // gradient tape the backward pass reads only what each op saved), which keeps the
-      // peak memory of a batch to about one layer's intermediates plus the saved tensors.
-      h = tf.tidy(() => {
-        const x = this.rmsNorm(input, layer.inputNorm);
-        const attn = this.attention(x, l, c, lora);
-        const h1 = addSame(input, this.linear(attn, l, 'o_proj', c, lora));
-        const y = this.rmsNorm(h1, layer.postAttentionNorm);
-        const act = swiGlu(this.linear(y, l, 'gate_proj', c, lora), this.linear(y, l, 'up_proj', c, lora));
-        return addSame(h1, this.linear(act, l, 'down_proj', c, lora));
-      });
+      h = c.recomputeLayers && lora ? this.recomputedLayer(input, l, c, lora) : this.layer(input, l, c, lora);
       if (l > 0) input.dispose();
     }
     return this.rmsNorm(h, w.finalNorm);
+  }
+
+  /**
+   * One decoder layer. One scope per layer: its intermediates are freed as soon as it is
+   * done (under a gradient tape the backward pass reads only what each op saved), which
+   * keeps the peak memory of a batch to about one layer's intermediates plus the saved tensors.
+   */
+  private layer(input: tf.Tensor2D, l: number, c: BatchConstants, lora?: LoraState): tf.Tensor2D {
+    const layer = this.weights.layers[l];
+    return tf.tidy(() => {
+      const x = this.rmsNorm(input, layer.inputNorm);
+      const attn = this.attention(x, l, c, lora);
+      const h1 = addSame(input, this.linear(attn, l, 'o_proj', c, lora));
+      const y = this.rmsNorm(h1, layer.postAttentionNorm);
+      const act = swiGlu(this.linear(y, l, 'gate_proj', c, lora), this.linear(y, l, 'up_proj', c, lora));
+      return addSame(h1, this.linear(act, l, 'down_proj', c, lora));
+    });
+  }
+
+  /**
+   * The layer as one differentiable op of its input and its LoRA factors that saves only
+   * those: the forward runs untaped, and the backward runs the layer again under a tape of
+   * its own. Memory per layer drops from all its intermediates to its input.
+   */
+  private recomputedLayer(input: tf.Tensor2D, l: number, c: BatchConstants, lora: LoraState): tf.Tensor2D {
+    const prefix = `model.layers.${l}.`;
+    const paths = [...lora.factors.keys()].filter((p) => p.startsWith(prefix));
+    const factors = paths.flatMap((p) => [lora.factors.get(p)!.aT, lora.factors.get(p)!.bT]);
+    const withFactors = (ts: tf.Tensor[]): LoraState => {
+      const map = new Map(lora.factors);
+      paths.forEach((p, i) => map.set(p, { ...lora.factors.get(p)!, aT: ts[2 * i], bT: ts[2 * i + 1] }));
+      return { ...lora, factors: map };
+    };
+    const run = (x: tf.Tensor, ...fs: tf.Tensor[]) => this.layer(x as tf.Tensor2D, l, c, withFactors(fs));
+    const f = customGrad((...args: never[]) => {
+      const save = (args as unknown[]).pop() as tf.GradSaveFunc;
+      const inputs = args as unknown as tf.Tensor[];
+      save(inputs);
+      return {
+        value: run(inputs[0], ...inputs.slice(1)),
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => gradsInsideBackward(run, saved, dy),
+      };
+    });
+    return f(input, ...factors) as tf.Tensor2D;
   }
 
   /** Logits [rows, vocab] for the given rows of a hidden-state matrix. */

@@ -26,6 +26,15 @@ export function activationBytesPerRow(cfg: ModelConfig): number {
 }
 
 /**
+ * Heap bytes per token row of a forward + backward pass that recomputes each layer during
+ * the backward pass (activation checkpointing, LlamaModel): only each layer's input is kept,
+ * plus one layer's intermediates at a time and the logits.
+ */
+export function recomputeBytesPerRow(cfg: ModelConfig): number {
+  return 4 * (2 * cfg.numLayers * cfg.hiddenSize + 2 * (16 * cfg.hiddenSize + 6 * cfg.intermediateSize) + 3 * cfg.vocabSize);
+}
+
+/**
  * Heap bytes a forward pass alone needs per token row, an over-estimate: its layers free
  * their intermediates as they go, so one layer's worth plus the logits and their softmax.
  */
@@ -42,11 +51,13 @@ export interface BudgetCheck {
   heapBytes?: number;
   /** A forward pass only (losses, embeddings): no activations kept for a backward pass. */
   forwardOnly?: boolean;
+  /** A backward pass that recomputes each layer (recomputeBytesPerRow). */
+  recompute?: boolean;
 }
 
 /** Throws a TdaError naming the largest batch size that fits when this batch would not. */
 export function checkActivationBudget(o: BudgetCheck): void {
-  const perRow = o.forwardOnly ? forwardBytesPerRow(o.config) : activationBytesPerRow(o.config);
+  const perRow = o.forwardOnly ? forwardBytesPerRow(o.config) : o.recompute ? recomputeBytesPerRow(o.config) : activationBytesPerRow(o.config);
   const available = (o.heapBytes ?? WASM_HEAP_BYTES) * USABLE_SHARE - o.usedBytes;
   const need = o.batchSize * o.seqLen * perRow;
   if (need <= available) return;
@@ -61,9 +72,24 @@ export function checkActivationBudget(o: BudgetCheck): void {
 }
 
 /** The check for the current backend: only wasm has the fixed heap. */
-export function checkBatchFits(config: ModelConfig, batchSize: number, seqLen: number, forwardOnly = false): void {
+export function checkBatchFits(config: ModelConfig, batchSize: number, seqLen: number, forwardOnly = false, recompute = false): void {
   if (tf.getBackend() !== 'wasm') return;
-  checkActivationBudget({ config, batchSize, seqLen, usedBytes: tf.memory().numBytes, forwardOnly });
+  checkActivationBudget({ config, batchSize, seqLen, usedBytes: tf.memory().numBytes, forwardOnly, recompute });
+}
+
+/**
+ * Layer recomputation for a backward pass: `true`/`false` as asked, or for 'auto' only when
+ * the batch's full activations would not fit the heap (recomputing costs one more forward).
+ */
+export function chooseRecompute(config: ModelConfig, batchSize: number, seqLen: number, choice: boolean | 'auto' = 'auto'): boolean {
+  if (choice !== 'auto') return choice;
+  if (tf.getBackend() !== 'wasm') return false;
+  try {
+    checkActivationBudget({ config, batchSize, seqLen, usedBytes: tf.memory().numBytes });
+    return false;
+  } catch {
+    return true;
+  }
 }
 
 /**

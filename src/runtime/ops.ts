@@ -43,8 +43,8 @@ export function embedRows(table: EmbeddingTable, ids: tf.Tensor1D): tf.Tensor2D 
 }
 
 /** tf.customGrad with the argument types spelled out (its declared type lumps tensors and `save`). */
-type GradBody = (...args: never[]) => { value: tf.Tensor; gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor | tf.Tensor[] };
-function customGrad(body: GradBody): (...inputs: tf.Tensor[]) => tf.Tensor {
+export type GradBody = (...args: never[]) => { value: tf.Tensor; gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor | tf.Tensor[] };
+export function customGrad(body: GradBody): (...inputs: tf.Tensor[]) => tf.Tensor {
   return tf.customGrad(body as unknown as Parameters<typeof tf.customGrad>[0]) as (...inputs: tf.Tensor[]) => tf.Tensor;
 }
 
@@ -118,6 +118,22 @@ export function frozenLinear(x: tf.Tensor2D, m: FrozenMatrix): tf.Tensor2D {
     };
   });
   return f(x) as tf.Tensor2D;
+}
+
+/**
+ * tf.grads(f)(xs, dy) from inside a custom gradient, while the engine is backpropagating an
+ * outer tape: tfjs 4.22 (pinned) starts a fresh tape for the inner call and clears the
+ * engine's active tape when it finishes, which the outer pass still needs, so the outer
+ * one is put back.
+ */
+export function gradsInsideBackward(f: (...xs: tf.Tensor[]) => tf.Tensor, xs: tf.Tensor[], dy: tf.Tensor): tf.Tensor[] {
+  const state = (tf.engine() as unknown as { state: { activeTape: unknown } }).state;
+  const outer = state.activeTape;
+  try {
+    return tf.grads(f)(xs, dy);
+  } finally {
+    state.activeTape = outer;
+  }
 }
 
 /** 2-D product a @ b with a gradient for both operands, using explicit transposes. */

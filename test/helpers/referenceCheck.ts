@@ -69,7 +69,7 @@ function lastLogits8(model: LlamaModel, adapter: LoraAdapter, sequences: TokenSe
 }
 
 /** `workers`: worker threads for the gradients (0 = this thread), one example per batch when > 0. */
-export async function checkAgainstReference(name: string, model: LlamaModel, adapter: LoraAdapter, sequences: TokenSequence[], workers = 0): Promise<void> {
+export async function checkAgainstReference(name: string, model: LlamaModel, adapter: LoraAdapter, sequences: TokenSequence[], workers = 0, recompute: boolean | 'auto' = 'auto'): Promise<void> {
   const want = referenceExpectations(name);
   const n = sequences.length;
   const losses = computeLosses(model, adapter, sequences, { batchSize: n });
@@ -79,7 +79,7 @@ export async function checkAgainstReference(name: string, model: LlamaModel, ada
     assert.ok(rel < 1e-4, `${name} logits of example ${j}: relative ${rel}`);
   });
 
-  const got = await computeLoraGradients(model, adapter, sequences, { batchSize: workers > 0 ? 1 : n, workers });
+  const got = await computeLoraGradients(model, adapter, sequences, { batchSize: workers > 0 ? 1 : n, workers, recompute });
   const expected = SafetensorsFile.open(path.join(REFERENCE_DIR, name, 'expected_grads.safetensors'));
   try {
     let checked = 0;

@@ -25,7 +25,7 @@ import { SafetensorsFile, TensorToWrite, writeSafetensors } from '../../io/safet
 import { parseTempName, processAlive } from '../../io/fsutil';
 import { acquireLock, Lock } from '../../io/lock';
 import { adapterKey, LoraAdapter } from '../../model/adapter';
-import { adapterBlocks, computeLoraGradients } from '../compute';
+import { adapterBlocks, computeLoraGradients, GradientOptions } from '../compute';
 import { LlamaModel } from '../../model/llama';
 import { hashAdapterDir, hashDataset, hashFile, hashModelDir } from './hash';
 import {
@@ -57,6 +57,10 @@ export interface ComputeOptions {
   onShard?: (shard: ShardRecord) => void;
   /** Aborts between batches; finished shards stay recorded and a re-run resumes. */
   signal?: AbortSignal;
+  /** Worker threads (compute.ts GradientOptions.workers; a GradientWorkers pool is reused across shards). */
+  workers?: GradientOptions['workers'];
+  /** Layer recomputation during the backward pass (compute.ts GradientOptions.recompute). */
+  recompute?: GradientOptions['recompute'];
 }
 
 export interface ComputeReport {
@@ -285,6 +289,8 @@ export class GradientStore {
           mask: s.mask,
           batchSize: opts.batchSize,
           padId: opts.padId,
+          workers: opts.workers,
+          recompute: opts.recompute,
           onProgress: (d) => {
             opts.signal?.throwIfAborted();
             opts.onProgress?.(before + d, s.n);
