@@ -1,119 +1,223 @@
 /**
- * A 0.5B-parameter LLaMA-shaped checkpoint (random weights, Hugging Face layout, BF16,
- * two shard files) loaded lazily, with per-example LoRA gradients (r=8 on q/v) streamed
- * into a gradient store. Reports load time, resident memory after loading, peak resident
- * memory while 10x more examples stream through, and throughput, against the model's
- * float32 weight size. Each configuration runs in its own process, so peaks are its own.
+ * Real LLM sizes on a CPU machine: per-example LoRA gradients of checkpoints with public
+ * model shapes (random BF16 weights, Hugging Face layout, sharded), streamed into a gradient
+ * store, with time and peak resident memory.
  *
- *   npm run bench:large [-- --examples 4,40 --seq-len 32 --preset 0.5b]
+ *   npm run bench:large [-- --only 1.1b|7b] [--examples 64] [--seq-len 128] [--batch-size 4]
+ *                       [--recompute on|off|auto] [--workers 2] [--no-torch]
  *
- * The checkpoint is written once to $TMPDIR/tda-lab-random-<preset>-bf16 (1 GB for 0.5b)
- * and reused.
+ * - TinyLlama-1.1B shape, LoRA r=8 on q/k/v/o, 64 examples of 128 tokens: tda-lab and
+ *   PyTorch (bench/reference_torch.py, float32 weights, its faster of one backward per
+ *   example and per-example LoRA copies with bmm on 4 examples, then the full run) on the
+ *   same checkpoint, adapter and examples, each in its own process, so each peak is its own.
+ * - LLaMA2-7B shape (13.5 GB in BF16), 8 examples of 64 tokens: tda-lab alone. PyTorch is
+ *   not started on it: its float32 weights alone (computed from the config) exceed this
+ *   machine's memory, and the kernel's out-of-memory killer would end the run.
+ *
+ * tda-lab keeps the weights memory-mapped in BF16 (runtime/externalWeights.ts), shared by its
+ * worker threads, and recomputes each layer in the backward pass (activation checkpointing).
+ * Checkpoints are written once to $TMPDIR/tda-lab-random-<preset>-bf16 and reused.
+ * Results: bench/results/large-model.csv.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { GradientStore, storeSettings } from '../src/gradients/store';
 import { formatTable } from '../src/cli/table';
-import { initAdapter, parseLoraConfig, saveAdapter } from '../src/model/adapter';
+import { initAdapter, LoraAdapter, parseLoraConfig, saveAdapter } from '../src/model/adapter';
+import { isMapped } from '../src/model/baseWeights';
 import { LlamaModel } from '../src/model/llama';
-import { keepsBothLayouts } from '../src/model/baseWeights';
 import { Rng } from '../src/random';
 import { llamaConfig, parameterCount, SIZE_PRESETS, writeLargeRandomCheckpoint } from '../src/model/synthetic';
-import { initBackend } from '../src/runtime/backend';
+import { initBackend, nativeActive } from '../src/runtime/backend';
+import { ModelConfig } from '../src/model/types';
 
+const argv = process.argv.slice(2);
 function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : fallback;
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 ? argv[i + 1] : fallback;
 }
 
-/** Peak resident set size of this process so far, in MB (getrusage ru_maxrss). */
-function peakRssMb(): number {
-  return process.resourceUsage().maxRSS / 1024;
-}
+const PYTHON = process.env.PYTHON ?? '/usr/bin/python3';
+const HERE = __dirname;
 
-interface ChildResult {
+interface Case {
+  key: string;
+  preset: string;
   examples: number;
-  loadSeconds: number;
-  rssAfterLoadMb: number;
-  peakRssMb: number;
-  gradSeconds: number;
-  storeMb: number;
-  singleLayout: boolean;
+  seqLen: number;
+  torch: boolean;
 }
 
-/** One configuration: load the model, stream `examples` gradients into a fresh store. */
-async function child(dir: string, examples: number, seqLen: number): Promise<ChildResult> {
+const CASES: Case[] = [
+  { key: '1.1b', preset: 'tinyllama-1.1b', examples: 64, seqLen: 128, torch: true },
+  { key: '7b', preset: 'llama2-7b', examples: 8, seqLen: 64, torch: false },
+];
+
+interface Inputs {
+  modelDir: string;
+  adapterDir: string;
+  dataFile: string;
+  examples: { inputIds: number[]; promptLength: number }[];
+}
+
+/** The checkpoint (written once), a LoRA r=8 adapter on q/k/v/o with trained-looking B, and the examples. */
+function inputs(c: Case, work: string): Inputs {
+  const cfg = llamaConfig(SIZE_PRESETS[c.preset]);
+  const modelDir = path.join(os.tmpdir(), `tda-lab-random-${c.preset}-bf16`);
+  if (!fs.existsSync(path.join(modelDir, 'model.safetensors.index.json'))) {
+    process.stderr.write(`writing the random ${c.preset} checkpoint (BF16) to ${modelDir} ...\n`);
+    writeLargeRandomCheckpoint(modelDir, cfg, 0, { dtype: 'BF16', maxShardBytes: 5e9 });
+  }
+  const adapter = randomAdapter(cfg);
+  const adapterDir = path.join(work, `adapter-${c.key}`);
+  saveAdapter(adapterDir, adapter);
+  const rng = new Rng(2);
+  const prompt = c.seqLen / 4;
+  const examples = Array.from({ length: c.examples }, () => ({ inputIds: Array.from({ length: c.seqLen }, () => rng.int(cfg.vocabSize)), promptLength: prompt }));
+  const dataFile = path.join(work, `data-${c.key}.json`);
+  fs.writeFileSync(dataFile, JSON.stringify({ input_ids: examples.map((e) => e.inputIds), prompt_length: prompt }));
+  return { modelDir, adapterDir, dataFile, examples };
+}
+
+function randomAdapter(cfg: ModelConfig): LoraAdapter {
+  const lora = parseLoraConfig({ peft_type: 'LORA', r: 8, lora_alpha: 16, target_modules: ['q_proj', 'k_proj', 'v_proj', 'o_proj'] }, 'bench');
+  const adapter = initAdapter(cfg, lora, 1);
+  const rng = new Rng(3);
+  for (const m of adapter.modules) m.B.forEach((_, i) => (m.B[i] = rng.normal() * 0.01));
+  return adapter;
+}
+
+/** Peak resident set size of this process so far (all its threads), in MB. */
+const peakRssMb = () => process.resourceUsage().maxRSS / 1024;
+
+interface TdaResult {
+  loadSeconds: number;
+  gradSeconds: number;
+  peakRssMb: number;
+  rssAfterLoadMb: number;
+  mapped: boolean;
+  workers: number;
+}
+
+/** The tda-lab side, in a child process of its own. */
+async function tdaChild(c: Case, work: string): Promise<TdaResult> {
   await initBackend('wasm');
+  if (!nativeActive()) throw new Error('the large-model benchmark needs the native kernels (npm install with gcc and libopenblas-dev)');
+  const inp = inputs(c, work);
   const t0 = Date.now();
-  const model = LlamaModel.load(dir);
+  const model = LlamaModel.load(inp.modelDir);
   const loadSeconds = (Date.now() - t0) / 1000;
   const rssAfterLoadMb = process.memoryUsage().rss / 2 ** 20;
-  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'tda-large-'));
-  try {
-    const lora = parseLoraConfig({ peft_type: 'LORA', r: 8, lora_alpha: 16, target_modules: ['q_proj', 'v_proj'] }, 'bench');
-    const adapter = initAdapter(model.config, lora, 1);
-    const rng = new Rng(2);
-    for (const m of adapter.modules) m.B.forEach((_, i) => (m.B[i] = rng.normal() * 0.01)); // trained-looking B
-    const adapterDir = path.join(work, 'adapter');
-    saveAdapter(adapterDir, adapter);
-    const seqs = Array.from({ length: examples }, () => ({
-      inputIds: Array.from({ length: seqLen }, () => rng.int(model.config.vocabSize)),
-      promptLength: seqLen / 4,
-    }));
-    const storeDir = path.join(work, 'store');
-    const store = GradientStore.open(storeDir, storeSettings({ modelDir: dir, adapterDir, examples: seqs, shardSize: 4 }));
-    const t1 = Date.now();
-    await store.compute(model, { ...adapter, dir: adapterDir }, seqs, { batchSize: 4 });
-    const gradSeconds = (Date.now() - t1) / 1000;
-    const storeMb = fs.readdirSync(storeDir).reduce((a, f) => a + fs.statSync(path.join(storeDir, f)).size, 0) / 2 ** 20;
-    return { examples, loadSeconds, rssAfterLoadMb, peakRssMb: peakRssMb(), gradSeconds, storeMb, singleLayout: !keepsBothLayouts(model.config) };
-  } finally {
-    fs.rmSync(work, { recursive: true, force: true });
-  }
+  const adapter = { ...randomAdapter(model.config), dir: inp.adapterDir };
+  const storeDir = path.join(work, `store-${c.key}`);
+  const batchSize = Number(arg('batch-size', '4'));
+  const workers = Number(arg('workers', String(Math.min(os.cpus().length, Math.ceil(c.examples / batchSize)))));
+  const recompute = ({ on: true, off: false, auto: 'auto' } as const)[arg('recompute', 'on') as 'on' | 'off' | 'auto'];
+  const store = GradientStore.open(storeDir, storeSettings({ modelDir: inp.modelDir, adapterDir: inp.adapterDir, examples: inp.examples, shardSize: c.examples }));
+  const t1 = Date.now();
+  await store.compute(model, adapter, inp.examples, {
+    batchSize,
+    workers,
+    recompute,
+    onProgress: (d, n) => process.stderr.write(`\r  ${c.preset}: ${d}/${n} examples, ${((Date.now() - t1) / 1000).toFixed(0)} s`),
+  });
+  process.stderr.write('\n');
+  const gradSeconds = (Date.now() - t1) / 1000;
+  const mapped = isMapped(model.weights);
+  model.dispose();
+  return { loadSeconds, gradSeconds, peakRssMb: peakRssMb(), rssAfterLoadMb, mapped, workers };
+}
+
+interface TorchResult {
+  seconds: number;
+  examplesPerS: number;
+  peakRssMb: number;
+  way: string;
+}
+
+function torchRun(inp: Inputs, methods: string, examples: number, batchSize: number): { methods: Record<string, { seconds: number; examples_per_s: number }>; peak_rss_mb: number } {
+  const cores = os.cpus().length;
+  const env = { ...process.env, OMP_NUM_THREADS: String(cores), OPENBLAS_NUM_THREADS: String(cores), OMP_WAIT_POLICY: 'PASSIVE' };
+  const args = [path.join(HERE, 'reference_torch.py'), 'grads', '--model', inp.modelDir, '--adapter', inp.adapterDir, '--data', inp.dataFile];
+  const r = spawnSync(PYTHON, [...args, '--examples', String(examples), '--batch-size', String(batchSize), '--methods', methods, '--warmup', '0', '--threads', String(cores)], {
+    encoding: 'utf8',
+    env,
+    maxBuffer: 1 << 26,
+  });
+  if (r.status !== 0) throw new Error(`PyTorch failed (${r.status}):\n${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop()!);
+}
+
+/** PyTorch's faster way on a few examples, then the full run with it. */
+function torchSide(c: Case, inp: Inputs): TorchResult {
+  const batchSize = Number(arg('batch-size', '4'));
+  const calib = torchRun(inp, 'loop,bmm', batchSize, batchSize);
+  const way = Object.entries(calib.methods).sort((a, b) => b[1].examples_per_s - a[1].examples_per_s)[0][0];
+  const full = torchRun(inp, way, c.examples, batchSize);
+  const m = full.methods[way];
+  return { seconds: m.seconds, examplesPerS: m.examples_per_s, peakRssMb: full.peak_rss_mb, way };
 }
 
 async function main() {
-  const preset = arg('preset', '0.5b');
-  const seqLen = Number(arg('seq-len', '32'));
-  const cfg = llamaConfig(SIZE_PRESETS[preset]);
-  const dir = path.join(os.tmpdir(), `tda-lab-random-${preset}-bf16`);
-  if (process.argv.includes('--child')) {
-    console.log(JSON.stringify(await child(dir, Number(arg('examples', '4')), seqLen)));
+  const only = arg('only', '');
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'tda-large-'));
+  const examplesOverride = argv.includes('--examples') ? Number(arg('examples', '0')) : 0;
+  const seqOverride = argv.includes('--seq-len') ? Number(arg('seq-len', '0')) : 0;
+  const cases = CASES.filter((c) => !only || c.key === only).map((c) => ({ ...c, examples: examplesOverride || c.examples, seqLen: seqOverride || c.seqLen }));
+  if (argv.includes('--child')) {
+    const c = cases[0];
+    console.log(JSON.stringify(await tdaChild(c, arg('work', work))));
     return;
   }
-  if (!fs.existsSync(path.join(dir, 'model.safetensors.index.json'))) {
-    process.stderr.write(`writing the random ${preset} checkpoint to ${dir} ...\n`);
-    writeLargeRandomCheckpoint(dir, cfg, 0, { dtype: 'BF16' });
+  try {
+    const rows: Record<string, string | number>[] = [];
+    for (const c of cases) {
+      const cfg = llamaConfig(SIZE_PRESETS[c.preset]);
+      const params = parameterCount(cfg);
+      const f32Gb = (params * 4) / 2 ** 30;
+      const inp = inputs(c, work); // writes the checkpoint once, before anything is timed
+      const diskGb = fs.readdirSync(inp.modelDir).reduce((a, f) => a + fs.statSync(path.join(inp.modelDir, f)).size, 0) / 2 ** 30;
+      console.log(`${c.preset}: ${(params / 1e9).toFixed(2)}B parameters, ${diskGb.toFixed(1)} GB on disk (BF16), ${f32Gb.toFixed(1)} GB in float32; ${c.examples} examples x ${c.seqLen} tokens, LoRA r=8 on q/k/v/o`);
+      const out = execFileSync(process.execPath, [...process.execArgv, __filename, '--child', '--only', c.key, '--work', work, ...argv.filter((a, i) => !['--only'].includes(a) && argv[i - 1] !== '--only')], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      const t = JSON.parse(out.trim().split('\n').pop()!) as TdaResult;
+      const row: Record<string, string | number> = {
+        model: c.preset,
+        examples: `${c.examples} x ${c.seqLen}`,
+        'tda-lab s': t.gradSeconds.toFixed(1),
+        's / example': (t.gradSeconds / c.examples).toFixed(2),
+        'tda-lab peak RSS GB': (t.peakRssMb / 1024).toFixed(2),
+        'peak / f32 weights': (t.peakRssMb / 1024 / f32Gb).toFixed(2),
+        'load s': t.loadSeconds.toFixed(1),
+      };
+      if (c.torch && !argv.includes('--no-torch')) {
+        const p = torchSide(c, inp);
+        Object.assign(row, {
+          'PyTorch s': p.seconds.toFixed(1),
+          'PyTorch way': p.way,
+          'PyTorch peak RSS GB': (p.peakRssMb / 1024).toFixed(2),
+          'tda-lab / PyTorch speed': (p.seconds / t.gradSeconds).toFixed(2),
+          'RSS tda-lab / PyTorch': (t.peakRssMb / p.peakRssMb).toFixed(2),
+        });
+      } else {
+        Object.assign(row, { 'PyTorch s': '-', 'PyTorch way': `not run: float32 weights alone ${f32Gb.toFixed(1)} GB`, 'PyTorch peak RSS GB': `> ${f32Gb.toFixed(1)}` });
+      }
+      rows.push(row);
+      console.log(formatTable([row], 2));
+    }
+    console.log(formatTable(rows, 2));
+    const outDir = path.join(HERE, 'results');
+    fs.mkdirSync(outDir, { recursive: true });
+    const keys = [...new Set(rows.flatMap((r) => Object.keys(r)))];
+    fs.writeFileSync(path.join(outDir, 'large-model.csv'), [keys.join(','), ...rows.map((r) => keys.map((k) => JSON.stringify(r[k] ?? '')).join(','))].join('\n') + '\n');
+    console.log(`machine: ${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GB, node ${process.version}, load ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
   }
-  const f32Mb = (parameterCount(cfg) * 4) / 2 ** 20;
-  const bf16Mb = fs.readdirSync(dir).reduce((a, f) => a + fs.statSync(path.join(dir, f)).size, 0) / 2 ** 20;
-  console.log(`model: ${(parameterCount(cfg) / 1e6).toFixed(0)}M parameters, ${bf16Mb.toFixed(0)} MB on disk (BF16), ${f32Mb.toFixed(0)} MB in float32; seq ${seqLen}, batch 4, LoRA r=8 on q/v`);
-  const rows = [];
-  for (const n of arg('examples', '4,40').split(',').map(Number)) {
-    const out = execFileSync(process.execPath, [...process.execArgv, __filename, '--child', '--examples', String(n), '--preset', preset, '--seq-len', String(seqLen)], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    const r = JSON.parse(out.trim().split('\n').pop()!) as ChildResult;
-    rows.push({
-      examples: r.examples,
-      'load s': r.loadSeconds,
-      'RSS after load MB': r.rssAfterLoadMb,
-      'peak RSS MB': r.peakRssMb,
-      'peak / f32 weights': r.peakRssMb / f32Mb,
-      'grads s': r.gradSeconds,
-      'examples/s': r.examples / r.gradSeconds,
-      'store MB': r.storeMb,
-    });
-  }
-  console.log(formatTable(rows, 2));
-  const outDir = path.join(__dirname, 'results');
-  fs.mkdirSync(outDir, { recursive: true });
-  const keys = Object.keys(rows[0]);
-  fs.writeFileSync(path.join(outDir, `large-model-${preset}.csv`), [keys.join(','), ...rows.map((r) => keys.map((k) => (r as Record<string, number>)[k]).join(','))].join('\n') + '\n');
-  console.log(`peak RSS bound (2x float32 weights): ${(2 * f32Mb).toFixed(0)} MB; machine: ${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GB, node ${process.version}`);
 }
 
 main().catch((e) => {

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 # ---------------------------------------------------------------- files
 
 def read_safetensors(path):
+    """Every tensor of one file as float32 (F32, BF16 and F16 are widened)."""
     with open(path, 'rb') as f:
         (n,) = struct.unpack('<Q', f.read(8))
         header = json.loads(f.read(n))
@@ -43,12 +44,31 @@ def read_safetensors(path):
         for name, info in header.items():
             if name == '__metadata__':
                 continue
-            if info['dtype'] != 'F32':
-                raise SystemExit(f'{path}: {name}: only F32 is supported here, got {info["dtype"]}')
             lo, hi = info['data_offsets']
             f.seek(base + lo)
-            arr = np.frombuffer(f.read(hi - lo), dtype='<f4').reshape(info['shape'])
-            out[name] = torch.from_numpy(arr.copy())
+            raw = f.read(hi - lo)
+            if info['dtype'] == 'F32':
+                arr = np.frombuffer(raw, dtype='<f4').copy()
+            elif info['dtype'] == 'BF16':
+                arr = (np.frombuffer(raw, dtype='<u2').astype(np.uint32) << 16).view(np.float32)
+            elif info['dtype'] == 'F16':
+                arr = np.frombuffer(raw, dtype='<f2').astype(np.float32)
+            else:
+                raise SystemExit(f'{path}: {name}: only F32, BF16 and F16 are supported here, got {info["dtype"]}')
+            out[name] = torch.from_numpy(arr.reshape(info['shape']))
+    return out
+
+
+def read_checkpoint(model_dir):
+    """model.safetensors, or the shards listed in model.safetensors.index.json."""
+    index = os.path.join(model_dir, 'model.safetensors.index.json')
+    if not os.path.exists(index):
+        return read_safetensors(os.path.join(model_dir, 'model.safetensors'))
+    with open(index) as f:
+        shard_files = sorted(set(json.load(f)['weight_map'].values()))
+    out = {}
+    for shard in shard_files:
+        out.update(read_safetensors(os.path.join(model_dir, shard)))
     return out
 
 
@@ -79,7 +99,7 @@ class Llama:
         self.d = c.get('head_dim', self.H // self.nh)
         self.eps = c['rms_norm_eps']
         self.theta = c.get('rope_theta', 10000.0)
-        w = read_safetensors(os.path.join(model_dir, 'model.safetensors'))
+        w = read_checkpoint(model_dir)
         self.w = {k: v.contiguous() for k, v in w.items()}
         if 'lm_head.weight' not in self.w:
             self.w['lm_head.weight'] = self.w['model.embed_tokens.weight']
@@ -206,7 +226,8 @@ def run_grads(a):
     for name in a.methods.split(','):
         fn = METHODS[name]
         bs = a.batch_size
-        fn(m, ids_all[:bs], prompt)  # warm-up
+        if a.warmup:
+            fn(m, ids_all[:bs], prompt)  # warm-up
         n = min(a.examples, ids_all.shape[0])
         t0 = time.perf_counter()
         first = None
@@ -300,6 +321,7 @@ def main():
     p.add_argument('--examples', type=int, default=16)
     p.add_argument('--batch-size', type=int, default=8)
     p.add_argument('--methods', default='bmm,vmap,loop')
+    p.add_argument('--warmup', type=int, default=1, help='1: one untimed batch first (0 for large models)')
     p.add_argument('--shards', help='directory with meta.json, test and train shards (raw float32)')
     p.add_argument('--max-shards', type=int, default=0, help='use only the first k training shards')
     p.add_argument('--dump', help='write the first results as raw float32 here (for the runner to compare)')
