@@ -7,6 +7,7 @@ import { loadTokenizer, TOKENIZER_FILE } from '../data/tokenizer';
 import { TdaError } from '../errors';
 import { loadAdapter, LoraAdapter } from '../model/adapter';
 import { computeLoraGradients } from '../gradients/compute';
+import { WeightStorage } from '../model/baseWeights';
 import { writeGradientFile } from '../gradients/file';
 import { outputLockFile, withLock } from '../io/lock';
 import { LlamaModel } from '../model/llama';
@@ -25,6 +26,10 @@ export interface GradsOptions {
   progress?: boolean;
   /** Compute only this slice of the examples (merge the slices with `tda-lab merge`). */
   shard?: ShardSpec;
+  /** Where frozen weights live (model/baseWeights.ts WeightStorage; default auto). */
+  weights?: WeightStorage;
+  /** Layer recomputation in the backward pass (gradients/compute.ts; default auto). */
+  recompute?: boolean | 'auto';
 }
 
 export interface GradsSummary {
@@ -39,14 +44,14 @@ export interface GradsSummary {
  * directory's tokenizer if it has one, and the examples (token ids checked against the
  * vocabulary). The caller disposes the model.
  */
-export function loadGradsInputs(modelDir: string, adapterDir: string, dataFile: string) {
-  const inputs = loadModelInputs(modelDir, adapterDir, dataFile);
+export function loadGradsInputs(modelDir: string, adapterDir: string, dataFile: string, weights: WeightStorage = 'auto') {
+  const inputs = loadModelInputs(modelDir, adapterDir, dataFile, weights);
   return { ...inputs, adapter: inputs.adapter as LoraAdapter };
 }
 
 /** The same with the adapter optional (null: the base model alone). */
-export function loadModelInputs(modelDir: string, adapterDir: string | null, dataFile: string) {
-  const model = LlamaModel.load(modelDir);
+export function loadModelInputs(modelDir: string, adapterDir: string | null, dataFile: string, weights: WeightStorage = 'auto') {
+  const model = LlamaModel.load(modelDir, { storage: weights });
   try {
     const adapter = adapterDir === null ? null : loadAdapter(adapterDir, model.config);
     const tokenizer = fs.existsSync(path.join(modelDir, TOKENIZER_FILE)) ? loadTokenizer(modelDir) : undefined;
@@ -68,7 +73,7 @@ async function computeGradsFile(opts: GradsOptions): Promise<GradsSummary> {
   const mask = opts.mask ?? 'response';
   if (mask !== 'response' && mask !== 'full') throw new TdaError(`unknown mask '${mask}' (use response or full)`, { field: '--mask' });
   const started = Date.now();
-  const { model, adapter, tokenizer, examples: all } = loadGradsInputs(opts.model, opts.adapter, opts.data);
+  const { model, adapter, tokenizer, examples: all } = loadGradsInputs(opts.model, opts.adapter, opts.data, opts.weights);
   try {
     const batchSize = opts.batchSize ?? DEFAULT_BATCH_SIZE;
     const range = opts.shard ? shardRange(all.length, opts.shard, batchSize) : { start: 0, end: all.length };
@@ -79,6 +84,7 @@ async function computeGradsFile(opts: GradsOptions): Promise<GradsSummary> {
       mask,
       batchSize,
       padId: tokenizer?.padId ?? 0,
+      recompute: opts.recompute,
       onProgress: (done, total) => bar.update(done, total),
     });
     bar.stop();

@@ -10,6 +10,7 @@ import { ProjectionSpec } from '../gradients/projection';
 import { LabelMask } from '../data/batch';
 import { TdaError } from '../errors';
 import { loadGradsInputs } from './grads';
+import { WeightStorage } from '../model/baseWeights';
 import { progressBar } from './progress';
 
 export interface GradsStoreOptions {
@@ -26,6 +27,10 @@ export interface GradsStoreOptions {
   projectDim?: number;
   progress?: boolean;
   signal?: AbortSignal;
+  /** Where frozen weights live (model/baseWeights.ts WeightStorage; default auto). */
+  weights?: WeightStorage;
+  /** Layer recomputation in the backward pass (gradients/compute.ts; default auto). */
+  recompute?: boolean | 'auto';
 }
 
 export interface GradsStoreSummary {
@@ -37,7 +42,7 @@ export interface GradsStoreSummary {
 
 export async function runGradsToStore(o: GradsStoreOptions): Promise<GradsStoreSummary> {
   const started = Date.now();
-  const { model, adapter, tokenizer, examples } = loadGradsInputs(o.model, o.adapter, o.data);
+  const { model, adapter, tokenizer, examples } = loadGradsInputs(o.model, o.adapter, o.data, o.weights);
   try {
     if (examples.length === 0) throw new TdaError('the dataset has no examples', { file: o.data });
     const projection: ProjectionSpec | null = o.projectDim ? { kind: 'gaussian', dim: o.projectDim, seed: 0 } : null;
@@ -48,6 +53,7 @@ export async function runGradsToStore(o: GradsStoreOptions): Promise<GradsStoreS
       const report = await store.compute(model, adapter, examples, {
         batchSize: o.batchSize,
         padId: tokenizer?.padId ?? 0,
+        recompute: o.recompute,
         onProgress: (done, total) => bar.update(done, total),
         signal: o.signal,
       });

@@ -29,8 +29,8 @@ export async function computePathLines(): Promise<string[]> {
     }
     const heap = (tf.backend() as unknown as { wasm?: { HEAPU8?: Uint8Array } }).wasm?.HEAPU8?.buffer.byteLength;
     const layouts = nativeActive()
-      ? 'frozen weights kept in one layout (read transposed by BLAS)'
-      : `frozen weights kept in two layouts up to ${mb(BOTH_LAYOUTS_MAX_BYTES)} of float32 weights, one above`;
+      ? 'frozen weights memory-mapped from the checkpoint files in their stored dtype (F32/BF16/F16), outside the heap and shared by worker threads (--weights heap: float32 in the heap)'
+      : `frozen weights in the heap as float32, in two layouts up to ${mb(BOTH_LAYOUTS_MAX_BYTES)} of weights, one above (at most ~0.9B parameters)`;
     lines.push(`wasm heap: ${heap === undefined ? 'unknown' : mb(heap)} now, at most ${mb(WASM_HEAP_BYTES)} per thread; ${layouts}`);
   } else {
     lines.push('matrix products: the backend\'s own (native BLAS kernels apply to the wasm backend only)');

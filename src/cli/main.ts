@@ -2,6 +2,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { positiveInt } from './parsers';
 import { LabelMask } from '../data/batch';
+import { WeightStorage } from '../model/baseWeights';
 import { BackendChoice, initBackend, NativeChoice } from '../runtime/backend';
 import { runDemo } from './demo';
 import { computePathLines } from './info';
@@ -33,6 +34,17 @@ function mask(value: string): LabelMask {
   return value;
 }
 
+function weightStorage(value: string): WeightStorage {
+  if (value !== 'auto' && value !== 'heap' && value !== 'mapped') throw new InvalidArgumentError("must be 'auto', 'heap' or 'mapped'");
+  return value;
+}
+
+function recomputeChoice(value: string): boolean | 'auto' {
+  if (value === 'auto') return 'auto';
+  if (value === 'on' || value === 'off') return value === 'on';
+  throw new InvalidArgumentError("must be 'on', 'off' or 'auto'");
+}
+
 export function buildProgram(): Command {
   const program = new Command('tda-lab')
     .description('Training data attribution for LoRA-tuned language models')
@@ -56,6 +68,8 @@ export function buildProgram(): Command {
     .option('--mask <mask>', 'which tokens the loss counts: response or full', mask, 'response' as LabelMask)
     .option('--batch-size <n>', 'examples per backward pass', positiveInt, DEFAULT_BATCH_SIZE)
     .option('--shard <i/n>', 'compute only shard i of n of the examples (0-based); combine with tda-lab merge', parseShard)
+    .option('--weights <where>', 'frozen weights: mapped (left in the checkpoint files in their dtype, read in place by the native kernels; no size limit), heap (float32 in the wasm heap, at most ~0.9B parameters) or auto (mapped on the native path)', weightStorage, 'auto' as WeightStorage)
+    .option('--recompute <mode>', 'recompute each layer in the backward pass (activation checkpointing: ~1.5x the work, a fraction of the memory): on, off or auto (when a batch would not fit the heap)', recomputeChoice, 'auto' as const)
     .action(async (o) => {
       if ((o.out === undefined) === (o.store === undefined)) throw new TdaError('give exactly one of --out <file> and --store <dir>', { field: '--out' });
       await backend();
@@ -67,7 +81,7 @@ export function buildProgram(): Command {
         process.once('SIGINT', onInterrupt);
         process.once('SIGTERM', onInterrupt);
         try {
-          const s = await runGradsToStore({ model: o.model, adapter: o.adapter, data: o.data, store: o.store, mask: o.mask, batchSize: o.batchSize, shardSize: o.storeShardSize, dtype: o.storeDtype, projectDim: o.project, signal: stop.signal });
+          const s = await runGradsToStore({ model: o.model, adapter: o.adapter, data: o.data, store: o.store, mask: o.mask, batchSize: o.batchSize, shardSize: o.storeShardSize, dtype: o.storeDtype, projectDim: o.project, signal: stop.signal, weights: o.weights, recompute: o.recompute });
           process.stderr.write(`${o.store}: ${s.examples} examples; ${s.computedShards} shards computed, ${s.reusedShards} reused, in ${s.seconds.toFixed(1)} s\n`);
         } finally {
           process.off('SIGINT', onInterrupt);
@@ -76,7 +90,7 @@ export function buildProgram(): Command {
         return;
       }
       if (o.project !== undefined) throw new TdaError('--project needs --store', { field: '--project' });
-      const s = await runGrads({ model: o.model, adapter: o.adapter, data: o.data, out: o.out, mask: o.mask, batchSize: o.batchSize, shard: o.shard });
+      const s = await runGrads({ model: o.model, adapter: o.adapter, data: o.data, out: o.out, mask: o.mask, batchSize: o.batchSize, shard: o.shard, weights: o.weights, recompute: o.recompute });
       process.stderr.write(`wrote ${o.out}: ${s.examples} examples, ${s.tensors} tensors in ${s.seconds.toFixed(1)} s\n`);
     });
 
