@@ -1,0 +1,257 @@
+/**
+ * EK-FAC factors (George et al. 2018) of every LoRA tensor, computed as kronfluence does.
+ *
+ * Each LoRA tensor is a linear layer W [rows, cols] (A: [r, in], input x; B: [out, r], input
+ * A x) with per-token inputs a_t and pre-activation gradients d_t (model/capture.ts). Per tensor:
+ * - activation covariance  C_a = sum_t a_t a_t^T / N   and
+ *   gradient covariance    C_d = sum_t d_t d_t^T / N,  N = non-padding tokens of the data
+ *   (kronfluence divides both by the token count of the attention mask);
+ * - their eigenbases Q_a, Q_d (float64, of the symmetrised matrices);
+ * - the corrected eigenvalues Lambda = mean over examples of (Q_d^T G_i Q_a)^2 (elementwise),
+ *   with G_i = sum_t d_t a_t^T the example's gradient (what the gradient store holds: the
+ *   loss is the mean over the example's counted tokens), in a second pass over the data.
+ * Damping is applied at scoring (ekfac.ts): 0.1 x mean(Lambda) per tensor, as kronfluence
+ * does when damping_factor is None.
+ *
+ * Fisher: `empirical` uses the data's labels; `sampled` draws each counted position's label
+ * from the model's softmax (seeded), as kronfluence's `sample=True` (the true Fisher). Each
+ * pass draws its own labels, as kronfluence's covariance and Lambda passes do.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { EigenvalueDecomposition, Matrix } from 'ml-matrix';
+import { LabelMask, makeBatch, TokenSequence } from '../data/batch';
+import { TdaError } from '../errors';
+import { adapterKey, LoraAdapter } from '../model/adapter';
+import { BatchCapture, captureBatch, ModuleCapture } from '../model/capture';
+import { LlamaModel } from '../model/llama';
+import { disposeLoraState, loraStateFromAdapter } from '../model/loraState';
+import { Rng } from '../random';
+import { download } from '../runtime/ops';
+import { kroneckerRotate } from './linalg';
+
+export type FisherKind = 'empirical' | 'sampled';
+export const FISHER_KINDS: readonly FisherKind[] = ['empirical', 'sampled'];
+
+/** The factors of one LoRA tensor W [rows, cols]; matrices row-major, eigenvectors in columns. */
+export interface EkfacTensorFactors {
+  /** The PEFT adapter key (`...lora_A.weight`), the gradient block's name. */
+  name: string;
+  rows: number;
+  cols: number;
+  /** [cols, cols]: sum_t a_t a_t^T / tokens. */
+  activationCovariance: Float64Array;
+  /** [rows, rows]: sum_t d_t d_t^T / tokens. */
+  gradientCovariance: Float64Array;
+  activationEigenvectors: Float64Array;
+  gradientEigenvectors: Float64Array;
+  activationEigenvalues: Float64Array;
+  gradientEigenvalues: Float64Array;
+  /** [rows, cols]: mean over examples of (Q_d^T G_i Q_a)^2, undamped. */
+  lambda: Float64Array;
+}
+
+/** How the factors were made (saved as the file's metadata). */
+export interface EkfacFactorSettings {
+  fisher: FisherKind;
+  /** Seed of the sampled labels (sampled Fisher only). */
+  seed?: number;
+  mask: LabelMask;
+  examples: number;
+  tokens: number;
+  batchSize: number;
+  loraScaling: number;
+  /** Where the inputs came from, when known (the command records them; compared by `score`). */
+  model?: string;
+  adapter?: string;
+  adapterHash?: string;
+  data?: string;
+}
+
+export interface EkfacFactors {
+  settings: EkfacFactorSettings;
+  tensors: EkfacTensorFactors[];
+}
+
+export interface EkfacFactorOptions {
+  mask?: LabelMask;
+  batchSize?: number;
+  padId?: number;
+  fisher?: FisherKind;
+  /** Seed of the sampled labels (default 0). */
+  seed?: number;
+  /** After each batch: examples done of the total, and which pass (1: covariances, 2: eigenvalues). */
+  onProgress?: (done: number, total: number, pass: 1 | 2) => void;
+}
+
+/** A LoRA tensor's per-token inputs and pre-activation gradients within a module capture. */
+interface TensorRows {
+  act: Float32Array;
+  grad: Float32Array;
+  rows: number;
+  cols: number;
+}
+
+/** A's rows (input x, gradient dA) and B's rows (input A x, gradient dB) of one module. */
+function tensorRows(m: ModuleCapture): [TensorRows, TensorRows] {
+  return [
+    { act: m.x, grad: m.dA, rows: m.r, cols: m.inFeatures },
+    { act: m.low, grad: m.dB, rows: m.outFeatures, cols: m.r },
+  ];
+}
+
+/** Per-example gradients sum_t d_t a_t^T of one tensor [batch, rows, cols], float64 sums. */
+export function tensorExampleGradients(t: { act: Float32Array; grad: Float32Array; rows: number; cols: number }, example: Int32Array, batchSize: number): Float32Array {
+  const { rows, cols } = t;
+  const sum = new Float64Array(batchSize * rows * cols);
+  for (let k = 0; k < example.length; k++) {
+    const base = example[k] * rows * cols;
+    for (let i = 0; i < rows; i++) {
+      const d = t.grad[k * rows + i];
+      if (d === 0) continue;
+      const at = base + i * cols;
+      for (let j = 0; j < cols; j++) sum[at + j] += d * t.act[k * cols + j];
+    }
+  }
+  return Float32Array.from(sum);
+}
+
+/**
+ * The per-example gradients a capture implies, by adapter key, [batch, rows, cols] each
+ * (the layout of the gradient store's blocks).
+ */
+export function capturedGradients(capture: BatchCapture, batchSize: number): Map<string, Float32Array> {
+  const out = new Map<string, Float32Array>();
+  for (const m of capture.modules) {
+    const [a, b] = tensorRows(m);
+    out.set(adapterKey(m.path, 'A'), tensorExampleGradients(a, capture.example, batchSize));
+    out.set(adapterKey(m.path, 'B'), tensorExampleGradients(b, capture.example, batchSize));
+  }
+  return out;
+}
+
+/** X^T X for X [n, d] (float32 product), added into a float64 [d, d] sum. */
+function addGram(into: Float64Array, x: Float32Array, n: number, d: number): void {
+  const g = download(() => {
+    const t = tf.tensor2d(x, [n, d]);
+    return tf.matMul(tf.transpose(t), t);
+  });
+  for (let i = 0; i < g.length; i++) into[i] += g[i];
+}
+
+/** Eigenvalues and eigenvectors (columns) of the symmetric part of a float64 [n, n] matrix. */
+export function symmetricEigen(a: Float64Array, n: number): { values: Float64Array; vectors: Float64Array } {
+  const m = new Matrix(n, n);
+  for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) m.set(i, j, (a[i * n + j] + a[j * n + i]) / 2);
+  const e = new EigenvalueDecomposition(m, { assumeSymmetric: true });
+  return { values: Float64Array.from(e.realEigenvalues), vectors: Float64Array.from(e.eigenvectorMatrix.to1DArray()) };
+}
+
+/** Batches of the examples, in order, with their start index. */
+function* batches(examples: TokenSequence[], batchSize: number): Generator<{ start: number; chunk: TokenSequence[] }> {
+  for (let start = 0; start < examples.length; start += batchSize) yield { start, chunk: examples.slice(start, start + batchSize) };
+}
+
+function checkFiniteMatrix(a: ArrayLike<number>, name: string, what: string): void {
+  for (let i = 0; i < a.length; i++) {
+    if (!Number.isFinite(a[i])) throw new TdaError(`${what} has a non-finite value (${a[i]}) at ${i}`, { field: name });
+  }
+}
+
+/**
+ * EK-FAC factors of every tensor of `adapter` over `examples`: two passes of the model
+ * (covariances, then corrected eigenvalues in their eigenbases). Yields to the event loop
+ * between batches so progress bars redraw.
+ */
+export async function computeEkfacFactors(model: LlamaModel, adapter: LoraAdapter, examples: TokenSequence[], opts: EkfacFactorOptions = {}): Promise<EkfacFactors> {
+  if (examples.length === 0) throw new TdaError('the dataset has no examples', { field: 'examples' });
+  const mask = opts.mask ?? 'response';
+  const batchSize = opts.batchSize ?? 8;
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new TdaError(`must be a whole number >= 1, got ${batchSize}`, { field: 'batchSize' });
+  const padId = opts.padId ?? 0;
+  const fisher = opts.fisher ?? 'empirical';
+  if (!FISHER_KINDS.includes(fisher)) throw new TdaError(`must be one of ${FISHER_KINDS.join(', ')}, got ${JSON.stringify(fisher)}`, { field: 'fisher' });
+  const seed = opts.seed ?? 0;
+  // One stream over both passes: each pass draws its own labels, deterministically per seed.
+  const rng = fisher === 'sampled' ? new Rng(seed) : undefined;
+  const r = adapter.config.r;
+  const tensors: EkfacTensorFactors[] = adapter.modules.flatMap((m) =>
+    (
+      [
+        ['A', r, m.inFeatures],
+        ['B', m.outFeatures, r],
+      ] as const
+    ).map(([which, rows, cols]) => ({
+      name: adapterKey(m.path, which),
+      rows,
+      cols,
+      activationCovariance: new Float64Array(cols * cols),
+      gradientCovariance: new Float64Array(rows * rows),
+      activationEigenvectors: new Float64Array(0),
+      gradientEigenvectors: new Float64Array(0),
+      activationEigenvalues: new Float64Array(0),
+      gradientEigenvalues: new Float64Array(0),
+      lambda: new Float64Array(rows * cols),
+    })),
+  );
+  const n = examples.length;
+  const shared = loraStateFromAdapter(adapter);
+  let tokens = 0;
+  try {
+    // Pass 1: covariances of the inputs and of the pre-activation gradients, over tokens.
+    for (const { start, chunk } of batches(examples, batchSize)) {
+      const cap = captureBatch(model, shared, makeBatch(chunk, mask, padId), { sample: rng });
+      tokens += cap.tokens;
+      cap.modules.forEach((m, i) => {
+        tensorRows(m).forEach((t, k) => {
+          const f = tensors[2 * i + k];
+          addGram(f.activationCovariance, t.act, cap.tokens, t.cols);
+          addGram(f.gradientCovariance, t.grad, cap.tokens, t.rows);
+        });
+      });
+      opts.onProgress?.(Math.min(n, start + batchSize), n, 1);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    for (const f of tensors) {
+      for (const [cov, what] of [
+        [f.activationCovariance, 'activation covariance'],
+        [f.gradientCovariance, 'gradient covariance'],
+      ] as const) {
+        for (let i = 0; i < cov.length; i++) cov[i] /= tokens;
+        checkFiniteMatrix(cov, f.name, what);
+      }
+      const a = symmetricEigen(f.activationCovariance, f.cols);
+      const g = symmetricEigen(f.gradientCovariance, f.rows);
+      f.activationEigenvectors = a.vectors;
+      f.activationEigenvalues = a.values;
+      f.gradientEigenvectors = g.vectors;
+      f.gradientEigenvalues = g.values;
+    }
+    // Pass 2: the eigenvalue correction, from per-example gradients rotated into the eigenbases.
+    for (const { start, chunk } of batches(examples, batchSize)) {
+      const cap = captureBatch(model, shared, makeBatch(chunk, mask, padId), { sample: rng });
+      const m = chunk.length;
+      cap.modules.forEach((mod, i) => {
+        tensorRows(mod).forEach((t, k) => {
+          const f = tensors[2 * i + k];
+          const g = tensorExampleGradients(t, cap.example, m);
+          const sq = download(() => {
+            const qd = tf.tensor2d(Float32Array.from(f.gradientEigenvectors), [f.rows, f.rows]);
+            const qa = tf.tensor2d(Float32Array.from(f.activationEigenvectors), [f.cols, f.cols]);
+            return tf.sum(tf.square(kroneckerRotate(tf.tensor3d(g, [m, f.rows, f.cols]), qd, qa)), 0);
+          });
+          for (let j = 0; j < sq.length; j++) f.lambda[j] += sq[j];
+        });
+      });
+      opts.onProgress?.(Math.min(n, start + batchSize), n, 2);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  } finally {
+    disposeLoraState(shared);
+  }
+  for (const f of tensors) {
+    for (let j = 0; j < f.lambda.length; j++) f.lambda[j] /= n;
+    checkFiniteMatrix(f.lambda, f.name, 'corrected eigenvalues (lambda)');
+  }
+  const settings: EkfacFactorSettings = { fisher, ...(fisher === 'sampled' ? { seed } : {}), mask, examples: n, tokens, batchSize, loraScaling: adapter.config.scaling };
+  return { settings, tensors };
+}
