@@ -83,8 +83,8 @@ export interface EkfacFactorOptions {
   onProgress?: (done: number, total: number, pass: 1 | 2) => void;
 }
 
-/** A LoRA tensor's per-token inputs and pre-activation gradients within a module capture. */
-interface TensorRows {
+/** A LoRA tensor's per-token inputs [tokens, cols] and pre-activation gradients [tokens, rows]. */
+export interface TensorRows {
   act: Float32Array;
   grad: Float32Array;
   rows: number;
@@ -100,7 +100,7 @@ function tensorRows(m: ModuleCapture): [TensorRows, TensorRows] {
 }
 
 /** Per-example gradients sum_t d_t a_t^T of one tensor [batch, rows, cols], float64 sums. */
-export function tensorExampleGradients(t: { act: Float32Array; grad: Float32Array; rows: number; cols: number }, example: Int32Array, batchSize: number): Float32Array {
+export function tensorExampleGradients(t: TensorRows, example: Int32Array, batchSize: number): Float32Array {
   const { rows, cols } = t;
   const sum = new Float64Array(batchSize * rows * cols);
   for (let k = 0; k < example.length; k++) {
@@ -157,6 +157,111 @@ function checkFiniteMatrix(a: ArrayLike<number>, name: string, what: string): vo
   }
 }
 
+/** A LoRA tensor's place in the factors: its adapter key and gradient shape [rows, cols]. */
+export interface TensorShape {
+  name: string;
+  rows: number;
+  cols: number;
+}
+
+/**
+ * The factors built from per-token rows, in kronfluence's two stages: covariances over the
+ * tokens, then (after eigendecompose) the corrected eigenvalues over the examples.
+ */
+export class EkfacAccumulator {
+  readonly tensors: EkfacTensorFactors[];
+  tokens = 0;
+  examples = 0;
+  private decomposed = false;
+
+  constructor(shapes: readonly TensorShape[]) {
+    this.tensors = shapes.map(({ name, rows, cols }) => ({
+      name,
+      rows,
+      cols,
+      activationCovariance: new Float64Array(cols * cols),
+      gradientCovariance: new Float64Array(rows * rows),
+      activationEigenvectors: new Float64Array(0),
+      gradientEigenvectors: new Float64Array(0),
+      activationEigenvalues: new Float64Array(0),
+      gradientEigenvalues: new Float64Array(0),
+      lambda: new Float64Array(rows * cols),
+    }));
+  }
+
+  /** Stage 1: one batch's token rows, one TensorRows per tensor (same order), `tokens` rows each. */
+  addCovariances(rows: readonly TensorRows[], tokens: number): void {
+    if (this.decomposed) throw new Error('EkfacAccumulator: covariances after eigendecompose()');
+    rows.forEach((t, l) => {
+      const f = this.tensors[l];
+      addGram(f.activationCovariance, t.act, tokens, f.cols);
+      addGram(f.gradientCovariance, t.grad, tokens, f.rows);
+    });
+    this.tokens += tokens;
+  }
+
+  /** Covariances divided by the token count, and their eigenbases. */
+  eigendecompose(): void {
+    if (this.tokens === 0) throw new TdaError('no tokens were seen', { field: 'examples' });
+    for (const f of this.tensors) {
+      for (const [cov, what] of [
+        [f.activationCovariance, 'activation covariance'],
+        [f.gradientCovariance, 'gradient covariance'],
+      ] as const) {
+        for (let i = 0; i < cov.length; i++) cov[i] /= this.tokens;
+        checkFiniteMatrix(cov, f.name, what);
+      }
+      const a = symmetricEigen(f.activationCovariance, f.cols);
+      const g = symmetricEigen(f.gradientCovariance, f.rows);
+      f.activationEigenvectors = a.vectors;
+      f.activationEigenvalues = a.values;
+      f.gradientEigenvectors = g.vectors;
+      f.gradientEigenvalues = g.values;
+    }
+    this.decomposed = true;
+  }
+
+  /** Stage 2: one batch's token rows with the example (in the batch) of each row. */
+  addLambda(rows: readonly TensorRows[], example: Int32Array, batchSize: number): void {
+    if (!this.decomposed) throw new Error('EkfacAccumulator: eigendecompose() before the eigenvalue correction');
+    rows.forEach((t, l) => {
+      const f = this.tensors[l];
+      const g = tensorExampleGradients(t, example, batchSize);
+      const sq = download(() => {
+        const qd = tf.tensor2d(Float32Array.from(f.gradientEigenvectors), [f.rows, f.rows]);
+        const qa = tf.tensor2d(Float32Array.from(f.activationEigenvectors), [f.cols, f.cols]);
+        return tf.sum(tf.square(kroneckerRotate(tf.tensor3d(g, [batchSize, f.rows, f.cols]), qd, qa)), 0);
+      });
+      for (let j = 0; j < sq.length; j++) f.lambda[j] += sq[j];
+    });
+    this.examples += batchSize;
+  }
+
+  /** The factors: Lambda as the mean over the examples. */
+  finish(settings: EkfacFactorSettings): EkfacFactors {
+    if (this.examples === 0) throw new TdaError('no examples were seen for the eigenvalue correction', { field: 'examples' });
+    for (const f of this.tensors) {
+      for (let j = 0; j < f.lambda.length; j++) f.lambda[j] /= this.examples;
+      checkFiniteMatrix(f.lambda, f.name, 'corrected eigenvalues (lambda)');
+    }
+    return { settings, tensors: this.tensors };
+  }
+}
+
+/** The gradient shapes of an adapter's tensors, in adapter order (A [r, in], then B [out, r]). */
+export function adapterTensorShapes(adapter: LoraAdapter): TensorShape[] {
+  const r = adapter.config.r;
+  return adapter.modules.flatMap((m) => [
+    { name: adapterKey(m.path, 'A'), rows: r, cols: m.inFeatures },
+    { name: adapterKey(m.path, 'B'), rows: m.outFeatures, cols: r },
+  ]);
+}
+
+/** Every tensor's rows of a capture, in adapter order. */
+function captureRows(cap: BatchCapture): TensorRows[] {
+  return cap.modules.flatMap(tensorRows);
+}
+
 /**
  * EK-FAC factors of every tensor of `adapter` over `examples`: two passes of the model
  * (covariances, then corrected eigenvalues in their eigenbases). Yields to the event loop
@@ -173,85 +278,22 @@ export async function computeEkfacFactors(model: LlamaModel, adapter: LoraAdapte
   const seed = opts.seed ?? 0;
   // One stream over both passes: each pass draws its own labels, deterministically per seed.
   const rng = fisher === 'sampled' ? new Rng(seed) : undefined;
-  const r = adapter.config.r;
-  const tensors: EkfacTensorFactors[] = adapter.modules.flatMap((m) =>
-    (
-      [
-        ['A', r, m.inFeatures],
-        ['B', m.outFeatures, r],
-      ] as const
-    ).map(([which, rows, cols]) => ({
-      name: adapterKey(m.path, which),
-      rows,
-      cols,
-      activationCovariance: new Float64Array(cols * cols),
-      gradientCovariance: new Float64Array(rows * rows),
-      activationEigenvectors: new Float64Array(0),
-      gradientEigenvectors: new Float64Array(0),
-      activationEigenvalues: new Float64Array(0),
-      gradientEigenvalues: new Float64Array(0),
-      lambda: new Float64Array(rows * cols),
-    })),
-  );
+  const acc = new EkfacAccumulator(adapterTensorShapes(adapter));
   const n = examples.length;
   const shared = loraStateFromAdapter(adapter);
-  let tokens = 0;
   try {
-    // Pass 1: covariances of the inputs and of the pre-activation gradients, over tokens.
-    for (const { start, chunk } of batches(examples, batchSize)) {
-      const cap = captureBatch(model, shared, makeBatch(chunk, mask, padId), { sample: rng });
-      tokens += cap.tokens;
-      cap.modules.forEach((m, i) => {
-        tensorRows(m).forEach((t, k) => {
-          const f = tensors[2 * i + k];
-          addGram(f.activationCovariance, t.act, cap.tokens, t.cols);
-          addGram(f.gradientCovariance, t.grad, cap.tokens, t.rows);
-        });
-      });
-      opts.onProgress?.(Math.min(n, start + batchSize), n, 1);
-      await new Promise((resolve) => setImmediate(resolve));
-    }
-    for (const f of tensors) {
-      for (const [cov, what] of [
-        [f.activationCovariance, 'activation covariance'],
-        [f.gradientCovariance, 'gradient covariance'],
-      ] as const) {
-        for (let i = 0; i < cov.length; i++) cov[i] /= tokens;
-        checkFiniteMatrix(cov, f.name, what);
+    for (const pass of [1, 2] as const) {
+      for (const { start, chunk } of batches(examples, batchSize)) {
+        const cap = captureBatch(model, shared, makeBatch(chunk, mask, padId), { sample: rng });
+        if (pass === 1) acc.addCovariances(captureRows(cap), cap.tokens);
+        else acc.addLambda(captureRows(cap), cap.example, chunk.length);
+        opts.onProgress?.(Math.min(n, start + batchSize), n, pass);
+        await new Promise((resolve) => setImmediate(resolve));
       }
-      const a = symmetricEigen(f.activationCovariance, f.cols);
-      const g = symmetricEigen(f.gradientCovariance, f.rows);
-      f.activationEigenvectors = a.vectors;
-      f.activationEigenvalues = a.values;
-      f.gradientEigenvectors = g.vectors;
-      f.gradientEigenvalues = g.values;
-    }
-    // Pass 2: the eigenvalue correction, from per-example gradients rotated into the eigenbases.
-    for (const { start, chunk } of batches(examples, batchSize)) {
-      const cap = captureBatch(model, shared, makeBatch(chunk, mask, padId), { sample: rng });
-      const m = chunk.length;
-      cap.modules.forEach((mod, i) => {
-        tensorRows(mod).forEach((t, k) => {
-          const f = tensors[2 * i + k];
-          const g = tensorExampleGradients(t, cap.example, m);
-          const sq = download(() => {
-            const qd = tf.tensor2d(Float32Array.from(f.gradientEigenvectors), [f.rows, f.rows]);
-            const qa = tf.tensor2d(Float32Array.from(f.activationEigenvectors), [f.cols, f.cols]);
-            return tf.sum(tf.square(kroneckerRotate(tf.tensor3d(g, [m, f.rows, f.cols]), qd, qa)), 0);
-          });
-          for (let j = 0; j < sq.length; j++) f.lambda[j] += sq[j];
-        });
-      });
-      opts.onProgress?.(Math.min(n, start + batchSize), n, 2);
-      await new Promise((resolve) => setImmediate(resolve));
+      if (pass === 1) acc.eigendecompose();
     }
   } finally {
     disposeLoraState(shared);
   }
-  for (const f of tensors) {
-    for (let j = 0; j < f.lambda.length; j++) f.lambda[j] /= n;
-    checkFiniteMatrix(f.lambda, f.name, 'corrected eigenvalues (lambda)');
-  }
-  const settings: EkfacFactorSettings = { fisher, ...(fisher === 'sampled' ? { seed } : {}), mask, examples: n, tokens, batchSize, loraScaling: adapter.config.scaling };
-  return { settings, tensors };
+  return acc.finish({ fisher, ...(fisher === 'sampled' ? { seed } : {}), mask, examples: n, tokens: acc.tokens, batchSize, loraScaling: adapter.config.scaling });
 }

@@ -14,6 +14,9 @@ import { ModelConfig } from '../../src/model/types';
 import { Rng } from '../../src/random';
 
 export interface EkfacFixture {
+  config: ModelConfig;
+  /** Seed of the base weights (randomBaseTensors). */
+  weightSeed: number;
   dir: string;
   modelDir: string;
   adapterDir: string;
@@ -44,6 +47,8 @@ export function makeEkfacFixture(config: Partial<ModelConfig>, opts: { r?: numbe
   const model = LlamaModel.load(modelDir);
   const examples = randomSequences(opts.n ?? 10, cfg.vocabSize, seed + 2);
   return {
+    config: cfg,
+    weightSeed: seed,
     dir,
     modelDir,
     adapterDir,
