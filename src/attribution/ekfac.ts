@@ -135,6 +135,9 @@ export class EkfacInfluence extends GradientAttributor {
       test,
       test.blocks.map((b, l) => {
         const p = this.prepared[l];
+        // All-zero corrected eigenvalues (lora_B = 0 at initialisation makes every A gradient
+        // zero): no curvature and no gradient, so the tensor contributes nothing.
+        if (p.damping === 0) return new Float32Array(b.data.length);
         return download(() => {
           const qd = tf.tensor2d(p.qd, [p.rows, p.rows]);
           const qa = tf.tensor2d(p.qa, [p.cols, p.cols]);
