@@ -146,6 +146,12 @@ export function symmetricEigen(a: Float64Array, n: number): { values: Float64Arr
   return { values: Float64Array.from(e.realEigenvalues), vectors: Float64Array.from(e.eigenvectorMatrix.to1DArray()) };
 }
 
+function sameValues(a: Float64Array, b: Float64Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 /** Batches of the examples, in order, with their start index. */
 function* batches(examples: TokenSequence[], batchSize: number): Generator<{ start: number; chunk: TokenSequence[] }> {
   for (let start = 0; start < examples.length; start += batchSize) yield { start, chunk: examples.slice(start, start + batchSize) };
@@ -203,6 +209,9 @@ export class EkfacAccumulator {
   /** Covariances divided by the token count, and their eigenbases. */
   eigendecompose(): void {
     if (this.tokens === 0) throw new TdaError('no tokens were seen', { field: 'examples' });
+    // Modules reading the same input (q/k/v, gate/up) have equal activation covariances:
+    // one eigendecomposition serves them all (the largest matrices, hidden x hidden).
+    const done: { cov: Float64Array; values: Float64Array; vectors: Float64Array }[] = [];
     for (const f of this.tensors) {
       for (const [cov, what] of [
         [f.activationCovariance, 'activation covariance'],
@@ -211,7 +220,9 @@ export class EkfacAccumulator {
         for (let i = 0; i < cov.length; i++) cov[i] /= this.tokens;
         checkFiniteMatrix(cov, f.name, what);
       }
-      const a = symmetricEigen(f.activationCovariance, f.cols);
+      const seen = done.find((d) => sameValues(d.cov, f.activationCovariance));
+      const a = seen ?? symmetricEigen(f.activationCovariance, f.cols);
+      if (!seen) done.push({ cov: f.activationCovariance, ...a });
       const g = symmetricEigen(f.gradientCovariance, f.rows);
       f.activationEigenvectors = a.vectors;
       f.activationEigenvalues = a.values;

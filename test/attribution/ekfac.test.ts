@@ -77,6 +77,12 @@ describe('attribution/ekfac: factors against a brute-force computation on a smal
     }
   });
 
+  it('modules reading the same input (q and v) share one activation eigenbasis', () => {
+    const of = (m: string) => factors.tensors.find((t) => t.name.includes(`layers.1.self_attn.${m}.lora_A`))!;
+    assert.deepEqual(of('q_proj').activationCovariance, of('v_proj').activationCovariance);
+    assert.deepEqual(of('q_proj').activationEigenvectors, of('v_proj').activationEigenvectors);
+  });
+
   it('the corrected eigenvalues are the mean over examples of (Q_d^T G_i Q_a)^2, G_i = sum_t d_t a_t^T', () => {
     for (const f of factors.tensors) {
       const want = new Array<number>(f.rows * f.cols).fill(0);
