@@ -1,5 +1,5 @@
 import * as assert from 'node:assert/strict';
-import { EkfacInfluence } from '../../src/attribution/ekfac';
+import { checkFactorsMatch, EkfacInfluence } from '../../src/attribution/ekfac';
 import { computeEkfacFactors, EkfacAccumulator, EkfacFactors, symmetricEigen } from '../../src/attribution/ekfacFactors';
 import { createScorer } from '../../src/attribution/registry';
 import { GradientAttributor } from '../../src/attribution/gradientAttributor';
@@ -223,6 +223,16 @@ describe('attribution/ekfac: the scorer', () => {
       if (exactCase) assert.ok(err < 1e-3, `Kronecker-factored: ekfac vs exact ${err}`);
       else assert.ok(err > 1e-2, `random tokens: ekfac should differ from exact, got ${err}`);
     }
+  });
+
+  it('factors made at another adapter or with another mask are refused; paths are compared with paths, hashes with hashes', () => {
+    const settings = { fisher: 'empirical' as const, mask: 'response' as const, examples: 3, tokens: 9, batchSize: 8, loraScaling: 2, adapter: '/runs/a', adapterHash: 'abc' };
+    const where = { factorsFile: 'f.safetensors', train: 'train.safetensors' };
+    checkFactorsMatch(settings, { mask: 'response', checkpoint: '/runs/a' }, where);
+    checkFactorsMatch(settings, { mask: 'response', checkpoint: 'sha256:abc' }, where);
+    throwsTda(() => checkFactorsMatch(settings, { mask: 'full', checkpoint: '/runs/a' }, where), "label mask 'response'", "'full'", 'f.safetensors', 'settings.mask');
+    throwsTda(() => checkFactorsMatch(settings, { mask: 'response', checkpoint: '/runs/b' }, where), 'at adapter /runs/a', '/runs/b', 'train.safetensors', 'settings.adapter');
+    throwsTda(() => checkFactorsMatch(settings, { mask: 'response', checkpoint: 'sha256:def' }, where), 'sha256:abc', 'sha256:def');
   });
 
   it('refuses to score without factors, and gradients whose tensors the factors do not cover or whose shapes differ', () => {
