@@ -18,7 +18,8 @@ export { loadAdapter, saveAdapter, initAdapter, readLoraConfig, parseLoraConfig,
 export { listCheckpoints, isAdapterDir, CheckpointInfo } from './model/checkpoints';
 export { readOptimizerState, writeOptimizerState, momentsOf, OptimizerState, TensorMoments, OPTIMIZER_STATE_FILE } from './model/optimizerState';
 export { LlamaModel, BatchConstants, disposeBatchConstants } from './model/llama';
-export { loraStateFromAdapter, replicatePerExample, disposeLoraState, LoraState } from './model/loraState';
+export { loraStateFromAdapter, replicatePerExample, disposeLoraState, LoraState, LoraCapture } from './model/loraState';
+export { captureBatch, sampleLabels, BatchCapture, ModuleCapture, CaptureOptions } from './model/capture';
 export { exampleLosses, batchLosses, computeLosses, lossRows, disposeLossRows, lossConstants, disposeLossConstants, LossRows, LossConstants, LossOptions } from './model/loss';
 export { WeightLayout, keepsBothLayouts, BOTH_LAYOUTS_MAX_BYTES } from './model/baseWeights';
 export { checkActivationBudget, activationBytesPerRow, WASM_HEAP_BYTES } from './model/memoryBudget';

@@ -10,7 +10,7 @@ export const DEFAULT_DAMPING_SCALE = 0.1;
 
 export const DAMPING_SCALE_OPTION: OptionSpec = {
   key: 'dampingScale',
-  description: 'damping lambda_l = c x the mean squared gradient of block l',
+  description: 'damping lambda_l = c x the mean squared gradient of block l (ekfac: c x the mean of its corrected eigenvalues)',
   type: 'number',
   default: DEFAULT_DAMPING_SCALE,
   min: 0,

@@ -23,6 +23,9 @@ export { IterativeSolver, IterativeSolverOptions, BlockConvergence, Unconverged,
 export { relativeResiduals } from './dampedResidual';
 export { ExactInfluence, ExactOptions, DEFAULT_MAX_BLOCK_SIZE } from './exact';
 export { KronGradInfluence } from './kronGrad';
+export { EkfacInfluence, EkfacOptions, FactoredTrain, ekfacDamping, checkFactorsMatch } from './ekfac';
+export { computeEkfacFactors, capturedGradients, EkfacAccumulator, TensorRows, TensorShape, adapterTensorShapes, symmetricEigen, EkfacFactors, EkfacTensorFactors, EkfacFactorSettings, EkfacFactorOptions, FisherKind, FISHER_KINDS } from './ekfacFactors';
+export { readEkfacFactors, writeEkfacFactors, EKFAC_FORMAT } from './ekfacFile';
 export { METHODS, GRADIENT_METHODS, methodByName, createScorer, createGradientAttributor } from './registry';
 export { MethodDescriptor, OptionSpec, OptionValue, Scorer, ScorerInput, Settings, resolveOptions, parseOption, optionFlag, WORKERS_OPTION, PROJECTION_SEED_OPTION } from './method';
 export { RepSim, repSimScores, RepSimKind } from './repSim';

@@ -21,7 +21,7 @@ import { DampedAttributor } from './gradientAttributor';
 import { DAMPING_SCALE_OPTION } from './damping';
 import { MethodDescriptor, WORKERS_OPTION } from './method';
 import { download } from '../runtime/ops';
-import { gram } from './linalg';
+import { gram, kroneckerRotate as rotate } from './linalg';
 import { GradientSet, GradientSource } from '../gradients/types';
 import { withBlocks } from '../gradients/types';
 
@@ -38,14 +38,6 @@ function eigenvectors(a: Float32Array, size: number): Float32Array {
   const m = new Matrix(size, size);
   for (let i = 0; i < size; i++) for (let j = 0; j < size; j++) m.set(i, j, (a[i * size + j] + a[j * size + i]) / 2);
   return Float32Array.from(new EigenvalueDecomposition(m, { assumeSymmetric: true }).eigenvectorMatrix.to1DArray());
-}
-
-/** Q_S^T G_i Q_A for a stack of matrices G [m, rows, cols]. */
-function rotate(g: tf.Tensor3D, qS: tf.Tensor2D, qA: tf.Tensor2D): tf.Tensor3D {
-  const [m, rows, cols] = g.shape;
-  const right = tf.reshape(tf.matMul(tf.reshape(g, [m * rows, cols]), qA), [m, rows, cols]);
-  const t = tf.reshape(tf.transpose(right, [0, 2, 1]), [m * cols, rows]); // (G Q_A)^T stacked
-  return tf.transpose(tf.reshape(tf.matMul(t, qS), [m, cols, rows]), [0, 2, 1]) as tf.Tensor3D;
 }
 
 export class KronGradInfluence extends DampedAttributor {

@@ -23,6 +23,14 @@ export function matMul(A: Float32Array, a: number, k: number, M: Float32Array, d
   return download(() => tf.matMul(tf.tensor2d(A, [a, k]), tf.tensor2d(M, [k, d])));
 }
 
+/** Q_S^T G_i Q_A for a stack of matrices G [m, rows, cols] (Kronecker-factored bases: kronGrad, EK-FAC). */
+export function kroneckerRotate(g: tf.Tensor3D, qS: tf.Tensor2D, qA: tf.Tensor2D): tf.Tensor3D {
+  const [m, rows, cols] = g.shape;
+  const right = tf.reshape(tf.matMul(tf.reshape(g, [m * rows, cols]), qA), [m, rows, cols]);
+  const t = tf.reshape(tf.transpose(right, [0, 2, 1]), [m * cols, rows]); // (G Q_A)^T stacked
+  return tf.transpose(tf.reshape(tf.matMul(t, qS), [m, cols, rows]), [0, 2, 1]) as tf.Tensor3D;
+}
+
 /** A^T A for A [m, d]: [d, d]. */
 export function gram(A: Float32Array, m: number, d: number): Float32Array {
   return download(() => {

@@ -11,9 +11,11 @@ import { Attributor } from './types';
 /**
  * What a method scores from: per-example gradients, per-example embeddings, raw texts, or
  * `checkpoints`: per-example gradients at training checkpoints with the optimizer state
- * saved there (OptimizerCheckpoint; through the library API, not `tda-lab score`).
+ * saved there (OptimizerCheckpoint; through the library API, not `tda-lab score`), or
+ * `gradients+factors`: per-example gradients with factors computed from the model and the
+ * training data (ekfac: `cache({ train, factors })`; `tda-lab score --factors <file>`).
  */
-export type ScorerInput = 'gradients' | 'embeddings' | 'texts' | 'checkpoints';
+export type ScorerInput = 'gradients' | 'embeddings' | 'texts' | 'checkpoints' | 'gradients+factors';
 
 export type OptionValue = number | string;
 

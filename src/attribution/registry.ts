@@ -9,6 +9,7 @@ import { cgMethod } from './conjugateGradient';
 import { dataInfMethod } from './dataInf';
 import { densityMethod } from './density';
 import { kronGradMethod } from './kronGrad';
+import { ekfacMethod } from './ekfac';
 import { exactMethod } from './exact';
 import { gradCosMethod, gradDotMethod } from './gradDot';
 import { GradientAttributor } from './gradientAttributor';
@@ -18,7 +19,7 @@ import { MethodDescriptor, resolveOptions, Scorer } from './method';
 import { repSimMethod } from './repSim';
 import { trackStarMethod } from './trackstar';
 
-export const METHODS: readonly MethodDescriptor[] = [gradDotMethod, gradCosMethod, dataInfMethod, lissaMethod, cgMethod, exactMethod, kronGradMethod, repSimMethod, bm25Method, densityMethod, lessMethod, trackStarMethod];
+export const METHODS: readonly MethodDescriptor[] = [gradDotMethod, gradCosMethod, dataInfMethod, lissaMethod, cgMethod, exactMethod, kronGradMethod, ekfacMethod, repSimMethod, bm25Method, densityMethod, lessMethod, trackStarMethod];
 
 /** Names of the methods that score from per-example gradients. */
 export const GRADIENT_METHODS = METHODS.filter((m) => m.input === 'gradients').map((m) => m.name) as readonly string[];

@@ -18,6 +18,7 @@ import { registerEmbedCommand } from './embed';
 import { registerReproduceCommand } from './reproduce';
 import { registerExploreCommand } from './explore';
 import { registerTokensCommand } from './tokens';
+import { registerEkfacFactorsCommand } from './ekfacFactors';
 
 function storeDType(value: string): StoreDType {
   if (!(STORE_DTYPES as readonly string[]).includes(value)) throw new InvalidArgumentError(`must be one of ${STORE_DTYPES.join(', ')}`);
@@ -111,6 +112,7 @@ export function buildProgram(): Command {
       for (const line of await computePathLines()) console.log(line);
     });
 
+  registerEkfacFactorsCommand(program, backend);
   registerScoreCommand(program, backend);
   registerMetricsCommand(program);
   registerReproduceCommand(program, backend);

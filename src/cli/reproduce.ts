@@ -257,7 +257,7 @@ export function registerReproduceCommand(program: Command, startBackend: () => P
     .option('--fraction <f>', 'lds: share of the training set each subset keeps (default 0.5)', fraction)
     .option('--workers <n>', 'lds: retraining worker threads (default: every core)', positiveInt)
     .option('--resume <run dir>', 'lds: finish this run folder, reusing the seeds it completed')
-    .option('--methods <list>', 'dda: gradient methods, e.g. gradDot,dataInf,exact (default: gradDot,gradCos,dataInf,lissa,kronGrad,exact)', methodList)
+    .option('--methods <list>', 'dda: gradient methods, e.g. gradDot,dataInf,exact (default: gradDot,gradCos,dataInf,lissa,kronGrad,exact); ekfac computes its factors at every checkpoint', methodList)
     .option('--debias <list>', `dda: readings of debias to run; base (subtract the base model's scores) always, plus ${READINGS.join(', ')} (default: base only; e.g. --debias base-a,contrast)`, readingList)
     .option('--control <steps>', 'lmd3: the control run gets same-steps as the treated run (default) or same-epochs (the earlier protocol)', (v: string) => {
       if (v !== 'same-steps' && v !== 'same-epochs') throw new InvalidArgumentError('use same-steps or same-epochs');

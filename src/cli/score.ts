@@ -14,6 +14,8 @@ import { writeScoreFile, writeTopKFile } from '../attribution/scoreFile';
 import { TopKAccumulator, TopKScores } from '../attribution/topK';
 import { ScoreMatrix } from '../attribution/types';
 import { GradientAttributor } from '../attribution/gradientAttributor';
+import { checkFactorsMatch } from '../attribution/ekfac';
+import { readEkfacFactors } from '../attribution/ekfacFile';
 import { readTextsJsonl } from '../data/texts';
 import { TdaError } from '../errors';
 import { checkCompatible } from '../gradients/checks';
@@ -38,6 +40,8 @@ export interface ScoreOptions {
   shard?: ShardSpec;
   /** Keep only the best k training examples per query (file format tda-lab.topk). */
   topK?: number;
+  /** Factors of methods whose input is `gradients+factors` (ekfac: a file of `tda-lab ekfac-factors`). */
+  factors?: string;
 }
 
 export interface ScoreResult {
@@ -169,7 +173,23 @@ function checkpointInputs(o: ScoreOptions): Inputs {
   );
 }
 
-const INPUTS: Record<MethodDescriptor['input'], (o: ScoreOptions) => Inputs> = { gradients: gradientInputs, embeddings: embeddingInputs, texts: textInputs, checkpoints: checkpointInputs };
+/** Gradients with the factors computed at the same adapter and label mask (ekfac). */
+function factoredInputs(o: ScoreOptions): Inputs {
+  if (o.factors === undefined) throw new TdaError(`${o.method} needs --factors <file>: make it with tda-lab ekfac-factors on the training data and adapter`, { field: '--factors' });
+  const g = gradientInputs(o);
+  const factors = readEkfacFactors(o.factors);
+  checkFactorsMatch(factors.settings, g.inputSettings, { factorsFile: o.factors, train: o.train });
+  const factorsFile = path.resolve(o.factors);
+  return { ...g, train: { train: g.train, factors, factorsFile }, inputSettings: { ...g.inputSettings, factors: factorsFile } };
+}
+
+const INPUTS: Record<MethodDescriptor['input'], (o: ScoreOptions) => Inputs> = {
+  gradients: gradientInputs,
+  embeddings: embeddingInputs,
+  texts: textInputs,
+  checkpoints: checkpointInputs,
+  'gradients+factors': factoredInputs,
+};
 
 /** Top-k: streamed in fixed memory by gradient methods, else taken from the full matrix. */
 function topK(scorer: Scorer, queries: unknown, k: number): TopKScores {
@@ -189,6 +209,9 @@ function score(o: ScoreOptions): ScoreResult {
   const started = Date.now();
   const method = methodByName(o.method);
   const scorer: Scorer = method.create(resolveOptions(method, o.options ?? {}));
+  if (o.factors !== undefined && method.input !== 'gradients+factors') {
+    throw new TdaError(`${method.name} does not read factors (only ${METHODS.filter((m) => m.input === 'gradients+factors').map((m) => m.name).join(', ')})`, { field: '--factors' });
+  }
   const inputs = INPUTS[method.input](o);
   scorer.cache(inputs.train);
   // Rows are independent given the whole training set, so shards split the queries.
@@ -253,13 +276,14 @@ export function registerScoreCommand(program: Command, startBackend: () => Promi
     .requiredOption('--out <file>', 'output .safetensors: scores [nTest, nTrain], or with --top-k indices and scores [nTest, k]')
     .option('--top-k <k>', 'keep only the k most helpful training examples per query (fixed memory in nTrain for gradient methods); k above nTrain keeps all, ranked', wholeNumber(1))
     .option('--shard <i/n>', 'score only shard i of n of the test queries (0-based); combine with tda-lab merge', parseShard)
+    .option('--factors <file>', 'ekfac: EK-FAC factors of the training data at the same adapter and mask (tda-lab ekfac-factors)')
     .addHelpText('after', `\nMethods:\n${methodList()}\n`);
   for (const option of methodOptionFlags()) command.addOption(option);
   command.action(async (o) => {
     await startBackend();
     const keys = [...new Set(METHODS.flatMap((m) => m.options.map((s) => s.key)))];
     const given = Object.fromEntries(keys.filter((k) => o[k] !== undefined).map((k) => [k, o[k]]));
-    const r = runScore({ method: o.method, train: o.train, test: o.test, out: o.out, topK: o.topK, shard: o.shard, options: given });
+    const r = runScore({ method: o.method, train: o.train, test: o.test, out: o.out, topK: o.topK, shard: o.shard, factors: o.factors, options: given });
     if (r.k === undefined) process.stderr.write(`wrote ${o.out}: ${r.nTest} x ${r.nTrain} scores in ${r.seconds.toFixed(1)} s\n`);
     else {
       const clamped = r.k < o.topK ? ` (--top-k ${o.topK} clamped to the ${r.nTrain} training examples)` : '';

@@ -41,7 +41,8 @@ import { generate } from '../model/generate';
 import { finetuneLora } from '../train/finetune';
 import { Figure, groupedBarFigure, lineFigure, rocFigure } from '../viz/figures';
 import { EmbeddedDefault, DDA_DATA_OPTIONS } from './embedded';
-import { encodeExample, gradientScores, loraGradientSet, mean, methodSettings, queryMetrics, since, withResponseIds } from './pipeline';
+import { encodeExample, gradientScores, loraGradientSet, mean, methodSettings, needsFactors, queryMetrics, since, withResponseIds } from './pipeline';
+import { computeEkfacFactors } from '../attribution/ekfacFactors';
 import { CanaryPair, ddaData, ddaPerPairSets } from './world';
 import { ContrastTuning, DEFAULT_CONTRAST_TUNING, splitGenerations, tuneFurther, zeroBAdapter } from './ddaReadings';
 import { DdaDifferenceRow, ddaDifferenceRows, DdaQueryRecord, ddaResultLines, ddaSummaryRows, DdaSummaryRow, REGIME_SHORT } from './ddaSummary';
@@ -176,7 +177,9 @@ async function scoresAt(
   const trainGrads = await loraGradientSet(env.model, adapter, trainSeqs, 32, padId);
   const queryGrads = await loraGradientSet(env.model, adapter, querySeqs, 32, padId);
   onGradients?.(trainGrads, queryGrads);
-  const out = gradientScores(trainGrads, queryGrads, gradMethods, methodOptions);
+  // EK-FAC's factors come from the checkpoint's own passes over the training data.
+  const factors = gradMethods.some(needsFactors) ? await computeEkfacFactors(env.model, adapter, trainSeqs, { batchSize: 32, padId, mask: 'response' }) : undefined;
+  const out = gradientScores(trainGrads, queryGrads, gradMethods, methodOptions, factors);
   if (withRepSim) {
     const rep = new RepSim();
     rep.cache(computeEmbeddings(env.model, adapter, trainSeqs, { pool: 'last', padId }));

@@ -5,8 +5,10 @@
 import { TokenSequence } from '../data/batch';
 import { TextTokenizer } from '../data/tokenizer';
 import { TdaError } from '../errors';
-import { Settings } from '../attribution/method';
-import { createGradientAttributor } from '../attribution/registry';
+import { FactoredTrain } from '../attribution/ekfac';
+import { EkfacFactors } from '../attribution/ekfacFactors';
+import { Scorer, Settings } from '../attribution/method';
+import { createScorer, methodByName } from '../attribution/registry';
 import { ScoreMatrix, scoreRow } from '../attribution/types';
 import { rocAuc, recallAtK } from '../eval/auc';
 import { LoraAdapter } from '../model/adapter';
@@ -40,19 +42,40 @@ export function loraGradientSet(model: LlamaModel, adapter: LoraAdapter, seqs: T
   return computeLoraGradients(model, adapter, seqs, { batchSize, padId, mask: 'response' });
 }
 
-/** Each method's resolved settings before any data (options with defaults), for a run's settings.json. */
-export function methodSettings(methods: readonly string[], options: Record<string, Record<string, unknown>> = {}): Record<string, Settings> {
-  return Object.fromEntries(methods.map((m) => [m, createGradientAttributor(m, options[m]).settings()]));
+/** Whether a gradient method also needs factors of the model over the training data (ekfac). */
+export function needsFactors(method: string): boolean {
+  return methodByName(method).input === 'gradients+factors';
 }
 
-/** Scores of every requested gradient method for one checkpoint; `options` by method name (defaults otherwise). */
-export function gradientScores(train: GradientSet, test: GradientSet, methods: readonly string[], options: Record<string, Record<string, unknown>> = {}): Record<string, ScoreMatrix> {
+/** A method that scores from gradients (with or without factors); others are refused. */
+function gradientScorer(name: string, options: Record<string, unknown> = {}): Scorer {
+  const input = methodByName(name).input;
+  if (input !== 'gradients' && input !== 'gradients+factors') throw new TdaError(`'${name}' scores from ${input}, not from gradients`, { field: 'method' });
+  return createScorer(name, options);
+}
+
+/** Each method's resolved settings before any data (options with defaults), for a run's settings.json. */
+export function methodSettings(methods: readonly string[], options: Record<string, Record<string, unknown>> = {}): Record<string, Settings> {
+  return Object.fromEntries(methods.map((m) => [m, gradientScorer(m, options[m]).settings()]));
+}
+
+/**
+ * Scores of every requested gradient method for one checkpoint; `options` by method name
+ * (defaults otherwise); `factors` (of the same checkpoint over the training data) for the
+ * methods that need them.
+ */
+export function gradientScores(train: GradientSet, test: GradientSet, methods: readonly string[], options: Record<string, Record<string, unknown>> = {}, factors?: EkfacFactors): Record<string, ScoreMatrix> {
   const out: Record<string, ScoreMatrix> = {};
   const source = inMemorySource(train);
   for (const m of methods) {
-    const a = createGradientAttributor(m, options[m]);
-    a.cache(source);
-    out[m] = a.attribute(test);
+    const a = gradientScorer(m, options[m]);
+    if (needsFactors(m)) {
+      if (!factors) throw new TdaError(`${m} needs factors of the checkpoint over the training data`, { field: 'factors' });
+      (a as Scorer<FactoredTrain, GradientSet>).cache({ train: source, factors });
+    } else {
+      a.cache(source);
+    }
+    out[m] = (a as Scorer<unknown, GradientSet>).attribute(test) as ScoreMatrix;
   }
   return out;
 }

@@ -16,7 +16,7 @@ import { attentionCore } from '../runtime/attention';
 import { addSame, customGrad, embedRows, frozenLinear, gradsInsideBackward, matMul2d, perExampleLowRank, rmsNorm, rotary, RotationMatrix, swiGlu } from '../runtime/ops';
 import { BaseWeights, disposeBaseWeights, loadBaseModelFiles, LoadOptions } from './baseWeights';
 import { modulePath } from './modules';
-import { LoraState } from './loraState';
+import { LoraCapture, LoraState } from './loraState';
 import { rotaryTables } from './rope';
 import { LinearModule, ModelConfig } from './types';
 
@@ -180,7 +180,9 @@ export class LlamaModel {
         y = addSame(y, perExampleLowRank(x, f.aT as tf.Tensor3D, f.bT as tf.Tensor3D, c.seqLen, lora.scaling, f.shared));
       } else {
         const input = mask ? (tf.mul(x, mask) as tf.Tensor2D) : x;
-        y = tf.add(y, tf.mul(matMul2d(matMul2d(input, f.aT as tf.Tensor2D), f.bT as tf.Tensor2D), lora.scaling));
+        const probes = lora.capture?.probes.get(path);
+        const update = probes ? capturedLowRank(input, f.aT as tf.Tensor2D, f.bT as tf.Tensor2D, probes, path, lora.capture!) : matMul2d(matMul2d(input, f.aT as tf.Tensor2D), f.bT as tf.Tensor2D);
+        y = tf.add(y, tf.mul(update, lora.scaling));
       }
     }
     return y;
@@ -204,6 +206,16 @@ export class LlamaModel {
     const v = this.linear(x, layer, 'v_proj', c, lora);
     return attentionCore(q, k, v, c.attentionBias, { batchSize: B, seqLen: T, numHeads: H, numKvHeads: Hkv, headDim: d });
   }
+}
+
+/**
+ * B A x with zero probes added to A's and B's outputs (the pre-activation gradients are the
+ * gradients with respect to them) and A's and B's inputs recorded: EK-FAC's capture.
+ */
+function capturedLowRank(x: tf.Tensor2D, aT: tf.Tensor2D, bT: tf.Tensor2D, probes: { a: tf.Tensor2D; b: tf.Tensor2D }, path: string, capture: LoraCapture): tf.Tensor2D {
+  const low = tf.add(matMul2d(x, aT), probes.a) as tf.Tensor2D;
+  capture.inputs.set(path, { x: tf.keep(x), low: tf.keep(low) });
+  return tf.add(matMul2d(low, bT), probes.b) as tf.Tensor2D;
 }
 
 export function disposeBatchConstants(c: BatchConstants): void {

@@ -32,6 +32,20 @@ export interface LoraState {
    * masks belong to whoever made them.
    */
   inputMasks?: Map<string, tf.Tensor2D>;
+  /**
+   * Per-token capture for EK-FAC (capture.ts): shared factors only. When set, the forward
+   * pass adds each module's zero probes to A's and B's outputs (so the gradient with respect
+   * to a probe is that output's gradient) and records the inputs of A and B.
+   */
+  capture?: LoraCapture;
+}
+
+/** Zero probes per module path and, filled by the forward pass, the inputs A and B saw. */
+export interface LoraCapture {
+  /** `a`: [rows, r] added to A x; `b`: [rows, out] added to B A x (before PEFT's scaling). */
+  probes: Map<string, { a: tf.Tensor2D; b: tf.Tensor2D }>;
+  /** `x`: A's input [rows, in]; `low`: B's input A x [rows, r]. Kept tensors, owned by the capture. */
+  inputs: Map<string, { x: tf.Tensor2D; low: tf.Tensor2D }>;
 }
 
 /** Shared (not per-example) factors from an adapter's weights. Caller disposes with disposeLoraState. */
