@@ -255,22 +255,33 @@ export async function runLmd3Experiment(env: EmbeddedDefault, opts: Lmd3Options 
 
   const byEmbedding = views.map((v) => {
     const change = changeOf(v);
-    const fit = linearRegression(runs.flatMap(() => change), allPerf);
+    // With a bandwidth far below the distances between examples, each query's density is its
+    // nearest training example's kernel, and adding far-away examples changes every query's
+    // log-density by the same log(n / n'): nothing to regress on.
+    const spread = Math.max(...change) - Math.min(...change);
+    const fit = spread > 1e-9 * Math.max(1, ...change.map(Math.abs)) ? linearRegression(runs.flatMap(() => change), allPerf) : null;
     return {
       embedding: v.embedding,
       bandwidth: v.bandwidth,
       h: v.h,
       treated_density_change: mean(indices((i) => treatedFlags[i]).map((i) => change[i])),
       control_density_change: mean(indices((i) => !treatedFlags[i]).map((i) => change[i])),
-      slope: fit.slope,
-      r2: fit.r2,
-      p_value: fit.pValue,
+      slope: fit?.slope ?? NaN,
+      r2: fit?.r2 ?? NaN,
+      p_value: fit?.pValue ?? NaN,
     };
   });
   const densityByEmbedding = frameFromColumns(Object.fromEntries(Object.keys(byEmbedding[0]).map((c) => [c, byEmbedding.map((r) => r[c as keyof (typeof byEmbedding)[number]])])) as Record<string, number[] | string[]>);
   const resultLines = [
     resultLine('lmd3', `loss improvement treated - control (${control})`, treatedMinusControl.verdict),
-    ...byEmbedding.map((r) => resultLine('lmd3', `density ${r.embedding} ${r.bandwidth}`, `treated ${r.treated_density_change.toFixed(2)}, control ${r.control_density_change.toFixed(2)}; loss improvement ~ density change: slope ${r.slope.toFixed(4)}, R^2 ${r.r2.toFixed(3)}, p ${r.p_value.toExponential(2)}`)),
+    ...byEmbedding.map((r) =>
+      resultLine(
+        'lmd3',
+        `density ${r.embedding} ${r.bandwidth}`,
+        `treated ${r.treated_density_change.toFixed(2)}, control ${r.control_density_change.toFixed(2)}; loss improvement ~ density change: ` +
+          (Number.isNaN(r.slope) ? `no fit, the density change is the same for every query (bandwidth ${r.h.toPrecision(3)}: each density is its nearest example's)` : `slope ${r.slope.toFixed(4)}, R^2 ${r.r2.toFixed(3)}, p ${r.p_value.toExponential(2)}`),
+      ),
+    ),
   ];
 
   const figures = [
