@@ -5,7 +5,8 @@ import * as path from 'node:path';
 import { SafetensorsFile } from '../../src/io/safetensors';
 import { Rng } from '../../src/random';
 import { shardRange } from '../../src/cli/shard';
-import { FIXTURE_DIR, tmpDir } from '../helpers/fixtures';
+import { assertAllClose, FIXTURE_DIR, tmpDir } from '../helpers/fixtures';
+import { readScoreFile } from '../../src/attribution/scoreFile';
 
 const BIN = path.join(__dirname, '..', '..', 'bin', 'tda-lab.js');
 const cli = (args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8' });
@@ -70,13 +71,20 @@ describe('sharding and merging', () => {
       assertIdentical(p('merged.safetensors'), p('all.safetensors'));
     });
 
-    it('score --shard i/n then merge equals the single run exactly (DataInf)', () => {
+    it('score --shard i/n then merge equals the single run (DataInf)', () => {
       const base = ['score', '--method', 'dataInf', '--train', p('all.safetensors'), '--test', p('all.safetensors')];
       assert.equal(cli([...base, '--out', p('s.safetensors')]).status, 0);
       for (const i of [0, 1]) assert.equal(cli([...base, '--out', p(`s${i}.safetensors`), '--shard', `${i}/2`]).status, 0);
       const r = cli(['merge', '--out', p('smerged.safetensors'), p('s0.safetensors'), p('s1.safetensors')]);
       assert.equal(r.status, 0, r.stderr);
-      assertIdentical(p('smerged.safetensors'), p('s.safetensors'));
+      // The same settings and shape; the scores to float rounding, since each shard's products
+      // have other shapes than the single run's, and native BLAS may sum in another order.
+      const [merged, single] = [readScoreFile(p('smerged.safetensors')), readScoreFile(p('s.safetensors'))];
+      const { merged_from_shards: shards, ...settings } = merged.metadata;
+      assert.equal(shards, '2');
+      assert.deepEqual(settings, single.metadata);
+      assert.deepEqual([merged.scores.nTest, merged.scores.nTrain], [single.scores.nTest, single.scores.nTrain]);
+      assertAllClose(merged.scores.data, single.scores.data, 'merged vs single');
     });
 
     it('missing, duplicated or mismatched shards are errors', () => {

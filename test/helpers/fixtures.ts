@@ -33,6 +33,23 @@ export function relativeL2(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return Math.sqrt(num) / Math.sqrt(den);
 }
 
+/**
+ * Equal up to float32 rounding: max |a - b| <= rel * max |b|. For results of native BLAS
+ * products whose shapes differ (a shard, a batch, a chunk): OpenBLAS picks its kernels and
+ * summation order by matrix shape, so the same entry computed in a call of another shape can
+ * differ in its last bits.
+ */
+export function assertAllClose(a: ArrayLike<number>, b: ArrayLike<number>, message = '', rel = 1e-6): void {
+  if (a.length !== b.length) throw new Error(`${message}: length ${a.length} != ${b.length}`);
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < a.length; i++) {
+    diff = Math.max(diff, Math.abs(a[i] - b[i]));
+    scale = Math.max(scale, Math.abs(b[i]));
+  }
+  if (!(diff <= rel * scale)) throw new Error(`${message}: largest difference ${diff} exceeds ${rel} x ${scale}`);
+}
+
 export function tmpDir(prefix = 'tda-test-'): string {
   return fs.mkdtempSync(path.join(require('node:os').tmpdir(), prefix));
 }
