@@ -27,7 +27,7 @@ function holdLock(file: string, ms: number) {
 }
 
 describe('reliability: locks and concurrent writers', function () {
-  this.timeout(120000);
+  this.timeout(300000); // about 70 s of CPU; several times that on a shared machine
   let work: string;
   before(() => (work = tmpDir('tda-lock-')));
   after(() => fs.rmSync(work, { recursive: true, force: true }));
