@@ -179,7 +179,7 @@ async function main() {
       const f32Gb = (params * 4) / 2 ** 30;
       const inp = inputs(c, work); // writes the checkpoint once, before anything is timed
       const diskGb = fs.readdirSync(inp.modelDir).reduce((a, f) => a + fs.statSync(path.join(inp.modelDir, f)).size, 0) / 2 ** 30;
-      console.log(`${c.preset}: ${(params / 1e9).toFixed(2)}B parameters, ${diskGb.toFixed(1)} GB on disk (BF16), ${f32Gb.toFixed(1)} GB in float32; ${c.examples} examples x ${c.seqLen} tokens, LoRA r=8 on q/k/v/o`);
+      console.log(`${c.preset}: ${(params / 1e9).toFixed(2)}B parameters, ${diskGb.toFixed(1)} GiB on disk (BF16), ${f32Gb.toFixed(1)} GiB in float32; ${c.examples} examples x ${c.seqLen} tokens, LoRA r=8 on q/k/v/o`);
       const out = execFileSync(process.execPath, [...process.execArgv, __filename, '--child', '--only', c.key, '--work', work, ...argv.filter((a, i) => !['--only'].includes(a) && argv[i - 1] !== '--only')], {
         encoding: 'utf8',
         stdio: ['ignore', 'pipe', 'inherit'],
@@ -190,7 +190,7 @@ async function main() {
         examples: `${c.examples} x ${c.seqLen}`,
         'tda-lab s': t.gradSeconds.toFixed(1),
         's / example': (t.gradSeconds / c.examples).toFixed(2),
-        'tda-lab peak RSS GB': (t.peakRssMb / 1024).toFixed(2),
+        'tda-lab peak RSS GiB': (t.peakRssMb / 1024).toFixed(2),
         'peak / f32 weights': (t.peakRssMb / 1024 / f32Gb).toFixed(2),
         'load s': t.loadSeconds.toFixed(1),
       };
@@ -199,12 +199,12 @@ async function main() {
         Object.assign(row, {
           'PyTorch s': p.seconds.toFixed(1),
           'PyTorch way': p.way,
-          'PyTorch peak RSS GB': (p.peakRssMb / 1024).toFixed(2),
+          'PyTorch peak RSS GiB': (p.peakRssMb / 1024).toFixed(2),
           'tda-lab / PyTorch speed': (p.seconds / t.gradSeconds).toFixed(2),
           'RSS tda-lab / PyTorch': (t.peakRssMb / p.peakRssMb).toFixed(2),
         });
       } else {
-        Object.assign(row, { 'PyTorch s': '-', 'PyTorch way': `not run: float32 weights alone ${f32Gb.toFixed(1)} GB`, 'PyTorch peak RSS GB': `> ${f32Gb.toFixed(1)}` });
+        Object.assign(row, { 'PyTorch s': '-', 'PyTorch way': `not run: float32 weights alone ${f32Gb.toFixed(1)} GiB`, 'PyTorch peak RSS GiB': `> ${f32Gb.toFixed(1)}` });
       }
       rows.push(row);
       console.log(formatTable([row], 2));

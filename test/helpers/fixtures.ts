@@ -1,7 +1,18 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { SafetensorsFile } from '../../src/io/safetensors';
 
 export const FIXTURE_DIR = path.join(__dirname, '..', 'fixtures', 'llama-tiny');
+
+export type Tensors = Map<string, { shape: number[]; data: Float32Array }>;
+
+/** Every tensor of the fixture checkpoint, as float32, to write variants of it. */
+export function fixtureTensors(): Tensors {
+  const f = SafetensorsFile.open(path.join(FIXTURE_DIR, 'model.safetensors'));
+  const out: Tensors = new Map(f.names().map((n) => [n, { shape: f.info(n).shape, data: f.readFloat32(n) }]));
+  f.close();
+  return out;
+}
 
 export interface FixtureExpectations {
   input_ids: number[][];

@@ -12,16 +12,7 @@ import { computeLoraGradients } from '../../src/gradients/compute';
 import { blockByName } from '../../src/gradients/types';
 import { nativeAddon } from '../../src/runtime/nativeAddon';
 import { nativeActive } from '../../src/runtime/backend';
-import { FIXTURE_DIR, fixtureSequences, relativeL2, tmpDir } from '../helpers/fixtures';
-
-type Tensors = Map<string, { shape: number[]; data: Float32Array }>;
-
-function fixtureTensors(): Tensors {
-  const f = SafetensorsFile.open(path.join(FIXTURE_DIR, 'model.safetensors'));
-  const out: Tensors = new Map(f.names().map((n) => [n, { shape: f.info(n).shape, data: f.readFloat32(n) }]));
-  f.close();
-  return out;
-}
+import { FIXTURE_DIR, fixtureSequences, fixtureTensors, relativeL2, Tensors, tmpDir } from '../helpers/fixtures';
 
 /** A checkpoint of the fixture's weights in `dtype`; `extra` tensors are stored beside them. */
 function writeCheckpoint(dir: string, tensors: Tensors, dtype: DType, extra: Record<string, TensorToWrite> = {}): string {

@@ -11,16 +11,7 @@ import { computeLosses } from '../../src/model/loss';
 import { disposeBatchConstants, LlamaModel } from '../../src/model/llama';
 import { hfConfigJson, llamaConfig, randomBaseTensors } from '../../src/model/synthetic';
 import { ModelConfig } from '../../src/model/types';
-import { FIXTURE_DIR, fixtureExpectations, fixtureSequences, relativeL2, tmpDir } from '../helpers/fixtures';
-
-type Tensors = Map<string, { shape: number[]; data: Float32Array }>;
-
-function fixtureTensors(): Tensors {
-  const f = SafetensorsFile.open(path.join(FIXTURE_DIR, 'model.safetensors'));
-  const out: Tensors = new Map(f.names().map((n) => [n, { shape: f.info(n).shape, data: f.readFloat32(n) }]));
-  f.close();
-  return out;
-}
+import { FIXTURE_DIR, fixtureExpectations, fixtureSequences, fixtureTensors, relativeL2, Tensors, tmpDir } from '../helpers/fixtures';
 
 function writeCheckpoint(dir: string, config: Record<string, unknown>, tensors: Tensors, dtype: DType = 'F32'): string {
   fs.mkdirSync(dir, { recursive: true });
