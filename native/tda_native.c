@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "native_elementwise.h"
+#include "scoring.h"
 
 #define CHECK(call)                                                                                   \
   do {                                                                                                \
@@ -275,5 +276,6 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"info", NULL, blas_info, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props) != napi_ok) return NULL;
+  tda_scoring_register(env, exports);
   return exports;
 }

@@ -1,0 +1,289 @@
+/*
+ * Scoring kernels: matrix products on sub-matrices of JavaScript Float32Arrays (a block of
+ * queries against a chunk of training gradients, written straight into its columns of the
+ * score matrix) and the widening of BF16/F16 gradient data to float32.
+ *
+ * Exports (registered in tda_native.c):
+ *   sgemmStrided(transA, transB, m, n, k, alpha, A, aOffset, lda, B, bOffset, ldb, beta, C, cOffset, ldc)
+ *     C = alpha * op(A) @ op(B) + beta * C, row-major with leading dimensions (elements per
+ *     row) lda, ldb, ldc, each matrix starting at an element offset of its Float32Array.
+ *     Every matrix is checked to lie inside its array.
+ *   widenHalf(src, dtype, out)
+ *     out[i] = value i of `src` (a Uint16Array of BF16 (dtype 1) or F16 (dtype 2) bit
+ *     patterns, or a Float32Array with dtype 0) as float32; out at least as long as src.
+ *   readStart(fd, position, target) -> id
+ *     Starts reading target.byteLength bytes of the open file `fd` from byte `position` into
+ *     the typed array `target`, on a thread of its own, and returns at once: products on the
+ *     previous chunk run while the next one is read. The array is kept alive until
+ *     readFinish; JavaScript must neither read it nor transfer its buffer before then.
+ *   readFinish(id) -> bytes read
+ *     Waits for that read; fewer bytes than asked means the file ended. A failed read
+ *     throws with the system's message.
+ */
+#define _GNU_SOURCE
+#include <cblas.h>
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <unistd.h>
+#include <node_api.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "half.h"
+#include "scoring.h"
+
+#define CHECK(call)                                                                                   \
+  do {                                                                                                \
+    if ((call) != napi_ok) {                                                                          \
+      napi_throw_error(env, NULL, "tda_native: internal Node-API call failed: " #call);              \
+      return NULL;                                                                                    \
+    }                                                                                                 \
+  } while (0)
+
+static napi_value range_error(napi_env env, const char *msg) {
+  napi_throw_range_error(env, NULL, msg);
+  return NULL;
+}
+
+/* A whole number in [0, limit], or -1. */
+static int64_t whole_number(napi_env env, napi_value v, double limit) {
+  double d;
+  if (napi_get_value_double(env, v, &d) != napi_ok) return -1;
+  if (!isfinite(d) || d < 0 || d > limit || floor(d) != d) return -1;
+  return (int64_t)d;
+}
+
+/* A typed array's elements and length if it has this type, else NULL (an empty array's elements are a dummy). */
+static void *typed_array(napi_env env, napi_value v, napi_typedarray_type want, size_t *length) {
+  static float empty[1];
+  bool is_typed = false;
+  if (napi_is_typedarray(env, v, &is_typed) != napi_ok || !is_typed) return NULL;
+  napi_typedarray_type type;
+  void *data;
+  if (napi_get_typedarray_info(env, v, &type, length, &data, NULL, NULL) != napi_ok) return NULL;
+  if (type != want) return NULL;
+  return data ? data : (*length == 0 ? (void *)empty : NULL);
+}
+
+/*
+ * Whether a row-major matrix of `rows` x `cols` with `ld` elements per row, starting at
+ * element `offset`, lies inside an array of `length` elements (ld >= cols; any size when
+ * the matrix is empty).
+ */
+int tda_strided_in_bounds(uint64_t offset, uint64_t rows, uint64_t cols, uint64_t ld, uint64_t length) {
+  if (ld < cols) return 0;
+  if (rows == 0 || cols == 0) return offset <= length;
+  /* Each factor is below 2^31: no product overflows 64 bits. */
+  uint64_t last = offset + (rows - 1) * ld + cols;
+  return last <= length;
+}
+
+static napi_value sgemm_strided(napi_env env, napi_callback_info info) {
+  size_t argc = 16;
+  napi_value argv[16];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 16) return range_error(env, "sgemmStrided: expects 16 arguments");
+  bool trans_a, trans_b;
+  if (napi_get_value_bool(env, argv[0], &trans_a) != napi_ok || napi_get_value_bool(env, argv[1], &trans_b) != napi_ok) {
+    return range_error(env, "sgemmStrided: transA and transB must be booleans");
+  }
+  const double lim = 2147483647.0; /* BLAS sizes are C ints */
+  int64_t m = whole_number(env, argv[2], lim), n = whole_number(env, argv[3], lim), k = whole_number(env, argv[4], lim);
+  if (m < 0 || n < 0 || k < 0) return range_error(env, "sgemmStrided: m, n and k must be whole numbers in [0, 2^31)");
+  double alpha, beta;
+  if (napi_get_value_double(env, argv[5], &alpha) != napi_ok || napi_get_value_double(env, argv[12], &beta) != napi_ok) {
+    return range_error(env, "sgemmStrided: alpha and beta must be numbers");
+  }
+  size_t la, lb, lc;
+  const float *a = typed_array(env, argv[6], napi_float32_array, &la);
+  const float *b = typed_array(env, argv[9], napi_float32_array, &lb);
+  float *c = typed_array(env, argv[13], napi_float32_array, &lc);
+  if (!a || !b || !c) return range_error(env, "sgemmStrided: A, B and C must be Float32Arrays");
+  /* Offsets up to 2^53 (any array length); leading dimensions are C ints. */
+  const double off_lim = 9007199254740991.0;
+  int64_t ao = whole_number(env, argv[7], off_lim), bo = whole_number(env, argv[10], off_lim), co = whole_number(env, argv[14], off_lim);
+  int64_t lda = whole_number(env, argv[8], lim), ldb = whole_number(env, argv[11], lim), ldc = whole_number(env, argv[15], lim);
+  if (ao < 0 || bo < 0 || co < 0) return range_error(env, "sgemmStrided: offsets must be whole numbers >= 0");
+  if (lda < 1 || ldb < 1 || ldc < 1) return range_error(env, "sgemmStrided: leading dimensions must be whole numbers in [1, 2^31)");
+  /* Stored shapes: op(A) is m x k, so A is k x m when transposed; likewise B. */
+  const uint64_t a_rows = trans_a ? (uint64_t)k : (uint64_t)m, a_cols = trans_a ? (uint64_t)m : (uint64_t)k;
+  const uint64_t b_rows = trans_b ? (uint64_t)n : (uint64_t)k, b_cols = trans_b ? (uint64_t)k : (uint64_t)n;
+  if (!tda_strided_in_bounds((uint64_t)ao, a_rows, a_cols, (uint64_t)lda, la)) return range_error(env, "sgemmStrided: A lies outside its array (or lda is below its row length)");
+  if (!tda_strided_in_bounds((uint64_t)bo, b_rows, b_cols, (uint64_t)ldb, lb)) return range_error(env, "sgemmStrided: B lies outside its array (or ldb is below its row length)");
+  if (!tda_strided_in_bounds((uint64_t)co, (uint64_t)m, (uint64_t)n, (uint64_t)ldc, lc)) return range_error(env, "sgemmStrided: C lies outside its array (or ldc is below its row length)");
+  if (m == 0 || n == 0) return NULL;
+  float *cc = c + co;
+  if (k == 0) {
+    /* Nothing to sum: C = beta * C (OpenBLAS's handling of k = 0 varies by version). */
+    for (int64_t i = 0; i < m; i++)
+      for (int64_t j = 0; j < n; j++) cc[i * ldc + j] = beta == 0 ? 0.0f : (float)(beta * cc[i * ldc + j]);
+    return NULL;
+  }
+  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, (int)m, (int)n, (int)k, (float)alpha, a + ao, (int)lda,
+              b + bo, (int)ldb, (float)beta, cc, (int)ldc);
+  return NULL;
+}
+
+static napi_value widen_half(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 3) return range_error(env, "widenHalf: expects 3 arguments");
+  int64_t dtype = whole_number(env, argv[1], 2);
+  if (dtype < 0) return range_error(env, "widenHalf: dtype must be 0 (F32), 1 (BF16) or 2 (F16)");
+  size_t ls, lo;
+  const void *src = typed_array(env, argv[0], dtype == TDA_F32 ? napi_float32_array : napi_uint16_array, &ls);
+  float *out = typed_array(env, argv[2], napi_float32_array, &lo);
+  if (!src) return range_error(env, dtype == TDA_F32 ? "widenHalf: src must be a Float32Array for dtype 0" : "widenHalf: src must be a Uint16Array for BF16 and F16");
+  if (!out) return range_error(env, "widenHalf: out must be a Float32Array");
+  if (lo < ls) return range_error(env, "widenHalf: out is shorter than src");
+  tda_widen_fast(src, (int)dtype, ls, out);
+  return NULL;
+}
+
+/* BF16 and F16 to float32: the common cases in straight loops the compiler vectorizes. */
+void tda_widen_fast(const void *src, int dtype, size_t count, float *out) {
+  if (dtype == TDA_BF16) {
+    const uint16_t *h = (const uint16_t *)src;
+    uint32_t *o = (uint32_t *)(void *)out;
+    for (size_t i = 0; i < count; i++) o[i] = (uint32_t)h[i] << 16;
+  } else if (dtype == TDA_F16) {
+    const uint16_t *h = (const uint16_t *)src;
+    for (size_t i = 0; i < count; i++) {
+      uint16_t x = h[i];
+      uint32_t e = (x >> 10) & 0x1f;
+      if (e != 0 && e != 0x1f) { /* normal numbers: rebias the exponent */
+        uint32_t bits = ((uint32_t)(x & 0x8000) << 16) | ((e + 112) << 23) | ((uint32_t)(x & 0x3ff) << 13);
+        memcpy(&out[i], &bits, 4);
+      } else {
+        out[i] = tda_f16_to_f32(x);
+      }
+    }
+  } else {
+    tda_widen(src, dtype, count, out);
+  }
+}
+
+/* Reads in flight: a few per process (a scorer has one ahead of the chunk it multiplies). */
+#define TDA_MAX_READS 16
+struct tda_read {
+  int used;
+  pthread_t thread;
+  int fd;
+  uint64_t position;
+  char *dst;
+  size_t length;
+  size_t done;
+  int error;
+  napi_ref target;
+  napi_env env; /* the thread (JavaScript environment) that started it */
+};
+/* Shared by every worker thread of the process that loads the addon: slots under a lock. */
+static struct tda_read reads[TDA_MAX_READS];
+static pthread_mutex_t reads_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void *read_thread(void *arg) {
+  struct tda_read *r = (struct tda_read *)arg;
+  while (r->done < r->length) {
+    ssize_t got = pread(r->fd, r->dst + r->done, r->length - r->done, (off_t)(r->position + r->done));
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      r->error = errno;
+      break;
+    }
+    if (got == 0) break; /* end of file */
+    r->done += (size_t)got;
+  }
+  return NULL;
+}
+
+static napi_value read_start(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 3) return range_error(env, "readStart: expects 3 arguments");
+  int64_t fd = whole_number(env, argv[0], 2147483647.0);
+  int64_t position = whole_number(env, argv[1], 9007199254740991.0);
+  if (fd < 0) return range_error(env, "readStart: fd must be an open file descriptor");
+  if (position < 0) return range_error(env, "readStart: position must be a whole number >= 0");
+  bool is_typed = false;
+  CHECK(napi_is_typedarray(env, argv[2], &is_typed));
+  if (!is_typed) return range_error(env, "readStart: target must be a typed array");
+  napi_typedarray_type type;
+  size_t length;
+  void *data;
+  napi_value buffer;
+  size_t byte_offset;
+  CHECK(napi_get_typedarray_info(env, argv[2], &type, &length, &data, &buffer, &byte_offset));
+  size_t bytes = length * (type == napi_float64_array || type == napi_bigint64_array || type == napi_biguint64_array ? 8
+                           : type == napi_float32_array || type == napi_int32_array || type == napi_uint32_array ? 4
+                           : type == napi_int16_array || type == napi_uint16_array ? 2
+                           : 1);
+  napi_ref target;
+  CHECK(napi_create_reference(env, argv[2], 1, &target));
+  int slot = -1;
+  pthread_mutex_lock(&reads_lock);
+  for (int i = 0; i < TDA_MAX_READS; i++) {
+    if (!reads[i].used) {
+      slot = i;
+      reads[i].used = 1;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&reads_lock);
+  if (slot < 0) {
+    napi_delete_reference(env, target);
+    return range_error(env, "readStart: too many reads in flight (finish some first)");
+  }
+  struct tda_read *r = &reads[slot];
+  r->fd = (int)fd;
+  r->position = (uint64_t)position;
+  r->dst = (char *)data;
+  r->length = bytes;
+  r->done = 0;
+  r->error = 0;
+  r->target = target;
+  r->env = env;
+  if (bytes > 0 && pthread_create(&r->thread, NULL, read_thread, r) != 0) {
+    r->error = EAGAIN;
+    r->length = 0; /* nothing started: readFinish reports the error */
+  }
+  napi_value id;
+  CHECK(napi_create_int32(env, slot, &id));
+  return id;
+}
+
+static napi_value read_finish(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int64_t id = argc == 1 ? whole_number(env, argv[0], TDA_MAX_READS - 1) : -1;
+  if (id < 0 || !reads[id].used || reads[id].env != env) return range_error(env, "readFinish: not a read in flight (of this thread)");
+  struct tda_read *r = &reads[id];
+  if (r->length > 0) pthread_join(r->thread, NULL);
+  napi_delete_reference(env, r->target);
+  pthread_mutex_lock(&reads_lock);
+  r->used = 0;
+  pthread_mutex_unlock(&reads_lock);
+  if (r->error) {
+    char msg[160];
+    snprintf(msg, sizeof msg, "readFinish: read failed: %s", strerror(r->error));
+    napi_throw_error(env, NULL, msg);
+    return NULL;
+  }
+  napi_value done;
+  CHECK(napi_create_double(env, (double)r->done, &done));
+  return done;
+}
+
+void tda_scoring_register(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"readStart", NULL, read_start, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"readFinish", NULL, read_finish, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"sgemmStrided", NULL, sgemm_strided, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"widenHalf", NULL, widen_half, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
+}
