@@ -11,6 +11,9 @@
  *   widenHalf(src, dtype, out)
  *     out[i] = value i of `src` (a Uint16Array of BF16 (dtype 1) or F16 (dtype 2) bit
  *     patterns, or a Float32Array with dtype 0) as float32; out at least as long as src.
+ *   widenHalfInPlace(out, dtype)
+ *     The second half of out's bytes holds out.length BF16 (dtype 1) or F16 (dtype 2) values
+ *     (as read from a file); they become out's float32 values, with no second buffer.
  *   readStart(fd, position, target) -> id
  *     Starts reading target.byteLength bytes of the open file `fd` from byte `position` into
  *     the typed array `target`, on a thread of its own, and returns at once: products on the
@@ -278,8 +281,33 @@ static napi_value read_finish(napi_env env, napi_callback_info info) {
   return done;
 }
 
+static napi_value widen_half_in_place(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 2) return range_error(env, "widenHalfInPlace: expects 2 arguments");
+  int64_t dtype = whole_number(env, argv[1], 2);
+  if (dtype != TDA_BF16 && dtype != TDA_F16) return range_error(env, "widenHalfInPlace: dtype must be 1 (BF16) or 2 (F16)");
+  size_t n;
+  float *out = typed_array(env, argv[0], napi_float32_array, &n);
+  if (!out) return range_error(env, "widenHalfInPlace: out must be a Float32Array");
+  /*
+   * Forward, one value at a time: value i is read (from byte 2n + 2i) before out[i] (bytes
+   * 4i .. 4i + 4) is written, and those bytes only hold values j < i, already read.
+   */
+  const unsigned char *src = (const unsigned char *)out + 2 * n;
+  for (size_t i = 0; i < n; i++) {
+    uint16_t h;
+    memcpy(&h, src + 2 * i, 2);
+    float f = dtype == TDA_BF16 ? tda_bf16_to_f32(h) : tda_f16_to_f32(h);
+    memcpy((unsigned char *)out + 4 * i, &f, 4);
+  }
+  return NULL;
+}
+
 void tda_scoring_register(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
+      {"widenHalfInPlace", NULL, widen_half_in_place, NULL, NULL, NULL, napi_enumerable, NULL},
       {"readStart", NULL, read_start, NULL, NULL, NULL, napi_enumerable, NULL},
       {"readFinish", NULL, read_finish, NULL, NULL, NULL, napi_enumerable, NULL},
       {"sgemmStrided", NULL, sgemm_strided, NULL, NULL, NULL, napi_enumerable, NULL},

@@ -8,6 +8,8 @@ import * as fs from 'node:fs';
 import { TdaError } from '../errors';
 import { decodeFloat32, decodeInt32 } from './decode';
 import { readFully } from './fsutil';
+import { HOST_IS_LITTLE_ENDIAN } from './dtype';
+import { nativeAddon } from '../runtime/nativeAddon';
 import { MAX_HEADER_BYTES, TensorInfo, parseHeader } from './header';
 
 export { DType, DTYPE_BYTES } from './dtype';
@@ -105,7 +107,17 @@ export class SafetensorsFile {
 
   /** Values as float32, converting from any supported dtype (F64 and I64 lose precision). */
   readFloat32(name: string): Float32Array {
-    return decodeFloat32(this.readRaw(name), this.info(name).dtype);
+    const t = this.info(name);
+    const addon = (t.dtype === 'BF16' || t.dtype === 'F16') && HOST_IS_LITTLE_ENDIAN ? nativeAddon() : null;
+    if (addon?.widenHalfInPlace && this.fd !== null) {
+      // Read straight into the upper half of the float32 array and widen there: one buffer.
+      const count = t.byteLength / 2;
+      const out = new Float32Array(count);
+      readFully(this.fd, new Uint8Array(out.buffer, 2 * count, t.byteLength), t.byteOffset, this.path, name);
+      addon.widenHalfInPlace(out, t.dtype === 'BF16' ? 1 : 2);
+      return out;
+    }
+    return decodeFloat32(this.readRaw(name), t.dtype);
   }
 
   /** Values as int32 from an integer or BOOL tensor; I64 values outside int32 are an error. */

@@ -59,6 +59,8 @@ export interface NativeAddon {
   ): void;
   /** out[i] = src[i] widened to float32: src BF16 (dtype 1) or F16 (dtype 2) bit patterns, or float32 (dtype 0). */
   widenHalf(src: Uint16Array | Float32Array, dtype: 0 | 1 | 2, out: Float32Array): void;
+  /** The second half of out's bytes holds out.length BF16 (1) or F16 (2) values; they become out's float32 values in place. */
+  widenHalfInPlace(out: Float32Array, dtype: 1 | 2): void;
   /**
    * Starts reading target.byteLength bytes of the open file `fd` from byte `position` into
    * `target` on a thread of its own and returns a read id at once. Until readFinish(id),

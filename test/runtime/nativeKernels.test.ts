@@ -11,6 +11,8 @@
  */
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
@@ -454,7 +456,7 @@ describe('native BLAS kernels', function () {
     }
   });
 
-  it('widenHalf turns every BF16 and F16 bit pattern into the float32 the JavaScript decoders give', async () => {
+  it('widenHalf and widenHalfInPlace turn every BF16 and F16 bit pattern into the float32 the JavaScript decoders give', async () => {
     const addon = await addonOrRefusal();
     if (!addon) return;
     const all = Uint16Array.from({ length: 65536 }, (_, i) => i);
@@ -467,10 +469,70 @@ describe('native BLAS kernels', function () {
       }
       assert.deepEqual([...out.subarray(65536)], [9, 9, 9], 'past the source: untouched');
     }
+    // In place: the bit patterns in the second half of the array's bytes.
+    for (const [dtype, ref] of [[1, bf16ToF32], [2, f16ToF32]] as const) {
+      const out = new Float32Array(65536);
+      new Uint16Array(out.buffer, 2 * 65536, 65536).set(all);
+      addon.widenHalfInPlace(out, dtype);
+      for (let i = 0; i < 65536; i++) {
+        const want = Math.fround(ref(i));
+        assert.ok(Object.is(out[i], want) || (Number.isNaN(out[i]) && Number.isNaN(want)), `in place, dtype ${dtype}, bits ${i.toString(16)}`);
+      }
+    }
+    assert.throws(() => addon.widenHalfInPlace(new Float32Array(2), 0 as 1), RangeError);
+    assert.throws(() => addon.widenHalfInPlace(new Uint16Array(4) as unknown as Float32Array, 1), RangeError);
     const f32 = Float32Array.of(1.5, -2, 3e-40);
     const copy = new Float32Array(3);
     addon.widenHalf(f32, 0, copy);
     assert.deepEqual(copy, f32);
+  });
+
+  it('readStart/readFinish read a file range into an array on a thread of their own, report short reads and errors, and refuse bad arguments', async () => {
+    const addon = await addonOrRefusal();
+    if (!addon) return;
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tda-read-'));
+    try {
+      const file = path.join(dir, 'data.f32');
+      const values = Float32Array.from({ length: 1000 }, (_, i) => i * 0.5 - 7);
+      fs.writeFileSync(file, Buffer.from(values.buffer));
+      const fd = fs.openSync(file, 'r');
+      try {
+        // Two reads in flight at once, at different positions.
+        const a = new Float32Array(300);
+        const b = new Float32Array(200);
+        const ia = addon.readStart(fd, 100 * 4, a);
+        const ib = addon.readStart(fd, 700 * 4, b);
+        assert.equal(addon.readFinish(ib), 800);
+        assert.equal(addon.readFinish(ia), 1200);
+        assert.deepEqual(a, values.subarray(100, 400));
+        assert.deepEqual(b, values.subarray(700, 900));
+        // Past the end: the bytes that were there, the rest untouched.
+        const c = new Float32Array(10).fill(3);
+        assert.equal(addon.readFinish(addon.readStart(fd, 995 * 4, c)), 20);
+        assert.deepEqual([...c], [...values.subarray(995), 3, 3, 3, 3, 3]);
+        // A view into a larger buffer is filled at its own offset only.
+        const big = new Float32Array(8).fill(-1);
+        assert.equal(addon.readFinish(addon.readStart(fd, 0, big.subarray(2, 5))), 12);
+        assert.deepEqual([...big], [-1, -1, ...values.subarray(0, 3), -1, -1, -1]);
+        assert.equal(addon.readFinish(addon.readStart(fd, 0, new Float32Array(0))), 0);
+      } finally {
+        fs.closeSync(fd);
+      }
+      // A closed descriptor: the error comes from readFinish, with the system's message.
+      assert.throws(() => addon.readFinish(addon.readStart(fd, 0, new Float32Array(4))), /read failed: Bad file descriptor/);
+      const bad: [string, () => void][] = [
+        ['a negative fd', () => addon.readStart(-1, 0, new Float32Array(1))],
+        ['a fractional position', () => addon.readStart(0, 0.5, new Float32Array(1))],
+        ['a plain array as the target', () => addon.readStart(0, 0, [0] as unknown as Float32Array)],
+        ['an ArrayBuffer as the target', () => addon.readStart(0, 0, new ArrayBuffer(4) as unknown as Float32Array)],
+        ['a missing argument', () => (addon.readStart as unknown as (...a: unknown[]) => number)(0, 0)],
+        ['an id never started', () => addon.readFinish(15)],
+        ['an id out of range', () => addon.readFinish(16)],
+      ];
+      for (const [what, call] of bad) assert.throws(call, RangeError, what);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('two threads multiplying at once with one BLAS thread each get exact float64-checked results', async () => {
