@@ -104,7 +104,7 @@ export function shardSource(dir: string): { source: OwnedChunksSource; meta: Sha
           readFully(open(p.file), data, position, p.file);
           return { data, id: -1 };
         }
-        return { data, id: addon.readStart(open(p.file), position, data) };
+        return { data, id: addon.readStart(open(p.file), Float64Array.of(position), [data]) };
       };
       try {
         for (let k = 0; k < pieces.length; k++) {

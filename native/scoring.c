@@ -14,14 +14,15 @@
  *   widenHalfInPlace(out, dtype)
  *     The second half of out's bytes holds out.length BF16 (dtype 1) or F16 (dtype 2) values
  *     (as read from a file); they become out's float32 values, with no second buffer.
- *   readStart(fd, position, target) -> id
- *     Starts reading target.byteLength bytes of the open file `fd` from byte `position` into
- *     the typed array `target`, on a thread of its own, and returns at once: products on the
- *     previous chunk run while the next one is read. The array is kept alive until
- *     readFinish; JavaScript must neither read it nor transfer its buffer before then.
+ *   readStart(fd, positions, targets) -> id
+ *     Starts reading, for each i, targets[i].byteLength bytes of the open file `fd` from byte
+ *     positions[i] (a Float64Array) into the typed array targets[i], in order on one thread
+ *     of its own, and returns at once: products on the previous chunk run while the next one
+ *     is read. The arrays are kept alive until readFinish; JavaScript must neither read them
+ *     nor transfer their buffers before then.
  *   readFinish(id) -> bytes read
- *     Waits for that read; fewer bytes than asked means the file ended. A failed read
- *     throws with the system's message.
+ *     Waits for that read and gives the bytes read over all targets; fewer than asked means
+ *     the file ended. A failed read throws with the system's message.
  */
 #define _GNU_SOURCE
 #include <cblas.h>
@@ -29,6 +30,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <unistd.h>
 #include <node_api.h>
 #include <stdint.h>
@@ -171,16 +173,23 @@ void tda_widen_fast(const void *src, int dtype, size_t count, float *out) {
 
 /* Reads in flight: a few per process (a scorer has one ahead of the chunk it multiplies). */
 #define TDA_MAX_READS 16
+#define TDA_MAX_SEGMENTS 4096
+struct tda_segment {
+  uint64_t position;
+  char *dst;
+  size_t length;
+};
 struct tda_read {
   int used;
   pthread_t thread;
   int fd;
-  uint64_t position;
-  char *dst;
-  size_t length;
-  size_t done;
+  struct tda_segment *segments;
+  size_t count;
+  size_t done; /* bytes read, over all segments */
+  int short_read; /* some segment ended at the end of the file */
+  int threaded;   /* a thread to join */
   int error;
-  napi_ref target;
+  napi_ref *targets;
   napi_env env; /* the thread (JavaScript environment) that started it */
 };
 /* Shared by every worker thread of the process that loads the addon: slots under a lock. */
@@ -189,17 +198,55 @@ static pthread_mutex_t reads_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void *read_thread(void *arg) {
   struct tda_read *r = (struct tda_read *)arg;
-  while (r->done < r->length) {
-    ssize_t got = pread(r->fd, r->dst + r->done, r->length - r->done, (off_t)(r->position + r->done));
-    if (got < 0) {
-      if (errno == EINTR) continue;
-      r->error = errno;
-      break;
+  for (size_t s = 0; s < r->count && !r->error; s++) {
+    struct tda_segment *g = &r->segments[s];
+    size_t got_here = 0;
+    while (got_here < g->length) {
+      ssize_t got = pread(r->fd, g->dst + got_here, g->length - got_here, (off_t)(g->position + got_here));
+      if (got < 0) {
+        if (errno == EINTR) continue;
+        r->error = errno;
+        break;
+      }
+      if (got == 0) {
+        r->short_read = 1; /* end of file */
+        break;
+      }
+      got_here += (size_t)got;
+      r->done += (size_t)got;
     }
-    if (got == 0) break; /* end of file */
-    r->done += (size_t)got;
   }
   return NULL;
+}
+
+static size_t element_bytes(napi_typedarray_type type) {
+  switch (type) {
+    case napi_float64_array:
+    case napi_bigint64_array:
+    case napi_biguint64_array:
+      return 8;
+    case napi_float32_array:
+    case napi_int32_array:
+    case napi_uint32_array:
+      return 4;
+    case napi_int16_array:
+    case napi_uint16_array:
+      return 2;
+    default:
+      return 1;
+  }
+}
+
+static void release_read(napi_env env, struct tda_read *r) {
+  for (size_t s = 0; s < r->count; s++)
+    if (r->targets[s]) napi_delete_reference(env, r->targets[s]);
+  free(r->targets);
+  free(r->segments);
+  r->targets = NULL;
+  r->segments = NULL;
+  pthread_mutex_lock(&reads_lock);
+  r->used = 0;
+  pthread_mutex_unlock(&reads_lock);
 }
 
 static napi_value read_start(napi_env env, napi_callback_info info) {
@@ -208,24 +255,56 @@ static napi_value read_start(napi_env env, napi_callback_info info) {
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc != 3) return range_error(env, "readStart: expects 3 arguments");
   int64_t fd = whole_number(env, argv[0], 2147483647.0);
-  int64_t position = whole_number(env, argv[1], 9007199254740991.0);
   if (fd < 0) return range_error(env, "readStart: fd must be an open file descriptor");
-  if (position < 0) return range_error(env, "readStart: position must be a whole number >= 0");
-  bool is_typed = false;
-  CHECK(napi_is_typedarray(env, argv[2], &is_typed));
-  if (!is_typed) return range_error(env, "readStart: target must be a typed array");
-  napi_typedarray_type type;
-  size_t length;
-  void *data;
-  napi_value buffer;
-  size_t byte_offset;
-  CHECK(napi_get_typedarray_info(env, argv[2], &type, &length, &data, &buffer, &byte_offset));
-  size_t bytes = length * (type == napi_float64_array || type == napi_bigint64_array || type == napi_biguint64_array ? 8
-                           : type == napi_float32_array || type == napi_int32_array || type == napi_uint32_array ? 4
-                           : type == napi_int16_array || type == napi_uint16_array ? 2
-                           : 1);
-  napi_ref target;
-  CHECK(napi_create_reference(env, argv[2], 1, &target));
+  size_t n_pos;
+  const double *positions = typed_array(env, argv[1], napi_float64_array, &n_pos);
+  if (!positions) return range_error(env, "readStart: positions must be a Float64Array");
+  bool is_array = false;
+  CHECK(napi_is_array(env, argv[2], &is_array));
+  if (!is_array) return range_error(env, "readStart: targets must be an array of typed arrays");
+  uint32_t n_targets;
+  CHECK(napi_get_array_length(env, argv[2], &n_targets));
+  if (n_targets != n_pos) return range_error(env, "readStart: one position per target");
+  if (n_pos > TDA_MAX_SEGMENTS) return range_error(env, "readStart: too many targets in one read");
+  for (size_t s = 0; s < n_pos; s++) {
+    double p = positions[s];
+    if (!isfinite(p) || p < 0 || p > 9007199254740991.0 || floor(p) != p) return range_error(env, "readStart: positions must be whole numbers >= 0");
+  }
+  struct tda_segment *segments = calloc(n_pos ? n_pos : 1, sizeof *segments);
+  napi_ref *targets = calloc(n_pos ? n_pos : 1, sizeof *targets);
+  if (!segments || !targets) {
+    free(segments);
+    free(targets);
+    napi_throw_error(env, NULL, "readStart: out of memory");
+    return NULL;
+  }
+  const char *bad = NULL;
+  for (uint32_t s = 0; s < n_pos && !bad; s++) {
+    napi_value t;
+    bool is_typed = false;
+    if (napi_get_element(env, argv[2], s, &t) != napi_ok || napi_is_typedarray(env, t, &is_typed) != napi_ok || !is_typed) {
+      bad = "readStart: every target must be a typed array";
+      break;
+    }
+    napi_typedarray_type type;
+    size_t length;
+    void *data;
+    if (napi_get_typedarray_info(env, t, &type, &length, &data, NULL, NULL) != napi_ok) {
+      bad = "readStart: a target could not be read";
+      break;
+    }
+    segments[s].position = (uint64_t)positions[s];
+    segments[s].dst = (char *)data;
+    segments[s].length = length * element_bytes(type);
+    if (napi_create_reference(env, t, 1, &targets[s]) != napi_ok) bad = "readStart: a target could not be kept";
+  }
+  if (bad) {
+    for (size_t s = 0; s < n_pos; s++)
+      if (targets[s]) napi_delete_reference(env, targets[s]);
+    free(segments);
+    free(targets);
+    return range_error(env, bad);
+  }
   int slot = -1;
   pthread_mutex_lock(&reads_lock);
   for (int i = 0; i < TDA_MAX_READS; i++) {
@@ -237,22 +316,22 @@ static napi_value read_start(napi_env env, napi_callback_info info) {
   }
   pthread_mutex_unlock(&reads_lock);
   if (slot < 0) {
-    napi_delete_reference(env, target);
+    for (size_t s = 0; s < n_pos; s++) napi_delete_reference(env, targets[s]);
+    free(segments);
+    free(targets);
     return range_error(env, "readStart: too many reads in flight (finish some first)");
   }
   struct tda_read *r = &reads[slot];
   r->fd = (int)fd;
-  r->position = (uint64_t)position;
-  r->dst = (char *)data;
-  r->length = bytes;
+  r->segments = segments;
+  r->count = n_pos;
   r->done = 0;
+  r->short_read = 0;
   r->error = 0;
-  r->target = target;
+  r->targets = targets;
   r->env = env;
-  if (bytes > 0 && pthread_create(&r->thread, NULL, read_thread, r) != 0) {
-    r->error = EAGAIN;
-    r->length = 0; /* nothing started: readFinish reports the error */
-  }
+  r->threaded = pthread_create(&r->thread, NULL, read_thread, r) == 0;
+  if (!r->threaded) read_thread(r); /* no thread to be had: read now */
   napi_value id;
   CHECK(napi_create_int32(env, slot, &id));
   return id;
@@ -265,20 +344,20 @@ static napi_value read_finish(napi_env env, napi_callback_info info) {
   int64_t id = argc == 1 ? whole_number(env, argv[0], TDA_MAX_READS - 1) : -1;
   if (id < 0 || !reads[id].used || reads[id].env != env) return range_error(env, "readFinish: not a read in flight (of this thread)");
   struct tda_read *r = &reads[id];
-  if (r->length > 0) pthread_join(r->thread, NULL);
-  napi_delete_reference(env, r->target);
-  pthread_mutex_lock(&reads_lock);
-  r->used = 0;
-  pthread_mutex_unlock(&reads_lock);
-  if (r->error) {
+  if (r->threaded) pthread_join(r->thread, NULL);
+  r->threaded = 0;
+  int error = r->error;
+  double done = (double)r->done;
+  release_read(env, r);
+  if (error) {
     char msg[160];
-    snprintf(msg, sizeof msg, "readFinish: read failed: %s", strerror(r->error));
+    snprintf(msg, sizeof msg, "readFinish: read failed: %s", strerror(error));
     napi_throw_error(env, NULL, msg);
     return NULL;
   }
-  napi_value done;
-  CHECK(napi_create_double(env, (double)r->done, &done));
-  return done;
+  napi_value out;
+  CHECK(napi_create_double(env, done, &out));
+  return out;
 }
 
 static napi_value widen_half_in_place(napi_env env, napi_callback_info info) {

@@ -62,12 +62,13 @@ export interface NativeAddon {
   /** The second half of out's bytes holds out.length BF16 (1) or F16 (2) values; they become out's float32 values in place. */
   widenHalfInPlace(out: Float32Array, dtype: 1 | 2): void;
   /**
-   * Starts reading target.byteLength bytes of the open file `fd` from byte `position` into
-   * `target` on a thread of its own and returns a read id at once. Until readFinish(id),
-   * the array must not be read and its buffer must not be transferred.
+   * Starts reading, for each i, targets[i].byteLength bytes of the open file `fd` from byte
+   * positions[i] into targets[i], in order on a thread of its own, and returns a read id at
+   * once. Until readFinish(id), the arrays must not be read and their buffers must not be
+   * transferred.
    */
-  readStart(fd: number, position: number, target: ArrayBufferView): number;
-  /** Waits for a read begun by readStart; the bytes read (fewer at the end of the file). Throws if the read failed. */
+  readStart(fd: number, positions: Float64Array, targets: ArrayBufferView[]): number;
+  /** Waits for a read begun by readStart; the bytes read over all targets (fewer at the end of the file). Throws if the read failed. */
   readFinish(id: number): number;
   /** out[i] = squared L2 norm of row i of A [rows, cols], accumulated in double. */
   rowSquaredNorms(A: Float32Array, rows: number, cols: number, out: Float64Array): void;

@@ -487,45 +487,55 @@ describe('native BLAS kernels', function () {
     assert.deepEqual(copy, f32);
   });
 
-  it('readStart/readFinish read a file range into an array on a thread of their own, report short reads and errors, and refuse bad arguments', async () => {
+  it('readStart/readFinish read file ranges into arrays on a thread of their own, report short reads and errors, and refuse bad arguments', async () => {
     const addon = await addonOrRefusal();
     if (!addon) return;
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tda-read-'));
+    const at = (...p: number[]) => Float64Array.from(p);
     try {
       const file = path.join(dir, 'data.f32');
       const values = Float32Array.from({ length: 1000 }, (_, i) => i * 0.5 - 7);
       fs.writeFileSync(file, Buffer.from(values.buffer));
       const fd = fs.openSync(file, 'r');
       try {
-        // Two reads in flight at once, at different positions.
+        // Two reads in flight at once; the first one fills two arrays, in order.
         const a = new Float32Array(300);
+        const a2 = new Uint16Array(4);
         const b = new Float32Array(200);
-        const ia = addon.readStart(fd, 100 * 4, a);
-        const ib = addon.readStart(fd, 700 * 4, b);
+        const ia = addon.readStart(fd, at(100 * 4, 0), [a, a2]);
+        const ib = addon.readStart(fd, at(700 * 4), [b]);
         assert.equal(addon.readFinish(ib), 800);
-        assert.equal(addon.readFinish(ia), 1200);
+        assert.equal(addon.readFinish(ia), 1208);
         assert.deepEqual(a, values.subarray(100, 400));
+        assert.deepEqual(new Float32Array(a2.buffer), values.subarray(0, 2));
         assert.deepEqual(b, values.subarray(700, 900));
         // Past the end: the bytes that were there, the rest untouched.
         const c = new Float32Array(10).fill(3);
-        assert.equal(addon.readFinish(addon.readStart(fd, 995 * 4, c)), 20);
+        assert.equal(addon.readFinish(addon.readStart(fd, at(995 * 4), [c])), 20);
         assert.deepEqual([...c], [...values.subarray(995), 3, 3, 3, 3, 3]);
         // A view into a larger buffer is filled at its own offset only.
         const big = new Float32Array(8).fill(-1);
-        assert.equal(addon.readFinish(addon.readStart(fd, 0, big.subarray(2, 5))), 12);
+        assert.equal(addon.readFinish(addon.readStart(fd, at(0), [big.subarray(2, 5)])), 12);
         assert.deepEqual([...big], [-1, -1, ...values.subarray(0, 3), -1, -1, -1]);
-        assert.equal(addon.readFinish(addon.readStart(fd, 0, new Float32Array(0))), 0);
+        assert.equal(addon.readFinish(addon.readStart(fd, at(0), [new Float32Array(0)])), 0);
+        assert.equal(addon.readFinish(addon.readStart(fd, at(), [])), 0);
+        // Many reads one after the other: each slot is given back.
+        for (let i = 0; i < 40; i++) assert.equal(addon.readFinish(addon.readStart(fd, at(i * 4), [new Float32Array(1)])), 4);
       } finally {
         fs.closeSync(fd);
       }
       // A closed descriptor: the error comes from readFinish, with the system's message.
-      assert.throws(() => addon.readFinish(addon.readStart(fd, 0, new Float32Array(4))), /read failed: Bad file descriptor/);
+      assert.throws(() => addon.readFinish(addon.readStart(fd, at(0), [new Float32Array(4)])), /read failed: Bad file descriptor/);
       const bad: [string, () => void][] = [
-        ['a negative fd', () => addon.readStart(-1, 0, new Float32Array(1))],
-        ['a fractional position', () => addon.readStart(0, 0.5, new Float32Array(1))],
-        ['a plain array as the target', () => addon.readStart(0, 0, [0] as unknown as Float32Array)],
-        ['an ArrayBuffer as the target', () => addon.readStart(0, 0, new ArrayBuffer(4) as unknown as Float32Array)],
-        ['a missing argument', () => (addon.readStart as unknown as (...a: unknown[]) => number)(0, 0)],
+        ['a negative fd', () => addon.readStart(-1, at(0), [new Float32Array(1)])],
+        ['a fractional position', () => addon.readStart(0, at(0.5), [new Float32Array(1)])],
+        ['a negative position', () => addon.readStart(0, at(-4), [new Float32Array(1)])],
+        ['positions as a plain array', () => addon.readStart(0, [0] as unknown as Float64Array, [new Float32Array(1)])],
+        ['more targets than positions', () => addon.readStart(0, at(0), [new Float32Array(1), new Float32Array(1)])],
+        ['a plain array as a target', () => addon.readStart(0, at(0), [[0] as unknown as Float32Array])],
+        ['an ArrayBuffer as a target', () => addon.readStart(0, at(0), [new ArrayBuffer(4) as unknown as Float32Array])],
+        ['targets not an array', () => addon.readStart(0, at(0), new Float32Array(1) as unknown as Float32Array[])],
+        ['a missing argument', () => (addon.readStart as unknown as (...a: unknown[]) => number)(0, at(0))],
         ['an id never started', () => addon.readFinish(15)],
         ['an id out of range', () => addon.readFinish(16)],
       ];
