@@ -4,10 +4,12 @@
  * score matrix) and the widening of BF16/F16 gradient data to float32.
  *
  * Exports (registered in tda_native.c):
- *   sgemmStrided(transA, transB, m, n, k, alpha, A, aOffset, lda, B, bOffset, ldb, beta, C, cOffset, ldc)
+ *   sgemmStrided(transA, transB, m, n, k, alpha, A, aOffset, lda, B, bOffset, ldb, beta, C, cOffset, ldc[, threads])
  *     C = alpha * op(A) @ op(B) + beta * C, row-major with leading dimensions (elements per
  *     row) lda, ldb, ldc, each matrix starting at an element offset of its Float32Array.
- *     Every matrix is checked to lie inside its array.
+ *     Every matrix is checked to lie inside its array. With threads > 1, a large product is
+ *     split by columns of C into that many sgemm calls on threads of their own (one BLAS
+ *     thread each); the split depends only on n and threads, so results repeat exactly.
  *   widenHalf(src, dtype, out)
  *     out[i] = value i of `src` (a Uint16Array of BF16 (dtype 1) or F16 (dtype 2) bit
  *     patterns, or a Float32Array with dtype 0) as float32; out at least as long as src.
@@ -85,11 +87,76 @@ int tda_strided_in_bounds(uint64_t offset, uint64_t rows, uint64_t cols, uint64_
   return last <= length;
 }
 
+/* One part of a product split by columns of C, for a thread of its own. */
+struct gemm_part {
+  int trans_a, trans_b, m, n, k, lda, ldb, ldc;
+  float alpha, beta;
+  const float *a, *b;
+  float *c;
+  pthread_t thread;
+  int threaded;
+};
+
+static void *gemm_part_run(void *arg) {
+  struct gemm_part *p = (struct gemm_part *)arg;
+  cblas_sgemm(CblasRowMajor, p->trans_a ? CblasTrans : CblasNoTrans, p->trans_b ? CblasTrans : CblasNoTrans, p->m, p->n, p->k, p->alpha, p->a, p->lda, p->b,
+              p->ldb, p->beta, p->c, p->ldc);
+  return NULL;
+}
+
+/* Below this many multiply-adds a product is not split: starting threads would cost more. */
+#define TDA_SPLIT_MIN_MACS 4000000.0
+#define TDA_MAX_SPLIT 64
+
+/*
+ * C = alpha op(A) op(B) + beta C with the columns of C split into `parts` ranges, each an
+ * sgemm of its own on its own thread (this thread takes the first). The split depends only
+ * on n and parts, so the same call gives the same bits every time.
+ */
+static void sgemm_split(int parts, int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb, float beta, float *c,
+                        int ldc) {
+  if ((double)m * n * k < TDA_SPLIT_MIN_MACS) parts = 1;
+  if (parts > n / 16) parts = n / 16 > 1 ? n / 16 : 1; /* at least 16 columns each */
+  if (parts > TDA_MAX_SPLIT) parts = TDA_MAX_SPLIT;
+  struct gemm_part ps[TDA_MAX_SPLIT];
+  for (int j = 0; j < parts; j++) {
+    int n0 = (int)((int64_t)n * j / parts), n1 = (int)((int64_t)n * (j + 1) / parts);
+    struct gemm_part *p = &ps[j];
+    p->trans_a = trans_a;
+    p->trans_b = trans_b;
+    p->m = m;
+    p->n = n1 - n0;
+    p->k = k;
+    p->alpha = alpha;
+    p->beta = beta;
+    p->a = a;
+    p->lda = lda;
+    p->b = trans_b ? b + (int64_t)n0 * ldb : b + n0;
+    p->ldb = ldb;
+    p->c = c + n0;
+    p->ldc = ldc;
+    p->threaded = 0;
+  }
+  for (int j = 1; j < parts; j++) ps[j].threaded = pthread_create(&ps[j].thread, NULL, gemm_part_run, &ps[j]) == 0;
+  gemm_part_run(&ps[0]);
+  for (int j = 1; j < parts; j++) {
+    if (ps[j].threaded) pthread_join(ps[j].thread, NULL);
+    else gemm_part_run(&ps[j]); /* no thread to be had: here */
+  }
+}
+
 static napi_value sgemm_strided(napi_env env, napi_callback_info info) {
-  size_t argc = 16;
-  napi_value argv[16];
+  size_t argc = 17;
+  napi_value argv[17];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 16) return range_error(env, "sgemmStrided: expects 16 arguments");
+  if (argc != 16 && argc != 17) return range_error(env, "sgemmStrided: expects 16 arguments, or 17 with the number of threads");
+  int64_t threads = 1;
+  if (argc == 17) {
+    napi_valuetype t;
+    CHECK(napi_typeof(env, argv[16], &t));
+    if (t != napi_undefined) threads = whole_number(env, argv[16], TDA_MAX_SPLIT);
+    if (threads < 1) return range_error(env, "sgemmStrided: threads must be a whole number in [1, 64]");
+  }
   bool trans_a, trans_b;
   if (napi_get_value_bool(env, argv[0], &trans_a) != napi_ok || napi_get_value_bool(env, argv[1], &trans_b) != napi_ok) {
     return range_error(env, "sgemmStrided: transA and transB must be booleans");
@@ -126,8 +193,7 @@ static napi_value sgemm_strided(napi_env env, napi_callback_info info) {
       for (int64_t j = 0; j < n; j++) cc[i * ldc + j] = beta == 0 ? 0.0f : (float)(beta * cc[i * ldc + j]);
     return NULL;
   }
-  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, (int)m, (int)n, (int)k, (float)alpha, a + ao, (int)lda,
-              b + bo, (int)ldb, (float)beta, cc, (int)ldc);
+  sgemm_split((int)threads, trans_a, trans_b, (int)m, (int)n, (int)k, (float)alpha, a + ao, (int)lda, b + bo, (int)ldb, (float)beta, cc, (int)ldc);
   return NULL;
 }
 

@@ -38,6 +38,8 @@ export interface NativeAddon {
   /**
    * C = alpha op(A) op(B) + beta C on sub-matrices of Float32Arrays: row-major with leading
    * dimensions (elements per row) lda, ldb, ldc, starting at element offsets; bounds-checked.
+   * `threads` > 1 splits a large product by columns of C over that many threads (the split
+   * depends only on n and threads: the same call gives the same bits).
    */
   sgemmStrided(
     transA: boolean,
@@ -56,6 +58,7 @@ export interface NativeAddon {
     C: Float32Array,
     cOffset: number,
     ldc: number,
+    threads?: number,
   ): void;
   /** out[i] = src[i] widened to float32: src BF16 (dtype 1) or F16 (dtype 2) bit patterns, or float32 (dtype 0). */
   widenHalf(src: Uint16Array | Float32Array, dtype: 0 | 1 | 2, out: Float32Array): void;

@@ -5,6 +5,9 @@
  * heap, no column slabs and no transposed or padded copies (BLAS reads G_l transposed in
  * place), and scores can be written straight into their columns of the score matrix.
  *
+ * A large product can be split by columns over threads (native/scoring.c), a split fixed by
+ * the shapes and the thread count, so results repeat exactly.
+ *
  * The queries go through BLAS in blocks of QUERY_BLOCK rows, [0, 128), [128, 256), ..., the
  * last one holding the rest. OpenBLAS picks its kernels (and so the last bits of a result)
  * by the shape of the call, so a query's scores are a function of the query, the training
@@ -32,6 +35,13 @@ export class NativeStreamedProducts {
   constructor(
     private readonly addon: NativeAddon,
     readonly blocks: ProductBlock[],
+    /**
+     * Threads each large product is split over (by columns: training examples, or gradient
+     * columns for DataInf's update). Default 1: on a machine shared with other jobs, a split
+     * waits for its slowest thread (measured at load 5.5 on 2 cores, 2,000 x 100 x 100k:
+     * gradDot split over 2 threads at 0.55-0.62x PyTorch's one-thread rate, unsplit ~0.9-1.0x).
+     */
+    readonly threads = 1,
   ) {
     this.updates = blocks.map(() => null);
   }
@@ -69,7 +79,7 @@ export class NativeStreamedProducts {
     for (const [q0, rows] of this.queryBlocks()) {
       chunk.forEach((G, l) => {
         const { data: V, dim } = this.blocks[l];
-        this.addon.sgemmStrided(false, true, rows, m, dim, 1, V, q0 * dim, dim, G, 0, dim, l === 0 ? 0 : 1, target, q0 * ld + col, ld);
+        this.addon.sgemmStrided(false, true, rows, m, dim, 1, V, q0 * dim, dim, G, 0, dim, l === 0 ? 0 : 1, target, q0 * ld + col, ld, this.threads);
       });
     }
   }
@@ -96,9 +106,9 @@ export class NativeStreamedProducts {
       const prev = this.updates[l];
       const update = prev ?? new Float32Array(this.nT * dim);
       for (const [q0, rows] of this.queryBlocks()) {
-        this.addon.sgemmStrided(false, true, rows, m, dim, 1, V, q0 * dim, dim, G, 0, dim, 0, coef, 0, m);
+        this.addon.sgemmStrided(false, true, rows, m, dim, 1, V, q0 * dim, dim, G, 0, dim, 0, coef, 0, m, this.threads);
         for (let q = 0; q < rows; q++) for (let i = 0; i < m; i++) coef[q * m + i] *= inv[i];
-        this.addon.sgemmStrided(false, false, rows, dim, m, 1, coef, 0, m, G, 0, dim, prev ? 1 : 0, update, q0 * dim, dim);
+        this.addon.sgemmStrided(false, false, rows, dim, m, 1, coef, 0, m, G, 0, dim, prev ? 1 : 0, update, q0 * dim, dim, this.threads);
       }
       this.updates[l] = update;
     });

@@ -421,6 +421,31 @@ describe('native BLAS kernels', function () {
         assert.ok(Math.abs(C[idx] - want) < 1e-5 * (1 + Math.abs(want)), `C[${i}, ${j}] = ${C[idx]}, want ${want} (tA ${tA}, tB ${tB})`);
       }
     }
+    // Split over threads by columns of C: the float64 result, and the same bits on every call.
+    {
+      const [m, n, k] = [7, 300, 2500];
+      const A = fill(m * k);
+      const B = fill(n * k);
+      const runs = [1, 2, 3, 3].map((threads) => {
+        const C = new Float32Array(m * n);
+        addon.sgemmStrided(false, true, m, n, k, 1, A, 0, k, B, 0, k, 0, C, 0, n, threads);
+        return C;
+      });
+      for (const C of runs) {
+        for (const [i, j] of [[0, 0], [3, 149], [3, 150], [6, 299]]) {
+          let want = 0;
+          for (let p = 0; p < k; p++) want += A[i * k + p] * B[j * k + p];
+          assert.ok(Math.abs(C[i * n + j] - want) < 1e-3, `split C[${i}, ${j}] = ${C[i * n + j]}, want ${want}`);
+        }
+      }
+      assert.ok(runs[3].every((v, i) => Object.is(v, runs[2][i])), 'the same split gives the same bits');
+      const U = [1, 2].map((threads) => {
+        const C = new Float32Array(m * k);
+        addon.sgemmStrided(false, false, m, k, n, 1, runs[0], 0, n, B, 0, k, 0, C, 0, k, threads);
+        return C;
+      });
+      assert.ok(U[1].every((v, i) => Math.abs(v - U[0][i]) < 1e-3), 'NN split by columns');
+    }
     // k = 0: C = beta C on the sub-matrix only.
     const C0 = Float32Array.of(1, 2, 3, 4, 5, 6);
     addon.sgemmStrided(false, false, 2, 1, 0, 1, new Float32Array(0), 0, 1, new Float32Array(0), 0, 1, 3, C0, 1, 3);
@@ -445,6 +470,8 @@ describe('native BLAS kernels', function () {
       ['an empty C at an offset past the end', () => addon.sgemmStrided(false, false, 0, 2, 2, 1, A, 0, 2, A, 0, 2, 0, f, 17, 2)],
       ['a Float64Array', () => addon.sgemmStrided(false, false, 1, 1, 1, 1, new Float64Array(1) as unknown as Float32Array, 0, 1, A, 0, 1, 0, f, 8, 1)],
       ['a missing argument', () => (addon.sgemmStrided as unknown as (...a: unknown[]) => void)(false, false, 1, 1, 1, 1, A, 0, 1, A, 0, 1, 0, f, 8)],
+      ['zero threads', () => addon.sgemmStrided(false, false, 2, 2, 2, 1, A, 0, 2, A, 0, 2, 0, f, 8, 2, 0)],
+      ['65 threads', () => addon.sgemmStrided(false, false, 2, 2, 2, 1, A, 0, 2, A, 0, 2, 0, f, 8, 2, 65)],
       ['widenHalf: out shorter than src', () => addon.widenHalf(new Uint16Array(17), 1, f)],
       ['widenHalf: a Float32Array as BF16', () => addon.widenHalf(f, 1, new Float32Array(16))],
       ['widenHalf: an Int16Array', () => addon.widenHalf(new Int16Array(4) as unknown as Uint16Array, 2, f)],
