@@ -7,9 +7,10 @@
  *   sgemmStrided(transA, transB, m, n, k, alpha, A, aOffset, lda, B, bOffset, ldb, beta, C, cOffset, ldc[, threads])
  *     C = alpha * op(A) @ op(B) + beta * C, row-major with leading dimensions (elements per
  *     row) lda, ldb, ldc, each matrix starting at an element offset of its Float32Array.
- *     Every matrix is checked to lie inside its array. With threads > 1, a large product is
- *     split by columns of C into that many sgemm calls on threads of their own (one BLAS
- *     thread each); the split depends only on n and threads, so results repeat exactly.
+ *     Every matrix is checked to lie inside its array. A large product is cut into parts
+ *     (see sgemm_parts) that up to `threads` threads (default 1) take in turn, one BLAS
+ *     thread each; the cut depends only on the shape, so results are the same bits with
+ *     any number of threads.
  *   widenHalf(src, dtype, out)
  *     out[i] = value i of `src` (a Uint16Array of BF16 (dtype 1) or F16 (dtype 2) bit
  *     patterns, or a Float32Array with dtype 0) as float32; out at least as long as src.
@@ -87,62 +88,95 @@ int tda_strided_in_bounds(uint64_t offset, uint64_t rows, uint64_t cols, uint64_
   return last <= length;
 }
 
-/* One part of a product split by columns of C, for a thread of its own. */
-struct gemm_part {
-  int trans_a, trans_b, m, n, k, lda, ldb, ldc;
+/*
+ * Large products are cut into TDA_PARTS independent sgemm calls that any number of threads
+ * take in turn from a shared counter, so a thread the system deschedules delays the product
+ * by at most one part. The cut depends only on the shape, never on the number of threads,
+ * so results are the same bits with 1 thread or 64:
+ *   - op(B) transposed (scores: C = V G^T): the inner dimension k is cut into slabs, each
+ *     part writes its own partial C, and the partials are added to C in slab order;
+ *   - otherwise (DataInf's update: C = coef G): the columns of C are cut; parts are disjoint.
+ */
+#define TDA_PARTS 8
+#define TDA_SPLIT_MIN_MACS 32000000.0
+#define TDA_MAX_THREADS 64
+
+struct gemm_job {
+  int trans_a, trans_b, m, n, k, lda, ldb, ldc, parts, by_k;
   float alpha, beta;
   const float *a, *b;
   float *c;
-  pthread_t thread;
-  int threaded;
+  float *partial; /* by_k: parts x m x n partial products */
+  int next;       /* the next part to take */
+  pthread_mutex_t lock;
 };
 
-static void *gemm_part_run(void *arg) {
-  struct gemm_part *p = (struct gemm_part *)arg;
-  cblas_sgemm(CblasRowMajor, p->trans_a ? CblasTrans : CblasNoTrans, p->trans_b ? CblasTrans : CblasNoTrans, p->m, p->n, p->k, p->alpha, p->a, p->lda, p->b,
-              p->ldb, p->beta, p->c, p->ldc);
-  return NULL;
+static void gemm_job_part(struct gemm_job *j, int p) {
+  if (j->by_k) {
+    int k0 = (int)((int64_t)j->k * p / j->parts), k1 = (int)((int64_t)j->k * (p + 1) / j->parts);
+    const float *a = j->trans_a ? j->a + (int64_t)k0 * j->lda : j->a + k0;
+    const float *b = j->b + k0; /* op(B) transposed: B is n x k */
+    cblas_sgemm(CblasRowMajor, j->trans_a ? CblasTrans : CblasNoTrans, CblasTrans, j->m, j->n, k1 - k0, 1.0f, a, j->lda, b, j->ldb, 0.0f,
+                j->partial + (int64_t)p * j->m * j->n, j->n);
+  } else {
+    int n0 = (int)((int64_t)j->n * p / j->parts), n1 = (int)((int64_t)j->n * (p + 1) / j->parts);
+    const float *b = j->trans_b ? j->b + (int64_t)n0 * j->ldb : j->b + n0;
+    cblas_sgemm(CblasRowMajor, j->trans_a ? CblasTrans : CblasNoTrans, j->trans_b ? CblasTrans : CblasNoTrans, j->m, n1 - n0, j->k, j->alpha, j->a, j->lda, b,
+                j->ldb, j->beta, j->c + n0, j->ldc);
+  }
 }
 
-/* Below this many multiply-adds a product is not split: starting threads would cost more. */
-#define TDA_SPLIT_MIN_MACS 4000000.0
-#define TDA_MAX_SPLIT 64
+static void *gemm_job_worker(void *arg) {
+  struct gemm_job *j = (struct gemm_job *)arg;
+  for (;;) {
+    pthread_mutex_lock(&j->lock);
+    int p = j->next < j->parts ? j->next++ : -1;
+    pthread_mutex_unlock(&j->lock);
+    if (p < 0) return NULL;
+    gemm_job_part(j, p);
+  }
+}
 
-/*
- * C = alpha op(A) op(B) + beta C with the columns of C split into `parts` ranges, each an
- * sgemm of its own on its own thread (this thread takes the first). The split depends only
- * on n and parts, so the same call gives the same bits every time.
- */
-static void sgemm_split(int parts, int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb, float beta, float *c,
-                        int ldc) {
-  if ((double)m * n * k < TDA_SPLIT_MIN_MACS) parts = 1;
-  if (parts > n / 16) parts = n / 16 > 1 ? n / 16 : 1; /* at least 16 columns each */
-  if (parts > TDA_MAX_SPLIT) parts = TDA_MAX_SPLIT;
-  struct gemm_part ps[TDA_MAX_SPLIT];
-  for (int j = 0; j < parts; j++) {
-    int n0 = (int)((int64_t)n * j / parts), n1 = (int)((int64_t)n * (j + 1) / parts);
-    struct gemm_part *p = &ps[j];
-    p->trans_a = trans_a;
-    p->trans_b = trans_b;
-    p->m = m;
-    p->n = n1 - n0;
-    p->k = k;
-    p->alpha = alpha;
-    p->beta = beta;
-    p->a = a;
-    p->lda = lda;
-    p->b = trans_b ? b + (int64_t)n0 * ldb : b + n0;
-    p->ldb = ldb;
-    p->c = c + n0;
-    p->ldc = ldc;
-    p->threaded = 0;
+/* C = alpha op(A) op(B) + beta C; a large product in parts over up to `threads` threads (see above). 0, or -1 when out of memory. */
+static int sgemm_parts(int threads, int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda, const float *b, int ldb, float beta, float *c,
+                       int ldc) {
+  struct gemm_job j = {trans_a, trans_b, m, n, k, lda, ldb, ldc, 1, 0, alpha, beta, a, b, c, NULL, 0, PTHREAD_MUTEX_INITIALIZER};
+  const int large = (double)m * n * k >= TDA_SPLIT_MIN_MACS;
+  if (large && trans_b && k >= TDA_PARTS * 512 && (double)m * n <= 1048576.0) { /* partials of at most 4 MB each */
+    j.by_k = 1;
+    j.parts = TDA_PARTS;
+    j.partial = malloc(sizeof(float) * (size_t)TDA_PARTS * (size_t)m * (size_t)n);
+    if (!j.partial) return -1;
+  } else if (large && !trans_b && n >= TDA_PARTS * 512) {
+    j.parts = TDA_PARTS;
   }
-  for (int j = 1; j < parts; j++) ps[j].threaded = pthread_create(&ps[j].thread, NULL, gemm_part_run, &ps[j]) == 0;
-  gemm_part_run(&ps[0]);
-  for (int j = 1; j < parts; j++) {
-    if (ps[j].threaded) pthread_join(ps[j].thread, NULL);
-    else gemm_part_run(&ps[j]); /* no thread to be had: here */
+  if (j.parts == 1) {
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return 0;
   }
+  if (threads > j.parts) threads = j.parts;
+  pthread_t helpers[TDA_MAX_THREADS];
+  int started = 0;
+  for (int t = 1; t < threads; t++) {
+    if (pthread_create(&helpers[started], NULL, gemm_job_worker, &j) != 0) break;
+    started++;
+  }
+  gemm_job_worker(&j);
+  for (int t = 0; t < started; t++) pthread_join(helpers[t], NULL);
+  if (j.by_k) {
+    /* C = beta C + alpha (sum of the partials, in slab order). */
+    for (int i = 0; i < m; i++) {
+      float *row = c + (int64_t)i * ldc;
+      for (int q = 0; q < n; q++) {
+        float s = j.partial[(int64_t)i * n + q];
+        for (int p = 1; p < j.parts; p++) s += j.partial[(int64_t)p * m * n + (int64_t)i * n + q];
+        row[q] = (beta == 0 ? 0.0f : beta * row[q]) + alpha * s;
+      }
+    }
+    free(j.partial);
+  }
+  pthread_mutex_destroy(&j.lock);
+  return 0;
 }
 
 static napi_value sgemm_strided(napi_env env, napi_callback_info info) {
@@ -154,7 +188,7 @@ static napi_value sgemm_strided(napi_env env, napi_callback_info info) {
   if (argc == 17) {
     napi_valuetype t;
     CHECK(napi_typeof(env, argv[16], &t));
-    if (t != napi_undefined) threads = whole_number(env, argv[16], TDA_MAX_SPLIT);
+    if (t != napi_undefined) threads = whole_number(env, argv[16], TDA_MAX_THREADS);
     if (threads < 1) return range_error(env, "sgemmStrided: threads must be a whole number in [1, 64]");
   }
   bool trans_a, trans_b;
@@ -193,7 +227,9 @@ static napi_value sgemm_strided(napi_env env, napi_callback_info info) {
       for (int64_t j = 0; j < n; j++) cc[i * ldc + j] = beta == 0 ? 0.0f : (float)(beta * cc[i * ldc + j]);
     return NULL;
   }
-  sgemm_split((int)threads, trans_a, trans_b, (int)m, (int)n, (int)k, (float)alpha, a + ao, (int)lda, b + bo, (int)ldb, (float)beta, cc, (int)ldc);
+  if (sgemm_parts((int)threads, trans_a, trans_b, (int)m, (int)n, (int)k, (float)alpha, a + ao, (int)lda, b + bo, (int)ldb, (float)beta, cc, (int)ldc) != 0) {
+    napi_throw_error(env, NULL, "sgemmStrided: out of memory");
+  }
   return NULL;
 }
 

@@ -5,8 +5,9 @@
  * heap, no column slabs and no transposed or padded copies (BLAS reads G_l transposed in
  * place), and scores can be written straight into their columns of the score matrix.
  *
- * A large product can be split by columns over threads (native/scoring.c), a split fixed by
- * the shapes and the thread count, so results repeat exactly.
+ * Each large product is cut into parts that every core takes in turn (native/scoring.c): a
+ * thread the system deschedules delays it by one part at most, and the cut depends on the
+ * shape alone, so the bits do not depend on the number of threads.
  *
  * The queries go through BLAS in blocks of QUERY_BLOCK rows, [0, 128), [128, 256), ..., the
  * last one holding the rest. OpenBLAS picks its kernels (and so the last bits of a result)
@@ -15,7 +16,9 @@
  * these blocks (queryAlignment) and keeps its own rows, which gives exactly the numbers of
  * a single run.
  */
+import { isMainThread } from 'node:worker_threads';
 import { NativeAddon } from './nativeAddon';
+import { availableCores } from './workers';
 
 export interface ProductBlock {
   data: Float32Array;
@@ -36,12 +39,11 @@ export class NativeStreamedProducts {
     private readonly addon: NativeAddon,
     readonly blocks: ProductBlock[],
     /**
-     * Threads each large product is split over (by columns: training examples, or gradient
-     * columns for DataInf's update). Default 1: on a machine shared with other jobs, a split
-     * waits for its slowest thread (measured at load 5.5 on 2 cores, 2,000 x 100 x 100k:
-     * gradDot split over 2 threads at 0.55-0.62x PyTorch's one-thread rate, unsplit ~0.9-1.0x).
+     * Threads that share each large product (native/scoring.c cuts it into parts by its shape
+     * alone, so the bits do not depend on this): every core in the main thread, one in a
+     * worker thread.
      */
-    readonly threads = 1,
+    readonly threads = isMainThread ? availableCores() : 1,
   ) {
     this.updates = blocks.map(() => null);
   }

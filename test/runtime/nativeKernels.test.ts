@@ -421,30 +421,23 @@ describe('native BLAS kernels', function () {
         assert.ok(Math.abs(C[idx] - want) < 1e-5 * (1 + Math.abs(want)), `C[${i}, ${j}] = ${C[idx]}, want ${want} (tA ${tA}, tB ${tB})`);
       }
     }
-    // Split over threads by columns of C: the float64 result, and the same bits on every call.
-    {
-      const [m, n, k] = [7, 300, 2500];
+    // Large products are cut into parts shared by threads: the float64 result, and the same
+    // bits with any number of threads (scores: the inner dimension is cut; updates: columns).
+    for (const [tB, m, n, k] of [[true, 7, 300, 16384], [false, 7, 16384, 300]] as const) {
       const A = fill(m * k);
       const B = fill(n * k);
-      const runs = [1, 2, 3, 3].map((threads) => {
-        const C = new Float32Array(m * n);
-        addon.sgemmStrided(false, true, m, n, k, 1, A, 0, k, B, 0, k, 0, C, 0, n, threads);
+      const C0 = fill(m * n);
+      const runs = [1, 2, 3, 8].map((threads) => {
+        const C = Float32Array.from(C0);
+        addon.sgemmStrided(false, tB, m, n, k, 0.5, A, 0, k, B, 0, tB ? k : n, 2, C, 0, n, threads);
         return C;
       });
-      for (const C of runs) {
-        for (const [i, j] of [[0, 0], [3, 149], [3, 150], [6, 299]]) {
-          let want = 0;
-          for (let p = 0; p < k; p++) want += A[i * k + p] * B[j * k + p];
-          assert.ok(Math.abs(C[i * n + j] - want) < 1e-3, `split C[${i}, ${j}] = ${C[i * n + j]}, want ${want}`);
-        }
+      for (const [i, j] of [[0, 0], [3, 149], [3, 150], [6, n - 1]]) {
+        let want = 2 * C0[i * n + j];
+        for (let p = 0; p < k; p++) want += 0.5 * A[i * k + p] * (tB ? B[j * k + p] : B[p * n + j]);
+        assert.ok(Math.abs(runs[0][i * n + j] - want) < 1e-3, `parts (tB ${tB}) C[${i}, ${j}] = ${runs[0][i * n + j]}, want ${want}`);
       }
-      assert.ok(runs[3].every((v, i) => Object.is(v, runs[2][i])), 'the same split gives the same bits');
-      const U = [1, 2].map((threads) => {
-        const C = new Float32Array(m * k);
-        addon.sgemmStrided(false, false, m, k, n, 1, runs[0], 0, n, B, 0, k, 0, C, 0, k, threads);
-        return C;
-      });
-      assert.ok(U[1].every((v, i) => Math.abs(v - U[0][i]) < 1e-3), 'NN split by columns');
+      for (const C of runs.slice(1)) assert.ok(C.every((v, i) => Object.is(v, runs[0][i])), `tB ${tB}: the same bits with any number of threads`);
     }
     // k = 0: C = beta C on the sub-matrix only.
     const C0 = Float32Array.of(1, 2, 3, 4, 5, 6);
