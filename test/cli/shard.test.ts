@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { SafetensorsFile } from '../../src/io/safetensors';
 import { Rng } from '../../src/random';
 import { shardRange } from '../../src/cli/shard';
+import { writeGradientFile } from '../../src/gradients/file';
 import { FIXTURE_DIR, tmpDir } from '../helpers/fixtures';
 
 const BIN = path.join(__dirname, '..', '..', 'bin', 'tda-lab.js');
@@ -77,6 +78,33 @@ describe('sharding and merging', () => {
       const r = cli(['merge', '--out', p('smerged.safetensors'), p('s0.safetensors'), p('s1.safetensors')]);
       assert.equal(r.status, 0, r.stderr);
       assertIdentical(p('smerged.safetensors'), p('s.safetensors'));
+    });
+
+    it('score --shard i/n over more queries than one product block: merged shards equal the single run exactly (gradDot, DataInf, top-k)', () => {
+      // 300 queries: blocks of 128, 128 and 44; thirds cut the first two blocks in the middle.
+      const rng = new Rng(9);
+      const set = (n: number) => ({
+        n,
+        blocks: [
+          { name: 'x.lora_A.weight', shape: [3, 700], dim: 2100, data: Float32Array.from({ length: n * 2100 }, () => rng.normal()) },
+          { name: 'x.lora_B.weight', shape: [40, 3], dim: 120, data: Float32Array.from({ length: n * 120 }, () => rng.normal()) },
+        ],
+      });
+      writeGradientFile(p('train300.safetensors'), set(70), { mask: 'response' });
+      writeGradientFile(p('test300.safetensors'), set(300), { mask: 'response' });
+      for (const [method, extra] of [['gradDot', []], ['dataInf', []], ['gradDot', ['--top-k', '5']]] as const) {
+        const base = ['score', '--method', method, '--train', p('train300.safetensors'), '--test', p('test300.safetensors'), ...extra];
+        const tag = `${method}${extra.length ? '-topk' : ''}`;
+        const whole = cli([...base, '--out', p(`${tag}.safetensors`)]);
+        assert.equal(whole.status, 0, whole.stderr);
+        for (const i of [0, 1, 2]) {
+          const r = cli([...base, '--out', p(`${tag}${i}.safetensors`), '--shard', `${i}/3`]);
+          assert.equal(r.status, 0, r.stderr);
+        }
+        const r = cli(['merge', '--out', p(`${tag}-merged.safetensors`), p(`${tag}2.safetensors`), p(`${tag}0.safetensors`), p(`${tag}1.safetensors`)]);
+        assert.equal(r.status, 0, r.stderr);
+        assertIdentical(p(`${tag}-merged.safetensors`), p(`${tag}.safetensors`));
+      }
     });
 
     it('missing, duplicated or mismatched shards are errors', () => {
