@@ -14,6 +14,7 @@ import { adapterKey, loadAdapter } from '../src/model/adapter';
 import { computeLoraGradients, GradientWorkers } from '../src/gradients/compute';
 import { LlamaModel } from '../src/model/llama';
 import { initBackend } from '../src/runtime/backend';
+import { nativeAddon } from '../src/runtime/nativeAddon';
 import { blockByName, OwnedChunksSource } from '../src/gradients/types';
 
 function arg(name: string, fallback?: string): string {
@@ -33,43 +34,91 @@ export interface ShardMeta {
   shards: { file: string; rows: number }[];
 }
 
+/** Rows per piece a shard file is read and multiplied in (half a 500-row shard). */
+const PIECE_ROWS = 250;
+
 /**
- * Training gradients streamed from raw float32 shard files. Each shard is read into a
- * buffer of its own that the scorer may move to a worker thread; buffers come back
- * through recycle() and are read into again, so memory stays bounded.
+ * Training gradients streamed from raw float32 shard files, in pieces of up to PIECE_ROWS
+ * rows read straight into the arrays the products use. Where the native addon is built,
+ * the next piece is read on a thread of its own while the scorer multiplies the current one
+ * (two piece buffers in all: no more memory than one whole shard); else each piece is read
+ * when it is needed. Buffers are handed over (OwnedChunksSource) and come back through
+ * recycle() to be read into again, so memory stays bounded.
  */
 export function shardSource(dir: string): { source: OwnedChunksSource; meta: ShardMeta; test: Float32Array } {
   const meta = JSON.parse(fs.readFileSync(path.join(dir, 'meta.json'), 'utf8')) as ShardMeta;
-  const readInto = (file: string, out: Float32Array) => {
-    const fd = fs.openSync(path.join(dir, file), 'r');
-    try {
-      const bytes = new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
-      for (let off = 0; off < bytes.length; ) {
-        const n = fs.readSync(fd, bytes, off, bytes.length - off, off);
-        if (n <= 0) throw new Error(`${file}: short read`);
-        off += n;
-      }
-    } finally {
-      fs.closeSync(fd);
+  const readFully = (fd: number, out: Float32Array, position: number, file: string) => {
+    const bytes = new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+    for (let off = 0; off < bytes.length; ) {
+      const n = fs.readSync(fd, bytes, off, bytes.length - off, position + off);
+      if (n <= 0) throw new Error(`${file}: short read`);
+      off += n;
     }
-    return out;
   };
-  const test = readInto(meta.test, new Float32Array(meta.n_test * meta.dim));
-  const maxRows = Math.max(...meta.shards.map((s) => s.rows));
-  const full = maxRows * meta.dim * 4;
+  const test = new Float32Array(meta.n_test * meta.dim);
+  const tfd = fs.openSync(path.join(dir, meta.test), 'r');
+  try {
+    readFully(tfd, test, 0, meta.test);
+  } finally {
+    fs.closeSync(tfd);
+  }
+  const addon = nativeAddon();
+  const full = PIECE_ROWS * meta.dim * 4;
   const pool: ArrayBuffer[] = [];
+  // Every piece in order: [file, first row, rows, start in the training set].
+  const pieces: { file: string; row: number; rows: number; start: number }[] = [];
+  let start = 0;
+  for (const s of meta.shards) {
+    for (let row = 0; row < s.rows; row += PIECE_ROWS) pieces.push({ file: s.file, row, rows: Math.min(PIECE_ROWS, s.rows - row), start: start + row });
+    start += s.rows;
+  }
   const source: OwnedChunksSource = {
     n: meta.n,
     blocks: [{ name: 'g', shape: [meta.dim], dim: meta.dim }],
     ownedChunks: true,
-    // Only full-size buffers are kept for reuse (a shorter last shard has its own).
+    // Only full-size buffers are kept for reuse (a shorter last piece has its own).
     recycle: (buffer) => void (buffer.byteLength === full && pool.push(buffer)),
     chunks: function* () {
-      let start = 0;
-      for (const s of meta.shards) {
-        const data = readInto(s.file, s.rows === maxRows ? new Float32Array(pool.pop() ?? new ArrayBuffer(full)) : new Float32Array(s.rows * meta.dim));
-        yield { start, set: { n: s.rows, blocks: [{ name: 'g', shape: [meta.dim], dim: meta.dim, data }] } };
-        start += s.rows;
+      const fds = new Map<string, number>();
+      const open = (file: string) => {
+        let fd = fds.get(file);
+        if (fd === undefined) {
+          fd = fs.openSync(path.join(dir, file), 'r');
+          fds.set(file, fd);
+        }
+        return fd;
+      };
+      const close = (file: string) => {
+        const fd = fds.get(file);
+        if (fd !== undefined) fs.closeSync(fd);
+        fds.delete(file);
+      };
+      const buffer = (rows: number) => (rows === PIECE_ROWS ? new Float32Array(pool.pop() ?? new ArrayBuffer(full)) : new Float32Array(rows * meta.dim));
+      // A piece being read: its array and, on the native path, the read's id.
+      let ahead: { data: Float32Array; id: number } | null = null;
+      const begin = (k: number) => {
+        const p = pieces[k];
+        const data = buffer(p.rows);
+        const position = p.row * meta.dim * 4;
+        if (!addon) {
+          readFully(open(p.file), data, position, p.file);
+          return { data, id: -1 };
+        }
+        return { data, id: addon.readStart(open(p.file), Float64Array.of(position), [data]) };
+      };
+      try {
+        for (let k = 0; k < pieces.length; k++) {
+          const cur = ahead ?? begin(k);
+          ahead = null;
+          if (cur.id >= 0 && addon!.readFinish(cur.id) !== cur.data.byteLength) throw new Error(`${pieces[k].file}: short read`);
+          const p = pieces[k];
+          if (k + 1 === pieces.length || pieces[k + 1].file !== p.file) close(p.file);
+          if (k + 1 < pieces.length) ahead = begin(k + 1);
+          yield { start: p.start, set: { n: p.rows, blocks: [{ name: 'g', shape: [meta.dim], dim: meta.dim, data: cur.data }] } };
+        }
+      } finally {
+        if (ahead && ahead.id >= 0) addon!.readFinish(ahead.id);
+        for (const file of [...fds.keys()]) close(file);
       }
     },
   };

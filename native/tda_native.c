@@ -35,6 +35,7 @@
 
 #include "external_weights.h"
 #include "native_elementwise.h"
+#include "scoring.h"
 
 #define CHECK(call)                                                                                   \
   do {                                                                                                \
@@ -282,5 +283,6 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"externalRows", NULL, tda_external_rows, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props) != napi_ok) return NULL;
+  tda_scoring_register(env, exports);
   return exports;
 }

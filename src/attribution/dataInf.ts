@@ -52,17 +52,24 @@ export class DataInf extends DampedAttributor {
     }
   }
 
-  /** v_ql = (g_ql - (1/n) sum_i g_il (g_il . g_ql) / (lambda_l + |g_il|^2)) / lambda_l, as blocked products. */
+  /** The damping pass keeps |g_il|^2 for the update pass. */
+  protected override keepNorms(): boolean {
+    return true;
+  }
+
+  /**
+   * v_ql = (g_ql - (1/n) sum_i g_il (g_il . g_ql) / (lambda_l + |g_il|^2)) / lambda_l, as
+   * blocked products; v is written over the summed update (a fresh array of the engine's).
+   */
   private transformWith(engine: ScoringEngine, test: GradientSet, train: GradientSource): GradientSet {
-    const acc = engine.dataInfUpdates(test, train, this.damping);
+    const acc = engine.dataInfUpdates(test, train, this.damping, this.exampleSquaredNorms);
     return withBlocks(
       test,
       test.blocks.map((b, l) => {
         const lambda = this.damping[l];
-        if (lambda === 0) return new Float32Array(b.data.length);
-        const a = acc[l];
-        const out = new Float32Array(b.data.length);
-        for (let j = 0; j < out.length; j++) out[j] = (b.data[j] - a[j] / train.n) / lambda;
+        const out = acc[l];
+        if (lambda === 0) return out.fill(0);
+        for (let j = 0; j < out.length; j++) out[j] = (b.data[j] - out[j] / train.n) / lambda;
         return out;
       }),
     );

@@ -13,8 +13,9 @@ import * as tf from '@tensorflow/tfjs';
 import { TdaError } from '../errors';
 import type { ChunkResult, ScoringTask } from './scoringWorker';
 import { nativeActive } from '../runtime/backend';
+import { QUERY_BLOCK } from '../runtime/nativeProducts';
 import { availableCores, SyncWorkerPool } from '../runtime/workers';
-import { blockDamping, DampingOptions, DEFAULT_DAMPING_SCALE } from './damping';
+import { blockDampingAndNorms, DampingOptions, DEFAULT_DAMPING_SCALE } from './damping';
 import { Scorer, Settings } from './method';
 import { checkCompatible, checkFinite } from '../gradients/checks';
 import { addColumns, FixedBlock, SLAB_COLUMNS, StreamedProducts } from './linalg';
@@ -175,6 +176,19 @@ export class ScoringEngine {
   /** sum_l V_l @ G_l^T over the training chunks: [nTest, nTrain]. */
   scores(v: GradientSet, train: GradientSource): ScoreMatrix {
     const s = scoreMatrix(v.n, train.n);
+    if (!this.pool) {
+      // In this thread each chunk's products go straight into its columns of the matrix.
+      const products = new StreamedProducts(v.blocks.map((b) => ({ data: b.data, rows: v.n, dim: b.dim })));
+      try {
+        for (const { start, set } of train.chunks()) {
+          products.dotInto(set.blocks.map((b) => b.data), set.n, s.data, train.n, start);
+          ScoringEngine.release(set, train);
+        }
+      } finally {
+        products.dispose();
+      }
+      return s;
+    }
     this.streamDots(v, train, (start, m, block) => addColumns(s.data, train.n, block, v.n, start, m));
     return s;
   }
@@ -198,13 +212,18 @@ export class ScoringEngine {
    * DataInf's update, summed over the training chunks: per block l,
    * sum_i (V_l g_il / (lambda_l + |g_il|^2)) g_il^T as [nTest, dim_l].
    */
-  dataInfUpdates(test: GradientSet, train: GradientSource, lambdas: ArrayLike<number>): Float32Array[] {
+  dataInfUpdates(test: GradientSet, train: GradientSource, lambdas: ArrayLike<number>, norms?: Float64Array[] | null): Float32Array[] {
     const lam = Array.from(lambdas);
     if (!this.pool) {
       const products = new StreamedProducts(test.blocks.map((b) => ({ data: b.data, rows: test.n, dim: b.dim })));
       try {
-        for (const { set } of train.chunks()) {
-          products.accumulateDataInf(set.blocks.map((b) => b.data), set.n, lam);
+        for (const { start, set } of train.chunks()) {
+          products.accumulateDataInf(
+            set.blocks.map((b) => b.data),
+            set.n,
+            lam,
+            norms?.map((x) => x.subarray(start, start + set.n)),
+          );
           ScoringEngine.release(set, train);
         }
         return products.takeUpdates();
@@ -308,6 +327,15 @@ export abstract class GradientAttributor implements Scorer<GradientSource, Gradi
     return this.transform(test, train);
   }
 
+  /**
+   * The size of the query blocks whose scores come out of one product call (1 when there are
+   * none): a query's scores are bit-for-bit those of any run that scores its whole block, so
+   * `score --shard` scores whole blocks and keeps its own rows.
+   */
+  queryAlignment(): number {
+    return nativeActive() ? QUERY_BLOCK : 1;
+  }
+
   /** The method and its resolved options; after cache(), what it found (damping, convergence). */
   settings(): Settings {
     return { method: this.name, workers: this.scoring.workers ?? 'auto', ...this.methodSettings() };
@@ -355,9 +383,22 @@ export abstract class DampedAttributor extends GradientAttributor {
     super({ workers: dampingOptions.workers });
   }
 
+  /**
+   * Each block's squared per-example norms |g_il|^2 [nTrain], from the damping pass, when
+   * keepNorms() asked for them and they are small enough to keep (else null).
+   */
+  protected exampleSquaredNorms: Float64Array[] | null = null;
+
   protected override prepare(train: GradientSource): void {
-    this.damping = blockDamping(train, this.dampingOptions);
+    const { damping, norms } = blockDampingAndNorms(train, this.dampingOptions, this.keepNorms());
+    this.damping = damping;
+    this.exampleSquaredNorms = norms;
     this.prepareBlocks(train);
+  }
+
+  /** Whether the damping pass keeps the per-example squared norms (DataInf reuses them). */
+  protected keepNorms(): boolean {
+    return false;
   }
 
   protected prepareBlocks(train: GradientSource): void {

@@ -39,9 +39,14 @@ export function gram(A: Float32Array, m: number, d: number): Float32Array {
   });
 }
 
-/** Squared L2 norm of each row of A [m, d], in float64. */
+/** Squared L2 norm of each row of A [m, d], in float64 (natively where the addon is built). */
 export function rowSquaredNorms(A: Float32Array, m: number, d: number): Float64Array {
   const out = new Float64Array(m);
+  const addon = nativeAddon();
+  if (addon) {
+    addon.rowSquaredNorms(A, m, d, out);
+    return out;
+  }
   for (let i = 0; i < m; i++) {
     let s = 0;
     for (let j = i * d, end = j + d; j < end; j++) s += A[j] * A[j];
@@ -170,11 +175,22 @@ export class StreamedProducts {
   }
 
   /**
-   * DataInf's update for a chunk: per block l with lambda_l > 0, C = V_l G_l^T scaled column
-   * i by 1 / (lambda_l + |g_il|^2), then sum C @ G_l into the running update.
+   * sum_l V_l @ G_l^T for a chunk of m training examples, written into columns [col, col + m)
+   * of `target`, a row-major [nT, ld] matrix (on native BLAS with no intermediate block).
    */
-  accumulateDataInf(chunk: Float32Array[], m: number, lambdas: ArrayLike<number>): void {
-    if (this.native) return this.native.accumulateDataInf(chunk, m, lambdas);
+  dotInto(chunk: Float32Array[], m: number, target: Float32Array, ld: number, col: number): void {
+    if (this.native) return this.native.dotInto(chunk, m, target, ld, col);
+    const block = this.dot(chunk, m);
+    for (let q = 0; q < this.rows; q++) target.set(block.subarray(q * m, (q + 1) * m), q * ld + col);
+  }
+
+  /**
+   * DataInf's update for a chunk: per block l with lambda_l > 0, C = V_l G_l^T scaled column
+   * i by 1 / (lambda_l + |g_il|^2), then sum C @ G_l into the running update. `norms`, when
+   * given, holds each block's |g_il|^2 for the chunk's rows.
+   */
+  accumulateDataInf(chunk: Float32Array[], m: number, lambdas: ArrayLike<number>, norms?: Float64Array[]): void {
+    if (this.native) return this.native.accumulateDataInf(chunk, m, lambdas, norms);
     chunk.forEach((G, l) => {
       const lambda = lambdas[l];
       if (lambda === 0) return;

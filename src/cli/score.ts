@@ -200,6 +200,16 @@ function topK(scorer: Scorer, queries: unknown, k: number): TopKScores {
   return acc.result();
 }
 
+/** Rows [first, first + count) of a score matrix or top-k result (itself when that is every row). */
+function keepRows<T extends ScoreMatrix | TopKScores>(r: T, first: number, count: number): T {
+  if (first === 0 && count === r.nTest) return r;
+  if ('indices' in r) {
+    const k = r.k;
+    return { ...r, nTest: count, indices: r.indices.slice(first * k, (first + count) * k), scores: r.scores.slice(first * k, (first + count) * k) };
+  }
+  return { ...r, nTest: count, data: r.data.slice(first * r.nTrain, (first + count) * r.nTrain) };
+}
+
 /** One writer per output file: a second `score` to the same --out is refused, naming the first. */
 export function runScore(o: ScoreOptions): ScoreResult {
   return withOutputLock(o.out, () => score(o));
@@ -217,8 +227,13 @@ function score(o: ScoreOptions): ScoreResult {
   // Rows are independent given the whole training set, so shards split the queries.
   const range = o.shard ? shardRange(inputs.nTest, o.shard) : { start: 0, end: inputs.nTest };
   if (range.end <= range.start) throw new TdaError(`shard ${o.shard?.index}/${o.shard?.count} of ${inputs.nTest} queries is empty (use fewer shards)`, { field: '--shard' });
-  const queries = inputs.queries(range.start, range.end);
-  const result = o.topK === undefined ? scorer.attribute(queries) : topK(scorer, queries, o.topK);
+  // Scorers that take queries in fixed blocks (native products) score whole blocks, so a
+  // shard's queries get exactly the arithmetic of a single run; its own rows are kept.
+  const align = scorer instanceof GradientAttributor ? scorer.queryAlignment() : 1;
+  const outer = { start: Math.floor(range.start / align) * align, end: Math.min(inputs.nTest, Math.ceil(range.end / align) * align) };
+  const queries = inputs.queries(outer.start, outer.end);
+  const scored = o.topK === undefined ? scorer.attribute(queries) : topK(scorer, queries, o.topK);
+  const result = keepRows(scored, range.start - outer.start, range.end - range.start);
   // Settings after scoring: damping, convergence and bandwidths are known by now.
   const settings: Settings = { ...scorer.settings(), inputs: inputs.inputSettings };
   const metadata: Record<string, string> = {

@@ -8,6 +8,8 @@ import * as fs from 'node:fs';
 import { TdaError } from '../errors';
 import { decodeFloat32, decodeInt32 } from './decode';
 import { readFully } from './fsutil';
+import { HOST_IS_LITTLE_ENDIAN } from './dtype';
+import { nativeAddon } from '../runtime/nativeAddon';
 import { MAX_HEADER_BYTES, TensorInfo, parseHeader } from './header';
 
 export { DType, DTYPE_BYTES } from './dtype';
@@ -105,7 +107,48 @@ export class SafetensorsFile {
 
   /** Values as float32, converting from any supported dtype (F64 and I64 lose precision). */
   readFloat32(name: string): Float32Array {
-    return decodeFloat32(this.readRaw(name), this.info(name).dtype);
+    const t = this.info(name);
+    const addon = (t.dtype === 'BF16' || t.dtype === 'F16') && HOST_IS_LITTLE_ENDIAN ? nativeAddon() : null;
+    if (addon?.widenHalfInPlace && this.fd !== null) {
+      // Read straight into the upper half of the float32 array and widen there: one buffer.
+      const count = t.byteLength / 2;
+      const out = new Float32Array(count);
+      readFully(this.fd, new Uint8Array(out.buffer, 2 * count, t.byteLength), t.byteOffset, this.path, name);
+      addon.widenHalfInPlace(out, t.dtype === 'BF16' ? 1 : 2);
+      return out;
+    }
+    return decodeFloat32(this.readRaw(name), t.dtype);
+  }
+
+  /**
+   * Starts reading tensors as float32 and returns the function that waits for them and gives
+   * their values, in the order of `names`. Where the native addon is built, F32, BF16 and F16
+   * tensors are read on one thread of their own straight into their float32 arrays (two-byte
+   * values into the upper half, widened in place once there), so the caller can work
+   * meanwhile; other dtypes, or all of them without the addon, are read now. Call the
+   * function before close().
+   */
+  readFloat32Ahead(names: string[]): () => Float32Array[] {
+    const infos = names.map((n) => this.info(n));
+    const addon = HOST_IS_LITTLE_ENDIAN && this.fd !== null ? nativeAddon() : null;
+    const direct = (t: TensorInfo) => addon !== null && (t.dtype === 'F32' || t.dtype === 'BF16' || t.dtype === 'F16');
+    const out = infos.map((t) => (direct(t) ? new Float32Array(t.byteLength / (t.dtype === 'F32' ? 4 : 2)) : this.readFloat32(t.name)));
+    const async = infos.map((t, i) => ({ t, i })).filter(({ t }) => direct(t));
+    if (!addon || async.length === 0) return () => out;
+    const targets = async.map(({ t, i }) => (t.dtype === 'F32' ? new Uint8Array(out[i].buffer) : new Uint8Array(out[i].buffer, t.byteLength, t.byteLength)));
+    const id = addon.readStart(this.fd!, Float64Array.from(async, ({ t }) => t.byteOffset), targets);
+    let done = false;
+    return () => {
+      if (done) return out;
+      done = true;
+      const got = addon.readFinish(id);
+      const want = async.reduce((a, { t }) => a + t.byteLength, 0);
+      if (got !== want) {
+        throw new TdaError(`unexpected end of file: read ${got} of ${want} bytes; did the file change after it was opened?`, { file: this.path });
+      }
+      for (const { t, i } of async) if (t.dtype !== 'F32') addon.widenHalfInPlace(out[i], t.dtype === 'BF16' ? 1 : 2);
+      return out;
+    };
   }
 
   /** Values as int32 from an integer or BOOL tensor; I64 values outside int32 are an error. */

@@ -17,7 +17,7 @@ export interface BlasInfo {
   library: string;
 }
 
-/** The addon's exports (native/tda_native.c documents them). */
+/** The addon's exports (native/tda_native.c and native/scoring.c document them). */
 export interface NativeAddon {
   /** C_i = alpha op(A_i) op(B_i) + beta C_i at byte offsets of `memory`, packed row-major matrices; bounds-checked. */
   sgemmBatch(
@@ -35,6 +35,44 @@ export interface NativeAddon {
   ): void;
   /** C = alpha op(A) op(B) + beta C on Float32Arrays (packed row-major; lengths checked). */
   sgemmArrays(transA: boolean, transB: boolean, m: number, n: number, k: number, alpha: number, A: Float32Array, B: Float32Array, beta: number, C: Float32Array): void;
+  /**
+   * C = alpha op(A) op(B) + beta C on sub-matrices of Float32Arrays: row-major with leading
+   * dimensions (elements per row) lda, ldb, ldc, starting at element offsets; bounds-checked.
+   * `threads` > 1 splits a large product by columns of C over that many threads (the split
+   * depends only on n and threads: the same call gives the same bits).
+   */
+  sgemmStrided(
+    transA: boolean,
+    transB: boolean,
+    m: number,
+    n: number,
+    k: number,
+    alpha: number,
+    A: Float32Array,
+    aOffset: number,
+    lda: number,
+    B: Float32Array,
+    bOffset: number,
+    ldb: number,
+    beta: number,
+    C: Float32Array,
+    cOffset: number,
+    ldc: number,
+    threads?: number,
+  ): void;
+  /** out[i] = src[i] widened to float32: src BF16 (dtype 1) or F16 (dtype 2) bit patterns, or float32 (dtype 0). */
+  widenHalf(src: Uint16Array | Float32Array, dtype: 0 | 1 | 2, out: Float32Array): void;
+  /** The second half of out's bytes holds out.length BF16 (1) or F16 (2) values; they become out's float32 values in place. */
+  widenHalfInPlace(out: Float32Array, dtype: 1 | 2): void;
+  /**
+   * Starts reading, for each i, targets[i].byteLength bytes of the open file `fd` from byte
+   * positions[i] into targets[i], in order on a thread of its own, and returns a read id at
+   * once. Until readFinish(id), the arrays must not be read and their buffers must not be
+   * transferred.
+   */
+  readStart(fd: number, positions: Float64Array, targets: ArrayBufferView[]): number;
+  /** Waits for a read begun by readStart; the bytes read over all targets (fewer at the end of the file). Throws if the read failed. */
+  readFinish(id: number): number;
   /** out[i] = squared L2 norm of row i of A [rows, cols], accumulated in double. */
   rowSquaredNorms(A: Float32Array, rows: number, cols: number, out: Float64Array): void;
   /** One fused elementwise kernel (native/native_elementwise.c lists the op codes), bounds-checked. */

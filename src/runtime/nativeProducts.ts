@@ -2,14 +2,23 @@
  * The scoring products of attribution/linalg.ts StreamedProducts as direct OpenBLAS calls on
  * the JavaScript arrays: the test-side blocks V_l [nT, dim_l] and each streamed chunk of
  * training gradients G_l [m, dim_l] are read where they are, with no upload into the wasm
- * heap, no column slabs and no transposed copies (BLAS reads G_l transposed in place).
+ * heap, no column slabs and no transposed or padded copies (BLAS reads G_l transposed in
+ * place), and scores can be written straight into their columns of the score matrix.
  *
- * The queries go through BLAS in blocks of exactly QUERY_BLOCK rows (the last one padded
- * with zeros): OpenBLAS picks its kernels by matrix shape, so a query's scores could
- * otherwise change in the last bits with the number of queries in the call, and
- * `score --shard` must give exactly the numbers of a single run.
+ * Each large product is cut into parts that every core takes in turn (native/scoring.c): a
+ * thread the system deschedules delays it by one part at most, and the cut depends on the
+ * shape alone, so the bits do not depend on the number of threads.
+ *
+ * The queries go through BLAS in blocks of QUERY_BLOCK rows, [0, 128), [128, 256), ..., the
+ * last one holding the rest. OpenBLAS picks its kernels (and so the last bits of a result)
+ * by the shape of the call, so a query's scores are a function of the query, the training
+ * gradients and its block's size only: `score --shard` aligns the queries it scores to
+ * these blocks (queryAlignment) and keeps its own rows, which gives exactly the numbers of
+ * a single run.
  */
+import { isMainThread } from 'node:worker_threads';
 import { NativeAddon } from './nativeAddon';
+import { availableCores } from './workers';
 
 export interface ProductBlock {
   data: Float32Array;
@@ -17,38 +26,37 @@ export interface ProductBlock {
   dim: number;
 }
 
-/** Queries per BLAS call. */
-export const QUERY_BLOCK = 64;
+/** Queries per BLAS call (the last call of a set takes the remainder). */
+export const QUERY_BLOCK = 128;
 
 export class NativeStreamedProducts {
-  /** V_l in query blocks of QUERY_BLOCK rows: padded[l][qb] is [QUERY_BLOCK, dim_l]. */
-  private readonly padded: Float32Array[][];
-  /** DataInf: running sum over chunks of C_l @ G_l per block and query block (null until the first). */
-  private updates: (Float32Array | null)[][];
+  /** DataInf: running sum over chunks of C_l @ G_l per block, [nT, dim_l] (null until the first). */
+  private updates: (Float32Array | null)[];
+  /** Per-block [QUERY_BLOCK, m] scratch for DataInf's coefficients. */
+  private coef = new Float32Array(0);
 
   constructor(
     private readonly addon: NativeAddon,
     readonly blocks: ProductBlock[],
+    /**
+     * Threads that share each large product (native/scoring.c cuts it into parts by its shape
+     * alone, so the bits do not depend on this): every core in the main thread, one in a
+     * worker thread.
+     */
+    readonly threads = isMainThread ? availableCores() : 1,
   ) {
-    const nT = this.nT;
-    const queryBlocks = Math.ceil(nT / QUERY_BLOCK);
-    this.padded = blocks.map((b) =>
-      Array.from({ length: queryBlocks }, (_, qb) => {
-        const p = new Float32Array(QUERY_BLOCK * b.dim);
-        p.set(b.data.subarray(qb * QUERY_BLOCK * b.dim, Math.min(nT, (qb + 1) * QUERY_BLOCK) * b.dim));
-        return p;
-      }),
-    );
-    this.updates = this.padded.map((qbs) => qbs.map(() => null));
+    this.updates = blocks.map(() => null);
   }
 
   private get nT(): number {
     return this.blocks[0]?.rows ?? 0;
   }
 
-  /** Rows of query block qb that are real queries. */
-  private rowsOf(qb: number): number {
-    return Math.min(QUERY_BLOCK, this.nT - qb * QUERY_BLOCK);
+  /** [first row, rows] of each query block. */
+  private queryBlocks(): [number, number][] {
+    const out: [number, number][] = [];
+    for (let q0 = 0; q0 < this.nT; q0 += QUERY_BLOCK) out.push([q0, Math.min(QUERY_BLOCK, this.nT - q0)]);
+    return out;
   }
 
   private check(G: Float32Array, m: number, l: number): void {
@@ -58,49 +66,60 @@ export class NativeStreamedProducts {
 
   /** sum_l V_l @ G_l^T for a chunk of m training examples: [nT, m] row-major. */
   dot(chunk: Float32Array[], m: number): Float32Array {
-    chunk.forEach((G, l) => this.check(G, m, l));
     const out = new Float32Array(this.nT * m);
-    const tmp = new Float32Array(QUERY_BLOCK * m);
-    for (let qb = 0; qb < this.padded[0]?.length; qb++) {
-      chunk.forEach((G, l) => this.addon.sgemmArrays(false, true, QUERY_BLOCK, m, this.blocks[l].dim, 1, this.padded[l][qb], G, l === 0 ? 0 : 1, tmp));
-      out.set(tmp.subarray(0, this.rowsOf(qb) * m), qb * QUERY_BLOCK * m);
-    }
+    this.dotInto(chunk, m, out, m, 0);
     return out;
   }
 
   /**
-   * DataInf's update for a chunk: per block l with lambda_l > 0, C = V_l G_l^T with column i
-   * scaled by 1 / (lambda_l + |g_il|^2), then C @ G_l added to the running update.
+   * sum_l V_l @ G_l^T for a chunk of m training examples, written (not added) into columns
+   * [col, col + m) of `target`, a row-major [nT, ld] matrix.
    */
-  accumulateDataInf(chunk: Float32Array[], m: number, lambdas: ArrayLike<number>): void {
+  dotInto(chunk: Float32Array[], m: number, target: Float32Array, ld: number, col: number): void {
+    chunk.forEach((G, l) => this.check(G, m, l));
+    if (m === 0) return;
+    for (const [q0, rows] of this.queryBlocks()) {
+      chunk.forEach((G, l) => {
+        const { data: V, dim } = this.blocks[l];
+        this.addon.sgemmStrided(false, true, rows, m, dim, 1, V, q0 * dim, dim, G, 0, dim, l === 0 ? 0 : 1, target, q0 * ld + col, ld, this.threads);
+      });
+    }
+  }
+
+  /**
+   * DataInf's update for a chunk: per block l with lambda_l > 0, C = V_l G_l^T with column i
+   * scaled by 1 / (lambda_l + |g_il|^2), then C @ G_l added to the running update. `norms`,
+   * when given, holds each block's |g_il|^2 for the chunk's rows (else computed here).
+   */
+  accumulateDataInf(chunk: Float32Array[], m: number, lambdas: ArrayLike<number>, norms?: Float64Array[]): void {
     chunk.forEach((G, l) => {
       const lambda = lambdas[l];
-      if (lambda === 0) return;
+      if (lambda === 0 || m === 0) return;
       this.check(G, m, l);
-      const dim = this.blocks[l].dim;
-      const norms = new Float64Array(m);
-      this.addon.rowSquaredNorms(G, m, dim, norms);
-      const inv = Float32Array.from(norms, (v) => 1 / (lambda + v));
-      const coef = new Float32Array(QUERY_BLOCK * m);
-      this.padded[l].forEach((V, qb) => {
-        this.addon.sgemmArrays(false, true, QUERY_BLOCK, m, dim, 1, V, G, 0, coef);
-        for (let q = 0; q < QUERY_BLOCK; q++) for (let i = 0; i < m; i++) coef[q * m + i] *= inv[i];
-        const prev = this.updates[l][qb];
-        const update = prev ?? new Float32Array(QUERY_BLOCK * dim);
-        this.addon.sgemmArrays(false, false, QUERY_BLOCK, dim, m, 1, coef, G, prev ? 1 : 0, update);
-        this.updates[l][qb] = update;
-      });
+      const { data: V, dim } = this.blocks[l];
+      let sq = norms?.[l];
+      if (!sq) {
+        sq = new Float64Array(m);
+        this.addon.rowSquaredNorms(G, m, dim, sq);
+      }
+      const inv = Float32Array.from(sq.subarray(0, m), (v) => 1 / (lambda + v));
+      if (this.coef.length < QUERY_BLOCK * m) this.coef = new Float32Array(QUERY_BLOCK * m);
+      const coef = this.coef;
+      const prev = this.updates[l];
+      const update = prev ?? new Float32Array(this.nT * dim);
+      for (const [q0, rows] of this.queryBlocks()) {
+        this.addon.sgemmStrided(false, true, rows, m, dim, 1, V, q0 * dim, dim, G, 0, dim, 0, coef, 0, m, this.threads);
+        for (let q = 0; q < rows; q++) for (let i = 0; i < m; i++) coef[q * m + i] *= inv[i];
+        this.addon.sgemmStrided(false, false, rows, dim, m, 1, coef, 0, m, G, 0, dim, prev ? 1 : 0, update, q0 * dim, dim, this.threads);
+      }
+      this.updates[l] = update;
     });
   }
 
   /** The DataInf updates summed so far, [nT, dim_l] per block (zeros where nothing was added); resets them. */
   takeUpdates(): Float32Array[] {
-    const out = this.blocks.map((b, l) => {
-      const u = new Float32Array(b.rows * b.dim);
-      this.updates[l].forEach((part, qb) => part && u.set(part.subarray(0, this.rowsOf(qb) * b.dim), qb * QUERY_BLOCK * b.dim));
-      return u;
-    });
-    this.updates = this.padded.map((qbs) => qbs.map(() => null));
+    const out = this.blocks.map((b, l) => this.updates[l] ?? new Float32Array(b.rows * b.dim));
+    this.updates = this.blocks.map(() => null);
     return out;
   }
 }

@@ -3,7 +3,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DataInf } from '../../src/attribution/dataInf';
 import { GradDot } from '../../src/attribution/gradDot';
-import { GradientStore, sha256Hex, storeSettings, storeSource } from '../../src/gradients/store';
+import { GradientStore, sha256Hex, StoreDType, storeSettings, storeSource } from '../../src/gradients/store';
+import { bf16ToF32, f16ToF32, f32ToBf16Bits, f32ToF16Bits } from '../../src/io/safetensors';
 import { loadAdapter } from '../../src/model/adapter';
 import { LlamaModel } from '../../src/model/llama';
 import { tempDirs, throwsTda } from '../helpers/errors';
@@ -22,7 +23,7 @@ function slice(set: GradientSet, start: number, end: number): GradientSet {
 }
 
 /** A store of precomputed gradients (synthetic hashes), `shards` of them imported. */
-function syntheticStore(dir: string, set: GradientSet, shardSize: number, shards?: number[]): GradientStore {
+function syntheticStore(dir: string, set: GradientSet, shardSize: number, shards?: number[], dtype?: StoreDType): GradientStore {
   const store = GradientStore.open(dir, {
     modelHash: sha256Hex('model'),
     adapterHash: sha256Hex('adapter'),
@@ -30,6 +31,7 @@ function syntheticStore(dir: string, set: GradientSet, shardSize: number, shards
     n: set.n,
     mask: 'response',
     shardSize,
+    dtype,
   });
   for (const i of shards ?? Array.from({ length: store.shardCount }, (_, j) => j)) {
     store.importShard(i, slice(set, i * shardSize, Math.min(set.n, (i + 1) * shardSize)));
@@ -47,6 +49,36 @@ describe('gradient store as a streamed training source', function () {
   train.blocks[1].name = 'a.lora_B.weight';
   const test = randomGradients(3, [[3, 4], [5]], 42);
   test.blocks.forEach((b, l) => (b.name = train.blocks[l].name));
+
+  it('F32, BF16 and F16 shards stream (each read while the one before is used) to the stored values, and a pass stopped early leaves no read behind', () => {
+    const round: Record<StoreDType, (x: number) => number> = {
+      F32: (x) => Math.fround(x),
+      BF16: (x) => bf16ToF32(f32ToBf16Bits(x)),
+      F16: (x) => f16ToF32(f32ToF16Bits(x)),
+    };
+    for (const dtype of ['F32', 'BF16', 'F16'] as StoreDType[]) {
+      const store = syntheticStore(tmp.make(), train, 8, undefined, dtype);
+      const chunks = [...storeSource(store).chunks()];
+      assert.deepEqual(chunks.map((c) => c.start), [0, 8, 16, 24]);
+      for (const { start, set } of chunks) {
+        set.blocks.forEach((b, l) => {
+          const want = Float32Array.from(train.blocks[l].data.subarray(start * b.dim, (start + set.n) * b.dim), round[dtype]);
+          assert.deepEqual(b.data, want, `${dtype}, block ${l}, chunk at ${start}`);
+          assert.equal(b.data.byteOffset, 0);
+          assert.equal(b.data.byteLength, b.data.buffer.byteLength, 'each block owns its buffer');
+        });
+        assert.deepEqual(set.losses, Float32Array.from({ length: set.n }, (_, i) => start + i));
+      }
+      // Stopping after the first shard, many times over: the read ahead is always finished.
+      for (let i = 0; i < 40; i++) {
+        for (const c of storeSource(store).chunks()) {
+          assert.equal(c.start, 0);
+          break;
+        }
+      }
+      assert.equal(store.readShard(3).n, 5);
+    }
+  });
 
   it('streams the shards in order as owned chunks, equal to the imported gradients', () => {
     const store = syntheticStore(tmp.make(), train, 8);

@@ -5,8 +5,8 @@ import * as path from 'node:path';
 import { SafetensorsFile } from '../../src/io/safetensors';
 import { Rng } from '../../src/random';
 import { shardRange } from '../../src/cli/shard';
-import { assertAllClose, FIXTURE_DIR, tmpDir } from '../helpers/fixtures';
-import { readScoreFile } from '../../src/attribution/scoreFile';
+import { writeGradientFile } from '../../src/gradients/file';
+import { FIXTURE_DIR, tmpDir } from '../helpers/fixtures';
 
 const BIN = path.join(__dirname, '..', '..', 'bin', 'tda-lab.js');
 const cli = (args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8' });
@@ -71,20 +71,40 @@ describe('sharding and merging', () => {
       assertIdentical(p('merged.safetensors'), p('all.safetensors'));
     });
 
-    it('score --shard i/n then merge equals the single run (DataInf)', () => {
+    it('score --shard i/n then merge equals the single run exactly (DataInf)', () => {
       const base = ['score', '--method', 'dataInf', '--train', p('all.safetensors'), '--test', p('all.safetensors')];
       assert.equal(cli([...base, '--out', p('s.safetensors')]).status, 0);
       for (const i of [0, 1]) assert.equal(cli([...base, '--out', p(`s${i}.safetensors`), '--shard', `${i}/2`]).status, 0);
       const r = cli(['merge', '--out', p('smerged.safetensors'), p('s0.safetensors'), p('s1.safetensors')]);
       assert.equal(r.status, 0, r.stderr);
-      // The same settings and shape; the scores to float rounding, since each shard's products
-      // have other shapes than the single run's, and native BLAS may sum in another order.
-      const [merged, single] = [readScoreFile(p('smerged.safetensors')), readScoreFile(p('s.safetensors'))];
-      const { merged_from_shards: shards, ...settings } = merged.metadata;
-      assert.equal(shards, '2');
-      assert.deepEqual(settings, single.metadata);
-      assert.deepEqual([merged.scores.nTest, merged.scores.nTrain], [single.scores.nTest, single.scores.nTrain]);
-      assertAllClose(merged.scores.data, single.scores.data, 'merged vs single');
+      assertIdentical(p('smerged.safetensors'), p('s.safetensors'));
+    });
+
+    it('score --shard i/n over more queries than one product block: merged shards equal the single run exactly (gradDot, DataInf, top-k)', () => {
+      // 300 queries: blocks of 128, 128 and 44; thirds cut the first two blocks in the middle.
+      const rng = new Rng(9);
+      const set = (n: number) => ({
+        n,
+        blocks: [
+          { name: 'x.lora_A.weight', shape: [3, 700], dim: 2100, data: Float32Array.from({ length: n * 2100 }, () => rng.normal()) },
+          { name: 'x.lora_B.weight', shape: [40, 3], dim: 120, data: Float32Array.from({ length: n * 120 }, () => rng.normal()) },
+        ],
+      });
+      writeGradientFile(p('train300.safetensors'), set(70), { mask: 'response' });
+      writeGradientFile(p('test300.safetensors'), set(300), { mask: 'response' });
+      for (const [method, extra] of [['gradDot', []], ['dataInf', []], ['gradDot', ['--top-k', '5']]] as const) {
+        const base = ['score', '--method', method, '--train', p('train300.safetensors'), '--test', p('test300.safetensors'), ...extra];
+        const tag = `${method}${extra.length ? '-topk' : ''}`;
+        const whole = cli([...base, '--out', p(`${tag}.safetensors`)]);
+        assert.equal(whole.status, 0, whole.stderr);
+        for (const i of [0, 1, 2]) {
+          const r = cli([...base, '--out', p(`${tag}${i}.safetensors`), '--shard', `${i}/3`]);
+          assert.equal(r.status, 0, r.stderr);
+        }
+        const r = cli(['merge', '--out', p(`${tag}-merged.safetensors`), p(`${tag}2.safetensors`), p(`${tag}0.safetensors`), p(`${tag}1.safetensors`)]);
+        assert.equal(r.status, 0, r.stderr);
+        assertIdentical(p(`${tag}-merged.safetensors`), p(`${tag}.safetensors`));
+      }
     });
 
     it('missing, duplicated or mismatched shards are errors', () => {

@@ -11,6 +11,8 @@
  */
 import * as assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
@@ -23,9 +25,11 @@ import { blockByName } from '../../src/gradients/types';
 import { computeLosses } from '../../src/model/loss';
 import { LlamaModel } from '../../src/model/llama';
 import { Rng } from '../../src/random';
+import { bf16ToF32, f16ToF32 } from '../../src/io/half';
 import { initBackend, nativeActive, NativeChoice } from '../../src/runtime/backend';
 import { NativeAddon, nativeAddon, nativeAddonError, nativeAddonPath } from '../../src/runtime/nativeAddon';
-import { assertAllClose, FIXTURE_DIR, fixtureSequences, relativeL2 } from '../helpers/fixtures';
+import { QUERY_BLOCK } from '../../src/runtime/nativeProducts';
+import { FIXTURE_DIR, fixtureSequences, relativeL2 } from '../helpers/fixtures';
 import { chunked, randomGradients } from '../attribution/helpers';
 
 const ROOT = path.join(__dirname, '..', '..');
@@ -257,40 +261,65 @@ describe('native BLAS kernels', function () {
     assert.ok(relativeL2(native[1], xnn[1]) < 1e-5, `DataInf ${relativeL2(native[1], xnn[1])}`);
   });
 
-  it('native scoring gives each query the same numbers whatever other queries share the call (score --shard), to float rounding', async () => {
+  it('native scoring gives each query the same bits in any run that scores its whole query block (score --shard)', async () => {
     if (!(await addonOrRefusal())) return;
     await initBackend('wasm', { native: 'on' });
     const shapes = [[300], [7, 5]];
     const train = randomGradients(37, shapes, 71, 0.1);
-    const test = randomGradients(70, shapes, 72, 0.1); // two query blocks of 64, the second padded
+    const B = QUERY_BLOCK;
+    const nT = 2 * B + 44; // blocks of B, B and 44 queries
+    const test = randomGradients(nT, shapes, 72, 0.1);
     const rows = (lo: number, hi: number) => test.blocks.map((b) => ({ data: b.data.slice(lo * b.dim, hi * b.dim), rows: hi - lo, dim: b.dim }));
     const chunk = train.blocks.map((b) => b.data);
     const run = (lo: number, hi: number) => {
       const p = new StreamedProducts(rows(lo, hi));
       assert.ok(p.isNative);
       const dot = p.dot(chunk, train.n);
+      // dotInto writes the same numbers into columns of a wider matrix.
+      const wide = new Float32Array((hi - lo) * (train.n + 5)).fill(7);
+      p.dotInto(chunk, train.n, wide, train.n + 5, 3);
+      for (let q = 0; q < hi - lo; q++) {
+        assert.ok(wide.subarray(q * (train.n + 5) + 3, q * (train.n + 5) + 3 + train.n).every((v, i) => Object.is(v, dot[q * train.n + i])), 'dotInto');
+        assert.deepEqual([wide[q * (train.n + 5)], wide[q * (train.n + 5) + 1], wide[q * (train.n + 5) + 2], wide[(q + 1) * (train.n + 5) - 2], wide[(q + 1) * (train.n + 5) - 1]], [7, 7, 7, 7, 7]);
+      }
       p.accumulateDataInf(chunk, train.n, [0.3, 0.2]);
+      p.accumulateDataInf(chunk, train.n, [0.3, 0.2]); // a second chunk adds to the first
       const updates = p.takeUpdates();
       p.dispose();
       return { dot, updates };
     };
-    const whole = run(0, 70);
-    let lo = 0;
-    for (const hi of [3, 40, 70]) {
-      const part = run(lo, hi);
-      const n = train.n;
-      // OpenBLAS picks kernels by shape (on some CPUs a product with fewer columns sums in
-      // another order), so bits may differ; values agree to float rounding.
-      assertAllClose(part.dot, whole.dot.subarray(lo * n, hi * n), `dot, queries ${lo}..${hi}`);
-      part.updates.forEach((u, l) => {
-        const dim = test.blocks[l].dim;
-        assertAllClose(u, whole.updates[l].subarray(lo * dim, hi * dim), `DataInf update of block ${l}, queries ${lo}..${hi}`);
-      });
-      lo = hi;
+    const whole = run(0, nT);
+    for (const cuts of [[B, nT], [2 * B, nT], [B, 2 * B, nT]]) {
+      let lo = 0;
+      for (const hi of cuts) {
+        const part = run(lo, hi);
+        const n = train.n;
+        assert.ok(part.dot.every((v, i) => Object.is(v, whole.dot[lo * n + i])), `dot, queries ${lo}..${hi}`);
+        part.updates.forEach((u, l) => {
+          const dim = test.blocks[l].dim;
+          assert.ok(u.every((v, i) => Object.is(v, whole.updates[l][lo * dim + i])), `DataInf update of block ${l}, queries ${lo}..${hi}`);
+        });
+        lo = hi;
+      }
     }
-    // And the values themselves: one dot product written out.
+    // And the values themselves, against float64 sums.
     const d = (q: number, i: number) => test.blocks.reduce((s, b, l) => s + b.data.subarray(q * b.dim, (q + 1) * b.dim).reduce((t, x, j) => t + x * train.blocks[l].data[i * b.dim + j], 0), 0);
-    assert.ok(Math.abs(whole.dot[69 * train.n + 36] - d(69, 36)) < 1e-5);
+    for (const [q, i] of [[0, 0], [B + 3, 17], [nT - 1, 36]]) assert.ok(Math.abs(whole.dot[q * train.n + i] - d(q, i)) < 1e-5);
+    const u = (l: number, lambda: number, q: number, j: number) => {
+      const b = train.blocks[l];
+      let s = 0;
+      for (let i = 0; i < train.n; i++) {
+        const g = b.data.subarray(i * b.dim, (i + 1) * b.dim);
+        const dotq = test.blocks[l].data.subarray(q * b.dim, (q + 1) * b.dim).reduce((t, x, k) => t + x * g[k], 0);
+        const sq = g.reduce((t, x) => t + x * x, 0);
+        s += (2 * dotq * g[j]) / (lambda + sq);
+      }
+      return s;
+    };
+    for (const [l, lambda, q, j] of [[0, 0.3, 5, 100], [1, 0.2, nT - 1, 34]]) {
+      const got = whole.updates[l][q * test.blocks[l].dim + j];
+      assert.ok(Math.abs(got - u(l, lambda, q, j)) < 1e-5 * Math.max(1, Math.abs(got)), `update ${got} vs ${u(l, lambda, q, j)}`);
+    }
   });
 
   it('the addon rejects matrices outside the memory, misaligned or malformed arguments, and touches nothing then', async () => {
@@ -358,6 +387,182 @@ describe('native BLAS kernels', function () {
     const info = addon.info();
     assert.match(info.config, /OpenBLAS/);
     assert.ok(info.threads >= 1 && info.library.length > 0);
+  });
+
+  it('sgemmStrided multiplies sub-matrices at offsets and leading dimensions as a float64 loop does, and rejects any outside its array', async () => {
+    const addon = await addonOrRefusal();
+    if (!addon) return;
+    const rng = new Rng(81);
+    const fill = (n: number) => Float32Array.from({ length: n }, () => rng.normal());
+    for (const [tA, tB] of [[false, false], [false, true], [true, false], [true, true]]) {
+      const [m, n, k] = [5, 7, 9];
+      // Stored shapes: A is m x k (k x m transposed), B k x n (n x k), each inside a wider array.
+      const [aRows, aCols] = tA ? [k, m] : [m, k];
+      const [bRows, bCols] = tB ? [n, k] : [k, n];
+      const [lda, ldb, ldc] = [aCols + 3, bCols + 1, n + 4];
+      const [ao, bo, co] = [2, 5, 3];
+      const A = fill(ao + aRows * lda);
+      const B = fill(bo + bRows * ldb);
+      const C = fill(co + m * ldc + 2);
+      const before = Float32Array.from(C);
+      const [alpha, beta] = [0.5, 2];
+      addon.sgemmStrided(tA, tB, m, n, k, alpha, A, ao, lda, B, bo, ldb, beta, C, co, ldc);
+      const a = (i: number, p: number) => (tA ? A[ao + p * lda + i] : A[ao + i * lda + p]);
+      const b = (p: number, j: number) => (tB ? B[bo + j * ldb + p] : B[bo + p * ldb + j]);
+      for (let idx = 0; idx < C.length; idx++) {
+        const r = idx - co;
+        const [i, j] = [Math.floor(r / ldc), r - Math.floor(r / ldc) * ldc];
+        if (r < 0 || i >= m || j >= n) {
+          assert.equal(C[idx], before[idx], `element ${idx} outside C changed (tA ${tA}, tB ${tB})`);
+          continue;
+        }
+        let want = beta * before[idx];
+        for (let p = 0; p < k; p++) want += alpha * a(i, p) * b(p, j);
+        assert.ok(Math.abs(C[idx] - want) < 1e-5 * (1 + Math.abs(want)), `C[${i}, ${j}] = ${C[idx]}, want ${want} (tA ${tA}, tB ${tB})`);
+      }
+    }
+    // Large products are cut into parts shared by threads: the float64 result, and the same
+    // bits with any number of threads (scores: the inner dimension is cut; updates: columns).
+    for (const [tB, m, n, k] of [[true, 7, 300, 16384], [false, 7, 16384, 300]] as const) {
+      const A = fill(m * k);
+      const B = fill(n * k);
+      const C0 = fill(m * n);
+      const runs = [1, 2, 3, 8].map((threads) => {
+        const C = Float32Array.from(C0);
+        addon.sgemmStrided(false, tB, m, n, k, 0.5, A, 0, k, B, 0, tB ? k : n, 2, C, 0, n, threads);
+        return C;
+      });
+      for (const [i, j] of [[0, 0], [3, 149], [3, 150], [6, n - 1]]) {
+        let want = 2 * C0[i * n + j];
+        for (let p = 0; p < k; p++) want += 0.5 * A[i * k + p] * (tB ? B[j * k + p] : B[p * n + j]);
+        assert.ok(Math.abs(runs[0][i * n + j] - want) < 1e-3, `parts (tB ${tB}) C[${i}, ${j}] = ${runs[0][i * n + j]}, want ${want}`);
+      }
+      for (const C of runs.slice(1)) assert.ok(C.every((v, i) => Object.is(v, runs[0][i])), `tB ${tB}: the same bits with any number of threads`);
+    }
+    // k = 0: C = beta C on the sub-matrix only.
+    const C0 = Float32Array.of(1, 2, 3, 4, 5, 6);
+    addon.sgemmStrided(false, false, 2, 1, 0, 1, new Float32Array(0), 0, 1, new Float32Array(0), 0, 1, 3, C0, 1, 3);
+    assert.deepEqual([...C0], [1, 6, 3, 4, 15, 6]);
+
+    const f = Float32Array.from({ length: 16 }, (_, i) => i);
+    const snapshot = Float32Array.from(f);
+    const A = f.subarray(0, 8);
+    const bad: [string, () => void][] = [
+      ['C past the end', () => addon.sgemmStrided(false, false, 2, 2, 2, 1, A, 0, 2, A, 0, 2, 0, f, 13, 2)],
+      ['C rows past the end through ldc', () => addon.sgemmStrided(false, false, 2, 2, 2, 1, A, 0, 2, A, 0, 2, 0, f, 0, 15)],
+      ['A past the end through its offset', () => addon.sgemmStrided(false, false, 2, 2, 2, 1, A, 5, 2, A, 0, 2, 0, f, 8, 2)],
+      ['A transposed past the end', () => addon.sgemmStrided(true, false, 2, 2, 3, 1, A, 0, 4, A, 0, 2, 0, f, 8, 2)],
+      ['B transposed past the end', () => addon.sgemmStrided(false, true, 2, 3, 2, 1, A, 0, 2, A, 3, 2, 0, f, 8, 3)],
+      ['lda below the row length', () => addon.sgemmStrided(false, false, 2, 2, 2, 1, A, 0, 1, A, 0, 2, 0, f, 8, 2)],
+      ['ldc below the row length', () => addon.sgemmStrided(false, false, 2, 2, 2, 1, A, 0, 2, A, 0, 2, 0, f, 8, 1)],
+      ['ldb of zero', () => addon.sgemmStrided(false, false, 2, 2, 2, 1, A, 0, 2, A, 0, 0, 0, f, 8, 2)],
+      ['a negative offset', () => addon.sgemmStrided(false, false, 2, 2, 2, 1, A, -1, 2, A, 0, 2, 0, f, 8, 2)],
+      ['a fractional offset', () => addon.sgemmStrided(false, false, 2, 2, 2, 1, A, 0.5, 2, A, 0, 2, 0, f, 8, 2)],
+      ['a huge offset', () => addon.sgemmStrided(false, false, 2, 2, 2, 1, A, 2 ** 60, 2, A, 0, 2, 0, f, 8, 2)],
+      ['a dimension of 2^31', () => addon.sgemmStrided(false, false, 2 ** 31, 1, 1, 1, A, 0, 1, A, 0, 1, 0, f, 8, 1)],
+      ['an empty C at an offset past the end', () => addon.sgemmStrided(false, false, 0, 2, 2, 1, A, 0, 2, A, 0, 2, 0, f, 17, 2)],
+      ['a Float64Array', () => addon.sgemmStrided(false, false, 1, 1, 1, 1, new Float64Array(1) as unknown as Float32Array, 0, 1, A, 0, 1, 0, f, 8, 1)],
+      ['a missing argument', () => (addon.sgemmStrided as unknown as (...a: unknown[]) => void)(false, false, 1, 1, 1, 1, A, 0, 1, A, 0, 1, 0, f, 8)],
+      ['zero threads', () => addon.sgemmStrided(false, false, 2, 2, 2, 1, A, 0, 2, A, 0, 2, 0, f, 8, 2, 0)],
+      ['65 threads', () => addon.sgemmStrided(false, false, 2, 2, 2, 1, A, 0, 2, A, 0, 2, 0, f, 8, 2, 65)],
+      ['widenHalf: out shorter than src', () => addon.widenHalf(new Uint16Array(17), 1, f)],
+      ['widenHalf: a Float32Array as BF16', () => addon.widenHalf(f, 1, new Float32Array(16))],
+      ['widenHalf: an Int16Array', () => addon.widenHalf(new Int16Array(4) as unknown as Uint16Array, 2, f)],
+      ['widenHalf: an unknown dtype', () => addon.widenHalf(new Uint16Array(4), 3 as 1, f)],
+    ];
+    for (const [what, call] of bad) {
+      assert.throws(call, RangeError, what);
+      assert.deepEqual(f, snapshot, `${what}: the memory changed`);
+    }
+  });
+
+  it('widenHalf and widenHalfInPlace turn every BF16 and F16 bit pattern into the float32 the JavaScript decoders give', async () => {
+    const addon = await addonOrRefusal();
+    if (!addon) return;
+    const all = Uint16Array.from({ length: 65536 }, (_, i) => i);
+    for (const [dtype, ref] of [[1, bf16ToF32], [2, f16ToF32]] as const) {
+      const out = new Float32Array(65536 + 3).fill(9);
+      addon.widenHalf(all, dtype, out);
+      for (let i = 0; i < 65536; i++) {
+        const want = Math.fround(ref(i));
+        assert.ok(Object.is(out[i], want) || (Number.isNaN(out[i]) && Number.isNaN(want)), `dtype ${dtype}, bits ${i.toString(16)}: ${out[i]} vs ${want}`);
+      }
+      assert.deepEqual([...out.subarray(65536)], [9, 9, 9], 'past the source: untouched');
+    }
+    // In place: the bit patterns in the second half of the array's bytes.
+    for (const [dtype, ref] of [[1, bf16ToF32], [2, f16ToF32]] as const) {
+      const out = new Float32Array(65536);
+      new Uint16Array(out.buffer, 2 * 65536, 65536).set(all);
+      addon.widenHalfInPlace(out, dtype);
+      for (let i = 0; i < 65536; i++) {
+        const want = Math.fround(ref(i));
+        assert.ok(Object.is(out[i], want) || (Number.isNaN(out[i]) && Number.isNaN(want)), `in place, dtype ${dtype}, bits ${i.toString(16)}`);
+      }
+    }
+    assert.throws(() => addon.widenHalfInPlace(new Float32Array(2), 0 as 1), RangeError);
+    assert.throws(() => addon.widenHalfInPlace(new Uint16Array(4) as unknown as Float32Array, 1), RangeError);
+    const f32 = Float32Array.of(1.5, -2, 3e-40);
+    const copy = new Float32Array(3);
+    addon.widenHalf(f32, 0, copy);
+    assert.deepEqual(copy, f32);
+  });
+
+  it('readStart/readFinish read file ranges into arrays on a thread of their own, report short reads and errors, and refuse bad arguments', async () => {
+    const addon = await addonOrRefusal();
+    if (!addon) return;
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tda-read-'));
+    const at = (...p: number[]) => Float64Array.from(p);
+    try {
+      const file = path.join(dir, 'data.f32');
+      const values = Float32Array.from({ length: 1000 }, (_, i) => i * 0.5 - 7);
+      fs.writeFileSync(file, Buffer.from(values.buffer));
+      const fd = fs.openSync(file, 'r');
+      try {
+        // Two reads in flight at once; the first one fills two arrays, in order.
+        const a = new Float32Array(300);
+        const a2 = new Uint16Array(4);
+        const b = new Float32Array(200);
+        const ia = addon.readStart(fd, at(100 * 4, 0), [a, a2]);
+        const ib = addon.readStart(fd, at(700 * 4), [b]);
+        assert.equal(addon.readFinish(ib), 800);
+        assert.equal(addon.readFinish(ia), 1208);
+        assert.deepEqual(a, values.subarray(100, 400));
+        assert.deepEqual(new Float32Array(a2.buffer), values.subarray(0, 2));
+        assert.deepEqual(b, values.subarray(700, 900));
+        // Past the end: the bytes that were there, the rest untouched.
+        const c = new Float32Array(10).fill(3);
+        assert.equal(addon.readFinish(addon.readStart(fd, at(995 * 4), [c])), 20);
+        assert.deepEqual([...c], [...values.subarray(995), 3, 3, 3, 3, 3]);
+        // A view into a larger buffer is filled at its own offset only.
+        const big = new Float32Array(8).fill(-1);
+        assert.equal(addon.readFinish(addon.readStart(fd, at(0), [big.subarray(2, 5)])), 12);
+        assert.deepEqual([...big], [-1, -1, ...values.subarray(0, 3), -1, -1, -1]);
+        assert.equal(addon.readFinish(addon.readStart(fd, at(0), [new Float32Array(0)])), 0);
+        assert.equal(addon.readFinish(addon.readStart(fd, at(), [])), 0);
+        // Many reads one after the other: each slot is given back.
+        for (let i = 0; i < 40; i++) assert.equal(addon.readFinish(addon.readStart(fd, at(i * 4), [new Float32Array(1)])), 4);
+      } finally {
+        fs.closeSync(fd);
+      }
+      // A closed descriptor: the error comes from readFinish, with the system's message.
+      assert.throws(() => addon.readFinish(addon.readStart(fd, at(0), [new Float32Array(4)])), /read failed: Bad file descriptor/);
+      const bad: [string, () => void][] = [
+        ['a negative fd', () => addon.readStart(-1, at(0), [new Float32Array(1)])],
+        ['a fractional position', () => addon.readStart(0, at(0.5), [new Float32Array(1)])],
+        ['a negative position', () => addon.readStart(0, at(-4), [new Float32Array(1)])],
+        ['positions as a plain array', () => addon.readStart(0, [0] as unknown as Float64Array, [new Float32Array(1)])],
+        ['more targets than positions', () => addon.readStart(0, at(0), [new Float32Array(1), new Float32Array(1)])],
+        ['a plain array as a target', () => addon.readStart(0, at(0), [[0] as unknown as Float32Array])],
+        ['an ArrayBuffer as a target', () => addon.readStart(0, at(0), [new ArrayBuffer(4) as unknown as Float32Array])],
+        ['targets not an array', () => addon.readStart(0, at(0), new Float32Array(1) as unknown as Float32Array[])],
+        ['a missing argument', () => (addon.readStart as unknown as (...a: unknown[]) => number)(0, at(0))],
+        ['an id never started', () => addon.readFinish(15)],
+        ['an id out of range', () => addon.readFinish(16)],
+      ];
+      for (const [what, call] of bad) assert.throws(call, RangeError, what);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('two threads multiplying at once with one BLAS thread each get exact float64-checked results', async () => {

@@ -328,6 +328,16 @@ export class GradientStore {
 
   /** Reads one completed shard. A missing, resized or unparseable file is an error naming it. */
   readShard(index: number): GradientSet {
+    return this.readShardAhead(index)();
+  }
+
+  /**
+   * Starts reading one completed shard and returns the function that waits for it and gives
+   * it (see SafetensorsFile.readFloat32Ahead: on the native path the tensors arrive on a
+   * thread of their own while the caller works). Checks come first: a missing, resized or
+   * unparseable file is an error naming it, before any read starts.
+   */
+  readShardAhead(index: number): () => GradientSet {
     const rec = this.m.shards.find((r) => r.index === index);
     if (!rec) throw new TdaError(`shard ${index} is not computed (run compute() first)`, { file: this.dir });
     const file = checkShardSize(this.dir, rec);
@@ -338,16 +348,28 @@ export class GradientStore {
     } catch (e) {
       throw new TdaError(`gradient shard is corrupt (${(e as Error).message}); ${hint}`, { file });
     }
+    const layout = this.blocks ?? [];
+    let finish: () => Float32Array[];
     try {
-      const blocks = (this.blocks ?? []).map((b) => {
-        expectShape(st, b.name, [rec.count, ...b.shape], file, hint);
-        return { ...b, data: st.readFloat32(b.name) };
-      });
+      for (const b of layout) expectShape(st, b.name, [rec.count, ...b.shape], file, hint);
       expectShape(st, 'loss', [rec.count], file, hint);
-      return { n: rec.count, blocks, losses: st.readFloat32('loss') };
-    } finally {
+      finish = st.readFloat32Ahead([...layout.map((b) => b.name), 'loss']);
+    } catch (e) {
       st.close();
+      throw e;
     }
+    let set: GradientSet | null = null;
+    return () => {
+      if (set) return set;
+      try {
+        // The read is waited for before the file closes, even when it failed.
+        const values = finish();
+        set = { n: rec.count, blocks: layout.map((b, l) => ({ ...b, data: values[l] })), losses: values[layout.length] };
+        return set;
+      } finally {
+        st.close();
+      }
+    };
   }
 
   /** Throws, naming the directory and the missing shards, unless every shard is recorded. */
@@ -365,10 +387,43 @@ export class GradientStore {
     }
   }
 
-  /** Completed shards in order, one at a time: scoring never needs all gradients in memory. The store must be complete. */
+  /**
+   * Completed shards in order, one at a time: scoring never needs all gradients in memory.
+   * The next shard is read while the caller works on the current one (on the native path,
+   * on a thread of its own), so a pass holds two shards. The store must be complete.
+   */
   *iterateShards(): Generator<StoreShard> {
     this.requireComplete();
-    for (const rec of this.m.shards) yield { index: rec.index, start: rec.start, set: this.readShard(rec.index) };
+    const recs = this.m.shards;
+    // A shard that cannot be read is an error when its turn comes, not while the one before streams.
+    const ahead = (k: number): (() => GradientSet) => {
+      try {
+        return this.readShardAhead(recs[k].index);
+      } catch (e) {
+        return () => {
+          throw e;
+        };
+      }
+    };
+    let next: (() => GradientSet) | null = recs.length ? ahead(0) : null;
+    try {
+      for (let k = 0; k < recs.length; k++) {
+        const current = next!;
+        next = null;
+        const set = current();
+        next = k + 1 < recs.length ? ahead(k + 1) : null;
+        yield { index: recs[k].index, start: recs[k].start, set };
+      }
+    } finally {
+      // Stopped early: the read in flight still ends (and closes its file).
+      if (next) {
+        try {
+          next();
+        } catch {
+          /* nobody wants that shard now */
+        }
+      }
+    }
   }
 
   /** Path of a recorded shard's file (for messages). */

@@ -1,7 +1,7 @@
 /**
  * A gradient store as the training side of scoring: its shards, one at a time, as the
- * chunks of a GradientSource, so a pass over the store holds one shard (plus what the
- * scorer has in flight), never the whole store.
+ * chunks of a GradientSource, so a pass over the store holds the shard being scored and the
+ * next one being read (plus what the scorer has in flight), never the whole store.
  */
 import { checkFinite } from '../checks';
 import { GradientStore } from './gradientStore';
