@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "half.h"
+#include "napi_args.h"
 
 #define MAX_MAPPINGS 1024
 /* Weight values widened per block: 4 MB of float32, small next to a layer's product. */
@@ -172,26 +173,7 @@ static const char *linear(const float *x, float *out, int64_t rows, const unsign
 
 /* ---------------------------------------------------------------- Node-API */
 
-#define CHECK(call)                                                                      \
-  do {                                                                                   \
-    if ((call) != napi_ok) {                                                             \
-      napi_throw_error(env, NULL, "tda_native: internal Node-API call failed: " #call); \
-      return NULL;                                                                       \
-    }                                                                                    \
-  } while (0)
 
-static napi_value fail(napi_env env, const char *msg) {
-  napi_throw_range_error(env, NULL, msg);
-  return NULL;
-}
-
-/* A whole number in [0, limit], or -1. */
-static int64_t whole(napi_env env, napi_value v, double limit) {
-  double d;
-  if (napi_get_value_double(env, v, &d) != napi_ok) return -1;
-  if (!isfinite(d) || d < 0 || d > limit || floor(d) != d) return -1;
-  return (int64_t)d;
-}
 
 static const double INT_LIMIT = 2147483647.0;  /* BLAS dimensions are C ints */
 static const double BYTE_LIMIT = 9007199254740991.0; /* offsets: exact doubles */
@@ -201,7 +183,7 @@ static char *buffer_of(napi_env env, napi_value v, size_t *size, const char *wha
   bool is_ab = false;
   void *base = NULL;
   if (napi_is_arraybuffer(env, v, &is_ab) != napi_ok || !is_ab || napi_get_arraybuffer_info(env, v, &base, size) != napi_ok) {
-    fail(env, what);
+    throw_range(env, what);
     return NULL;
   }
   return (char *)base;
@@ -216,11 +198,11 @@ napi_value tda_map_file(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 1) return fail(env, "mapFile: expects a path");
+  if (argc != 1) return throw_range(env, "mapFile: expects a path");
   char path[4096];
   size_t len;
   if (napi_get_value_string_utf8(env, argv[0], path, sizeof(path), &len) != napi_ok || len == 0 || len >= sizeof(path) - 1) {
-    return fail(env, "mapFile: the path must be a non-empty string shorter than 4096 bytes");
+    return throw_range(env, "mapFile: the path must be a non-empty string shorter than 4096 bytes");
   }
   char err[4600];
   int id = map_file(path, err, sizeof(err));
@@ -238,7 +220,7 @@ napi_value tda_unmap_file(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   int64_t id = argc == 1 ? whole(env, argv[0], MAX_MAPPINGS - 1) : -1;
-  if (id < 0 || unmap_file((int)id) != 0) return fail(env, "unmapFile: not a mapped file's id");
+  if (id < 0 || unmap_file((int)id) != 0) return throw_range(env, "unmapFile: not a mapped file's id");
   return NULL;
 }
 
@@ -246,7 +228,7 @@ napi_value tda_external_linear(napi_env env, napi_callback_info info) {
   size_t argc = 10;
   napi_value argv[10];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 10) return fail(env, "externalLinear: expects 10 arguments");
+  if (argc != 10) return throw_range(env, "externalLinear: expects 10 arguments");
   size_t size;
   char *mem = buffer_of(env, argv[0], &size, "externalLinear: memory must be an ArrayBuffer");
   if (!mem) return NULL;
@@ -255,17 +237,17 @@ napi_value tda_external_linear(napi_env env, napi_callback_info info) {
   int64_t w_off = whole(env, argv[5], BYTE_LIMIT), dtype = whole(env, argv[6], 2);
   int64_t out_f = whole(env, argv[7], INT_LIMIT), in_f = whole(env, argv[8], INT_LIMIT);
   bool transpose;
-  if (napi_get_value_bool(env, argv[9], &transpose) != napi_ok) return fail(env, "externalLinear: transpose must be a boolean");
+  if (napi_get_value_bool(env, argv[9], &transpose) != napi_ok) return throw_range(env, "externalLinear: transpose must be a boolean");
   if (x_off < 0 || out_off < 0 || rows < 0 || id < 0 || w_off < 0 || dtype < 0 || out_f < 0 || in_f < 0) {
-    return fail(env, "externalLinear: offsets, sizes, id and dtype must be whole numbers in range");
+    return throw_range(env, "externalLinear: offsets, sizes, id and dtype must be whole numbers in range");
   }
   const uint64_t x_cols = transpose ? out_f : in_f, out_cols = transpose ? in_f : out_f;
-  if (!in_heap(x_off, 4 * (uint64_t)rows * x_cols, size)) return fail(env, "externalLinear: the input lies outside the memory (or is misaligned)");
-  if (!in_heap(out_off, 4 * (uint64_t)rows * out_cols, size)) return fail(env, "externalLinear: the output lies outside the memory (or is misaligned)");
+  if (!in_heap(x_off, 4 * (uint64_t)rows * x_cols, size)) return throw_range(env, "externalLinear: the input lies outside the memory (or is misaligned)");
+  if (!in_heap(out_off, 4 * (uint64_t)rows * out_cols, size)) return throw_range(env, "externalLinear: the output lies outside the memory (or is misaligned)");
   const unsigned char *w = mapped_range((int)id, (uint64_t)w_off, tda_dtype_bytes((int)dtype) * (uint64_t)out_f * (uint64_t)in_f);
-  if (!w) return fail(env, "externalLinear: the weight lies outside its mapped file (or the file is not mapped)");
+  if (!w) return throw_range(env, "externalLinear: the weight lies outside its mapped file (or the file is not mapped)");
   const char *err = linear((const float *)(mem + x_off), (float *)(mem + out_off), rows, w, (int)dtype, out_f, in_f, transpose);
-  if (err) return fail(env, err);
+  if (err) return throw_range(env, err);
   return NULL;
 }
 
@@ -273,7 +255,7 @@ napi_value tda_external_rows(napi_env env, napi_callback_info info) {
   size_t argc = 9;
   napi_value argv[9];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 9) return fail(env, "externalRows: expects 9 arguments");
+  if (argc != 9) return throw_range(env, "externalRows: expects 9 arguments");
   size_t size;
   char *mem = buffer_of(env, argv[0], &size, "externalRows: memory must be an ArrayBuffer");
   if (!mem) return NULL;
@@ -281,17 +263,17 @@ napi_value tda_external_rows(napi_env env, napi_callback_info info) {
   int64_t id = whole(env, argv[4], MAX_MAPPINGS - 1), w_off = whole(env, argv[5], BYTE_LIMIT), dtype = whole(env, argv[6], 2);
   int64_t table_rows = whole(env, argv[7], INT_LIMIT), cols = whole(env, argv[8], INT_LIMIT);
   if (ids_off < 0 || count < 0 || out_off < 0 || id < 0 || w_off < 0 || dtype < 0 || table_rows < 0 || cols < 0) {
-    return fail(env, "externalRows: offsets, sizes, id and dtype must be whole numbers in range");
+    return throw_range(env, "externalRows: offsets, sizes, id and dtype must be whole numbers in range");
   }
-  if (!in_heap(ids_off, 4 * (uint64_t)count, size)) return fail(env, "externalRows: the ids lie outside the memory (or are misaligned)");
-  if (!in_heap(out_off, 4 * (uint64_t)count * (uint64_t)cols, size)) return fail(env, "externalRows: the output lies outside the memory (or is misaligned)");
+  if (!in_heap(ids_off, 4 * (uint64_t)count, size)) return throw_range(env, "externalRows: the ids lie outside the memory (or are misaligned)");
+  if (!in_heap(out_off, 4 * (uint64_t)count * (uint64_t)cols, size)) return throw_range(env, "externalRows: the output lies outside the memory (or is misaligned)");
   const size_t bytes = tda_dtype_bytes((int)dtype);
   const unsigned char *w = mapped_range((int)id, (uint64_t)w_off, bytes * (uint64_t)table_rows * (uint64_t)cols);
-  if (!w) return fail(env, "externalRows: the table lies outside its mapped file (or the file is not mapped)");
+  if (!w) return throw_range(env, "externalRows: the table lies outside its mapped file (or the file is not mapped)");
   const int32_t *ids = (const int32_t *)(mem + ids_off);
   float *out = (float *)(mem + out_off);
   for (int64_t i = 0; i < count; i++) {
-    if (ids[i] < 0 || ids[i] >= table_rows) return fail(env, "externalRows: a row id is outside the table");
+    if (ids[i] < 0 || ids[i] >= table_rows) return throw_range(env, "externalRows: a row id is outside the table");
   }
   for (int64_t i = 0; i < count; i++) tda_widen(w + (size_t)ids[i] * (size_t)cols * bytes, (int)dtype, (size_t)cols, out + (size_t)i * (size_t)cols);
   return NULL;

@@ -40,28 +40,10 @@
 #include <string.h>
 
 #include "half.h"
+#include "napi_args.h"
 #include "scoring.h"
 
-#define CHECK(call)                                                                                   \
-  do {                                                                                                \
-    if ((call) != napi_ok) {                                                                          \
-      napi_throw_error(env, NULL, "tda_native: internal Node-API call failed: " #call);              \
-      return NULL;                                                                                    \
-    }                                                                                                 \
-  } while (0)
 
-static napi_value range_error(napi_env env, const char *msg) {
-  napi_throw_range_error(env, NULL, msg);
-  return NULL;
-}
-
-/* A whole number in [0, limit], or -1. */
-static int64_t whole_number(napi_env env, napi_value v, double limit) {
-  double d;
-  if (napi_get_value_double(env, v, &d) != napi_ok) return -1;
-  if (!isfinite(d) || d < 0 || d > limit || floor(d) != d) return -1;
-  return (int64_t)d;
-}
 
 /* A typed array's elements and length if it has this type, else NULL (an empty array's elements are a dummy). */
 static void *typed_array(napi_env env, napi_value v, napi_typedarray_type want, size_t *length) {
@@ -183,42 +165,42 @@ static napi_value sgemm_strided(napi_env env, napi_callback_info info) {
   size_t argc = 17;
   napi_value argv[17];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 16 && argc != 17) return range_error(env, "sgemmStrided: expects 16 arguments, or 17 with the number of threads");
+  if (argc != 16 && argc != 17) return throw_range(env, "sgemmStrided: expects 16 arguments, or 17 with the number of threads");
   int64_t threads = 1;
   if (argc == 17) {
     napi_valuetype t;
     CHECK(napi_typeof(env, argv[16], &t));
-    if (t != napi_undefined) threads = whole_number(env, argv[16], TDA_MAX_THREADS);
-    if (threads < 1) return range_error(env, "sgemmStrided: threads must be a whole number in [1, 64]");
+    if (t != napi_undefined) threads = whole(env, argv[16], TDA_MAX_THREADS);
+    if (threads < 1) return throw_range(env, "sgemmStrided: threads must be a whole number in [1, 64]");
   }
   bool trans_a, trans_b;
   if (napi_get_value_bool(env, argv[0], &trans_a) != napi_ok || napi_get_value_bool(env, argv[1], &trans_b) != napi_ok) {
-    return range_error(env, "sgemmStrided: transA and transB must be booleans");
+    return throw_range(env, "sgemmStrided: transA and transB must be booleans");
   }
   const double lim = 2147483647.0; /* BLAS sizes are C ints */
-  int64_t m = whole_number(env, argv[2], lim), n = whole_number(env, argv[3], lim), k = whole_number(env, argv[4], lim);
-  if (m < 0 || n < 0 || k < 0) return range_error(env, "sgemmStrided: m, n and k must be whole numbers in [0, 2^31)");
+  int64_t m = whole(env, argv[2], lim), n = whole(env, argv[3], lim), k = whole(env, argv[4], lim);
+  if (m < 0 || n < 0 || k < 0) return throw_range(env, "sgemmStrided: m, n and k must be whole numbers in [0, 2^31)");
   double alpha, beta;
   if (napi_get_value_double(env, argv[5], &alpha) != napi_ok || napi_get_value_double(env, argv[12], &beta) != napi_ok) {
-    return range_error(env, "sgemmStrided: alpha and beta must be numbers");
+    return throw_range(env, "sgemmStrided: alpha and beta must be numbers");
   }
   size_t la, lb, lc;
   const float *a = typed_array(env, argv[6], napi_float32_array, &la);
   const float *b = typed_array(env, argv[9], napi_float32_array, &lb);
   float *c = typed_array(env, argv[13], napi_float32_array, &lc);
-  if (!a || !b || !c) return range_error(env, "sgemmStrided: A, B and C must be Float32Arrays");
+  if (!a || !b || !c) return throw_range(env, "sgemmStrided: A, B and C must be Float32Arrays");
   /* Offsets up to 2^53 (any array length); leading dimensions are C ints. */
   const double off_lim = 9007199254740991.0;
-  int64_t ao = whole_number(env, argv[7], off_lim), bo = whole_number(env, argv[10], off_lim), co = whole_number(env, argv[14], off_lim);
-  int64_t lda = whole_number(env, argv[8], lim), ldb = whole_number(env, argv[11], lim), ldc = whole_number(env, argv[15], lim);
-  if (ao < 0 || bo < 0 || co < 0) return range_error(env, "sgemmStrided: offsets must be whole numbers >= 0");
-  if (lda < 1 || ldb < 1 || ldc < 1) return range_error(env, "sgemmStrided: leading dimensions must be whole numbers in [1, 2^31)");
+  int64_t ao = whole(env, argv[7], off_lim), bo = whole(env, argv[10], off_lim), co = whole(env, argv[14], off_lim);
+  int64_t lda = whole(env, argv[8], lim), ldb = whole(env, argv[11], lim), ldc = whole(env, argv[15], lim);
+  if (ao < 0 || bo < 0 || co < 0) return throw_range(env, "sgemmStrided: offsets must be whole numbers >= 0");
+  if (lda < 1 || ldb < 1 || ldc < 1) return throw_range(env, "sgemmStrided: leading dimensions must be whole numbers in [1, 2^31)");
   /* Stored shapes: op(A) is m x k, so A is k x m when transposed; likewise B. */
   const uint64_t a_rows = trans_a ? (uint64_t)k : (uint64_t)m, a_cols = trans_a ? (uint64_t)m : (uint64_t)k;
   const uint64_t b_rows = trans_b ? (uint64_t)n : (uint64_t)k, b_cols = trans_b ? (uint64_t)k : (uint64_t)n;
-  if (!tda_strided_in_bounds((uint64_t)ao, a_rows, a_cols, (uint64_t)lda, la)) return range_error(env, "sgemmStrided: A lies outside its array (or lda is below its row length)");
-  if (!tda_strided_in_bounds((uint64_t)bo, b_rows, b_cols, (uint64_t)ldb, lb)) return range_error(env, "sgemmStrided: B lies outside its array (or ldb is below its row length)");
-  if (!tda_strided_in_bounds((uint64_t)co, (uint64_t)m, (uint64_t)n, (uint64_t)ldc, lc)) return range_error(env, "sgemmStrided: C lies outside its array (or ldc is below its row length)");
+  if (!tda_strided_in_bounds((uint64_t)ao, a_rows, a_cols, (uint64_t)lda, la)) return throw_range(env, "sgemmStrided: A lies outside its array (or lda is below its row length)");
+  if (!tda_strided_in_bounds((uint64_t)bo, b_rows, b_cols, (uint64_t)ldb, lb)) return throw_range(env, "sgemmStrided: B lies outside its array (or ldb is below its row length)");
+  if (!tda_strided_in_bounds((uint64_t)co, (uint64_t)m, (uint64_t)n, (uint64_t)ldc, lc)) return throw_range(env, "sgemmStrided: C lies outside its array (or ldc is below its row length)");
   if (m == 0 || n == 0) return NULL;
   float *cc = c + co;
   if (k == 0) {
@@ -237,15 +219,15 @@ static napi_value widen_half(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 3) return range_error(env, "widenHalf: expects 3 arguments");
-  int64_t dtype = whole_number(env, argv[1], 2);
-  if (dtype < 0) return range_error(env, "widenHalf: dtype must be 0 (F32), 1 (BF16) or 2 (F16)");
+  if (argc != 3) return throw_range(env, "widenHalf: expects 3 arguments");
+  int64_t dtype = whole(env, argv[1], 2);
+  if (dtype < 0) return throw_range(env, "widenHalf: dtype must be 0 (F32), 1 (BF16) or 2 (F16)");
   size_t ls, lo;
   const void *src = typed_array(env, argv[0], dtype == TDA_F32 ? napi_float32_array : napi_uint16_array, &ls);
   float *out = typed_array(env, argv[2], napi_float32_array, &lo);
-  if (!src) return range_error(env, dtype == TDA_F32 ? "widenHalf: src must be a Float32Array for dtype 0" : "widenHalf: src must be a Uint16Array for BF16 and F16");
-  if (!out) return range_error(env, "widenHalf: out must be a Float32Array");
-  if (lo < ls) return range_error(env, "widenHalf: out is shorter than src");
+  if (!src) return throw_range(env, dtype == TDA_F32 ? "widenHalf: src must be a Float32Array for dtype 0" : "widenHalf: src must be a Uint16Array for BF16 and F16");
+  if (!out) return throw_range(env, "widenHalf: out must be a Float32Array");
+  if (lo < ls) return throw_range(env, "widenHalf: out is shorter than src");
   tda_widen_fast(src, (int)dtype, ls, out);
   return NULL;
 }
@@ -355,22 +337,22 @@ static napi_value read_start(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 3) return range_error(env, "readStart: expects 3 arguments");
-  int64_t fd = whole_number(env, argv[0], 2147483647.0);
-  if (fd < 0) return range_error(env, "readStart: fd must be an open file descriptor");
+  if (argc != 3) return throw_range(env, "readStart: expects 3 arguments");
+  int64_t fd = whole(env, argv[0], 2147483647.0);
+  if (fd < 0) return throw_range(env, "readStart: fd must be an open file descriptor");
   size_t n_pos;
   const double *positions = typed_array(env, argv[1], napi_float64_array, &n_pos);
-  if (!positions) return range_error(env, "readStart: positions must be a Float64Array");
+  if (!positions) return throw_range(env, "readStart: positions must be a Float64Array");
   bool is_array = false;
   CHECK(napi_is_array(env, argv[2], &is_array));
-  if (!is_array) return range_error(env, "readStart: targets must be an array of typed arrays");
+  if (!is_array) return throw_range(env, "readStart: targets must be an array of typed arrays");
   uint32_t n_targets;
   CHECK(napi_get_array_length(env, argv[2], &n_targets));
-  if (n_targets != n_pos) return range_error(env, "readStart: one position per target");
-  if (n_pos > TDA_MAX_SEGMENTS) return range_error(env, "readStart: too many targets in one read");
+  if (n_targets != n_pos) return throw_range(env, "readStart: one position per target");
+  if (n_pos > TDA_MAX_SEGMENTS) return throw_range(env, "readStart: too many targets in one read");
   for (size_t s = 0; s < n_pos; s++) {
     double p = positions[s];
-    if (!isfinite(p) || p < 0 || p > 9007199254740991.0 || floor(p) != p) return range_error(env, "readStart: positions must be whole numbers >= 0");
+    if (!isfinite(p) || p < 0 || p > 9007199254740991.0 || floor(p) != p) return throw_range(env, "readStart: positions must be whole numbers >= 0");
   }
   struct tda_segment *segments = calloc(n_pos ? n_pos : 1, sizeof *segments);
   napi_ref *targets = calloc(n_pos ? n_pos : 1, sizeof *targets);
@@ -405,7 +387,7 @@ static napi_value read_start(napi_env env, napi_callback_info info) {
       if (targets[s]) napi_delete_reference(env, targets[s]);
     free(segments);
     free(targets);
-    return range_error(env, bad);
+    return throw_range(env, bad);
   }
   int slot = -1;
   pthread_mutex_lock(&reads_lock);
@@ -421,7 +403,7 @@ static napi_value read_start(napi_env env, napi_callback_info info) {
     for (size_t s = 0; s < n_pos; s++) napi_delete_reference(env, targets[s]);
     free(segments);
     free(targets);
-    return range_error(env, "readStart: too many reads in flight (finish some first)");
+    return throw_range(env, "readStart: too many reads in flight (finish some first)");
   }
   struct tda_read *r = &reads[slot];
   r->fd = (int)fd;
@@ -443,8 +425,8 @@ static napi_value read_finish(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  int64_t id = argc == 1 ? whole_number(env, argv[0], TDA_MAX_READS - 1) : -1;
-  if (id < 0 || !reads[id].used || reads[id].env != env) return range_error(env, "readFinish: not a read in flight (of this thread)");
+  int64_t id = argc == 1 ? whole(env, argv[0], TDA_MAX_READS - 1) : -1;
+  if (id < 0 || !reads[id].used || reads[id].env != env) return throw_range(env, "readFinish: not a read in flight (of this thread)");
   struct tda_read *r = &reads[id];
   if (r->threaded) pthread_join(r->thread, NULL);
   r->threaded = 0;
@@ -466,12 +448,12 @@ static napi_value widen_half_in_place(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc != 2) return range_error(env, "widenHalfInPlace: expects 2 arguments");
-  int64_t dtype = whole_number(env, argv[1], 2);
-  if (dtype != TDA_BF16 && dtype != TDA_F16) return range_error(env, "widenHalfInPlace: dtype must be 1 (BF16) or 2 (F16)");
+  if (argc != 2) return throw_range(env, "widenHalfInPlace: expects 2 arguments");
+  int64_t dtype = whole(env, argv[1], 2);
+  if (dtype != TDA_BF16 && dtype != TDA_F16) return throw_range(env, "widenHalfInPlace: dtype must be 1 (BF16) or 2 (F16)");
   size_t n;
   float *out = typed_array(env, argv[0], napi_float32_array, &n);
-  if (!out) return range_error(env, "widenHalfInPlace: out must be a Float32Array");
+  if (!out) return throw_range(env, "widenHalfInPlace: out must be a Float32Array");
   /*
    * Forward, one value at a time: value i is read (from byte 2n + 2i) before out[i] (bytes
    * 4i .. 4i + 4) is written, and those bytes only hold values j < i, already read.

@@ -34,29 +34,11 @@
 #include <string.h>
 
 #include "external_weights.h"
+#include "napi_args.h"
 #include "native_elementwise.h"
 #include "scoring.h"
 
-#define CHECK(call)                                                                                   \
-  do {                                                                                                \
-    if ((call) != napi_ok) {                                                                          \
-      napi_throw_error(env, NULL, "tda_native: internal Node-API call failed: " #call);              \
-      return NULL;                                                                                    \
-    }                                                                                                 \
-  } while (0)
 
-static napi_value throw_range(napi_env env, const char *msg) {
-  napi_throw_range_error(env, NULL, msg);
-  return NULL;
-}
-
-/* A whole number in [0, limit], or -1. */
-static int64_t whole(napi_env env, napi_value v, double limit) {
-  double d;
-  if (napi_get_value_double(env, v, &d) != napi_ok) return -1;
-  if (!isfinite(d) || d < 0 || d > limit || floor(d) != d) return -1;
-  return (int64_t)d;
-}
 
 /* A Float64Array's elements and length, or NULL. */
 static const double *f64_array(napi_env env, napi_value v, size_t *length) {
