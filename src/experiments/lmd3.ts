@@ -25,6 +25,7 @@
 import { KernelDensity, kdeBandwidth } from '../attribution/density';
 import { ScoreMatrix } from '../attribution/types';
 import { TokenSequence } from '../data/batch';
+import { normalMeanCI } from '../eval/bootstrap';
 import { runBootstrapMeanCI } from '../eval/runBootstrap';
 import { describeDifference } from '../eval/claims';
 import { DataFrame, frameFromColumns } from '../eval/frame';
@@ -76,7 +77,7 @@ export interface Lmd3Result {
   regression: LinearFit;
   /** Per-query loss (control model) regressed on log-density (original data): density predicts performance. */
   densityPredictsLoss: LinearFit;
-  /** Treated minus control loss improvement, per run, with an interval over runs. */
+  /** Treated minus control loss improvement, per run, with an interval over runs (the wider of a bootstrap over runs and a t interval). */
   treatedMinusControl: { estimate: number; lo: number; hi: number; runs: number; verdict: string };
   /** `RESULT lmd3/...` lines for summary.txt. */
   resultLines: string[];
@@ -100,6 +101,26 @@ export function padToSize<T>(xs: readonly T[], size: number, seed: number): T[] 
     [order[i], order[j]] = [order[j], order[i]];
   }
   return [...xs, ...Array.from({ length: extra }, (_, i) => xs[order[i % order.length]])];
+}
+
+/**
+ * Loss improvement regressed on density change, or null when the density change is the same
+ * for every query (an embedding and bandwidth under which the added examples are too far from
+ * every query to count: each log-density then falls by log(n / n') alike), where a slope means
+ * nothing.
+ */
+export function densityChangeFit(change: number[], improvement: number[]): LinearFit | null {
+  const finite = change.filter((x) => Number.isFinite(x));
+  // Equal up to rounding counts as constant: a regression on float noise means nothing.
+  if (finite.length > 0 && Math.max(...finite) - Math.min(...finite) <= 1e-9 * Math.max(1, ...finite.map(Math.abs))) return null;
+  return linearRegression(change, improvement);
+}
+
+/** The text of a `RESULT lmd3/density <embedding> <bandwidth>` line. */
+export function densityLineText(r: { treated_density_change: number; control_density_change: number; slope: number; r2: number; p_value: number }): string {
+  const groups = `treated ${r.treated_density_change.toFixed(2)}, control ${r.control_density_change.toFixed(2)}`;
+  if (Number.isNaN(r.slope)) return `${groups}; the density change is the same for every query, so no regression`;
+  return `${groups}; loss improvement ~ density change: slope ${r.slope.toFixed(4)}, R^2 ${r.r2.toFixed(3)}, p ${r.p_value.toExponential(2)}`;
 }
 
 interface DensityView {
@@ -250,16 +271,16 @@ export async function runLmd3Experiment(env: EmbeddedDefault, opts: Lmd3Options 
     const d = dPerfOf(r);
     return [mean(indices((i) => treatedFlags[i]).map((i) => d[i])) - mean(indices((i) => !treatedFlags[i]).map((i) => d[i]))];
   });
-  const tmc = runBootstrapMeanCI(diffPerRun, { seed: 0, resamples: 2000 });
+  // As for DDA's paired differences: the wider of the bootstrap over runs and a t interval over
+  // the runs' differences, since a bootstrap over 3 runs has only 10 distinct resamples.
+  const boot = runBootstrapMeanCI(diffPerRun, { seed: 0, resamples: 2000 });
+  const t = normalMeanCI(diffPerRun.map((d) => d[0]));
+  const tmc = { ...boot, lo: Number.isNaN(t.lo) ? boot.lo : Math.min(boot.lo, t.lo), hi: Number.isNaN(t.hi) ? boot.hi : Math.max(boot.hi, t.hi) };
   const treatedMinusControl = { estimate: tmc.estimate, lo: tmc.lo, hi: tmc.hi, runs: tmc.runs, verdict: describeDifference({ ...tmc, queries: n }) };
 
   const byEmbedding = views.map((v) => {
     const change = changeOf(v);
-    // With a bandwidth far below the distances between examples, each query's density is its
-    // nearest training example's kernel, and adding far-away examples changes every query's
-    // log-density by the same log(n / n'): nothing to regress on.
-    const spread = Math.max(...change) - Math.min(...change);
-    const fit = spread > 1e-9 * Math.max(1, ...change.map(Math.abs)) ? linearRegression(runs.flatMap(() => change), allPerf) : null;
+    const fit = densityChangeFit(runs.flatMap(() => change), allPerf);
     return {
       embedding: v.embedding,
       bandwidth: v.bandwidth,
@@ -274,14 +295,7 @@ export async function runLmd3Experiment(env: EmbeddedDefault, opts: Lmd3Options 
   const densityByEmbedding = frameFromColumns(Object.fromEntries(Object.keys(byEmbedding[0]).map((c) => [c, byEmbedding.map((r) => r[c as keyof (typeof byEmbedding)[number]])])) as Record<string, number[] | string[]>);
   const resultLines = [
     resultLine('lmd3', `loss improvement treated - control (${control})`, treatedMinusControl.verdict),
-    ...byEmbedding.map((r) =>
-      resultLine(
-        'lmd3',
-        `density ${r.embedding} ${r.bandwidth}`,
-        `treated ${r.treated_density_change.toFixed(2)}, control ${r.control_density_change.toFixed(2)}; loss improvement ~ density change: ` +
-          (Number.isNaN(r.slope) ? `no fit, the density change is the same for every query (bandwidth ${r.h.toPrecision(3)}: each density is its nearest example's)` : `slope ${r.slope.toFixed(4)}, R^2 ${r.r2.toFixed(3)}, p ${r.p_value.toExponential(2)}`),
-      ),
-    ),
+    ...byEmbedding.map((r) => resultLine('lmd3', `density ${r.embedding} ${r.bandwidth}`, densityLineText(r))),
   ];
 
   const figures = [

@@ -1,6 +1,6 @@
 import * as assert from 'node:assert/strict';
 import { kdeBandwidth } from '../../src/attribution/density';
-import { padToSize } from '../../src/experiments/lmd3';
+import { densityChangeFit, densityLineText, padToSize } from '../../src/experiments/lmd3';
 import { looBandwidth, LOO_FACTORS, meanLooLogDensity } from '../../src/experiments/looBandwidth';
 import { fitTfidf, tfidfEmbeddings, tokenizeWords } from '../../src/experiments/tfidf';
 import { EmbeddingSet } from '../../src/model/embeddings';
@@ -67,5 +67,15 @@ describe('LMD3: leave-one-out bandwidth, TF-IDF embeddings, equal-steps control'
     assert.deepEqual(padToSize(base, 14, 3), padded, 'seeded');
     assert.deepEqual(padToSize(base, 8, 3), base);
     assert.equal(Math.ceil(padded.length / 16), Math.ceil(14 / 16), 'as many optimizer steps as the treated set');
+  });
+
+  it('reports a density change that is the same for every query instead of failing on the regression', () => {
+    const same = Array(6).fill(Math.log(600 / 750));
+    assert.equal(densityChangeFit(same, [0.1, -0.2, 0.3, 0, 0.05, 0.2]), null);
+    const row = { treated_density_change: same[0], control_density_change: same[0], slope: NaN, r2: NaN, p_value: NaN };
+    assert.equal(densityLineText(row), 'treated -0.22, control -0.22; the density change is the same for every query, so no regression');
+    const fit = densityChangeFit([0, 1, 2, 3], [0, 2, 4, 6.5]);
+    assert.ok(fit && fit.slope > 2 && fit.slope < 2.3);
+    assert.match(densityLineText({ ...row, slope: fit.slope, r2: fit.r2, p_value: fit.pValue }), /; loss improvement ~ density change: slope 2\.\d{4}, R\^2 0\.\d{3}, p /);
   });
 });
