@@ -27,7 +27,7 @@ import { describeEstimate } from '../eval/claims';
 import { resultLine } from './resultLines';
 import { DataFrame, frameFromColumns } from '../eval/frame';
 import { initAdapter, parseLoraConfig } from '../model/adapter';
-import { computeEmbeddings } from '../model/embeddings';
+import { computeEmbeddings, Pooling } from '../model/embeddings';
 import { finetuneLora } from '../train/finetune';
 import { Figure, groupedBarFigure } from '../viz/figures';
 import { EmbeddedDefault } from './embedded';
@@ -116,6 +116,13 @@ interface RunRow {
 const SUMMARY_COLUMNS = ['task', 'method', 'acc', 'cover', 'acc_official', 'cover_official', 'auc', 'auc_lo', 'auc_hi', 'runs', 'queries'] as const;
 type SummaryRow = { task: string; method: string; acc: number; cover: number; acc_official: number; cover_official: number; auc: number; auc_lo: number; auc_hi: number; runs: number; queries: number };
 
+/** RepSim's scores by pooling: the paper's last prompt token first. */
+export const REPSIM_POOLINGS: readonly [string, Pooling][] = [
+  ['repSim', 'last-prompt'],
+  ['repSim-last', 'last'],
+  ['repSim-mean', 'mean'],
+];
+
 /** Means over runs (seeds) per task and method; AUC pooled over queries with an interval over runs. */
 function summarizeRuns(rows: RunRow[], tasks: string[], methods: string[]): SummaryRow[] {
   const out: SummaryRow[] = [];
@@ -202,9 +209,13 @@ export async function runIfLlmExperiment(env: EmbeddedDefault, opts: IfLlmOption
       const trainGrads = await loraGradientSet(model, adapter, trainSeqs, 32, padId);
       const testGrads = await loraGradientSet(model, adapter, testSeqs, 32, padId);
       const scores: Record<string, ScoreMatrix> = gradientScores(trainGrads, testGrads, gradMethods, methodOptions);
-      const rep = new RepSim();
-      rep.cache(computeEmbeddings(model, adapter, trainSeqs, { pool: 'last', padId }));
-      scores.repSim = rep.attribute(computeEmbeddings(model, adapter, testSeqs, { pool: 'last', padId }));
+      // RepSim as the IF-on-LLMs code embeds: the last prompt token (`repSim`); the end of the
+      // response and the mean over tokens beside it.
+      for (const [name, pool] of REPSIM_POOLINGS) {
+        const rep = new RepSim();
+        rep.cache(computeEmbeddings(model, adapter, trainSeqs, { pool, padId }));
+        scores[name] = rep.attribute(computeEmbeddings(model, adapter, testSeqs, { pool, padId }));
+      }
       opts.onTaskScores?.({ task: t.task, seed, train: t.train, queries: t.tests.map((e, i) => ({ prompt: e.prompt, answer: e.response, label: t.labels[i] })), positives: t.positives, scores });
       for (const [method, s] of Object.entries(scores)) {
         const { auc } = queryMetrics(s, t.positives, 10);
