@@ -118,10 +118,10 @@ describe('experiments on the embedded default model (--quick)', function () {
     assert.ok(rows.every((x) => Number.isNaN(x.auc_lo)), 'one seed: no interval over runs');
     assert.equal(r.resultLines.length, rows.length);
     assert.ok(r.resultLines.some((l) => l.startsWith('RESULT if-llm/gradDot class profession: acc ')), r.resultLines[0]);
-    assert.equal(r.officialCoverTable.length, 5);
+    assert.equal(r.officialCoverTable.length, 7); // a row per method: four influence methods, RepSim at three poolings
     const tasks = new Set(rows.map((x) => x.task));
     for (const t of ['class: profession', 'class: country', 'class: color', 'backdoor', 'harmful']) assert.ok(tasks.has(t), `task ${t} missing`);
-    for (const m of ['gradDot', 'dataInf', 'lissa', 'exact', 'repSim']) assert.ok(rows.some((x) => x.method === m), `method ${m} missing`);
+    for (const m of ['gradDot', 'dataInf', 'lissa', 'exact', 'repSim', 'repSim-last', 'repSim-mean']) assert.ok(rows.some((x) => x.method === m), `method ${m} missing`);
     for (const x of rows) for (const v of [x.acc, x.cover, x.auc]) assert.ok(v >= 0 && v <= 1, `${x.task} ${x.method}: ${v}`);
     const repSimClass = rows.filter((x) => x.method === 'repSim' && x.task.startsWith('class'));
     assert.ok(repSimClass.some((x) => x.auc > 0.6), `RepSim should find same-class examples above chance: ${repSimClass.map((x) => x.auc)}`);
