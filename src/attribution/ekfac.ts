@@ -14,14 +14,12 @@
  * the method caches `{ train, factors }` (input kind `gradients+factors`); `tda-lab score
  * --method ekfac --factors <file>` reads them from a file of `tda-lab ekfac-factors`.
  */
-import * as tf from '@tensorflow/tfjs';
 import { TdaError } from '../errors';
 import { GradientSet, GradientSource, withBlocks } from '../gradients/types';
-import { download } from '../runtime/ops';
 import { DAMPING_SCALE_OPTION, DEFAULT_DAMPING_SCALE } from './damping';
 import { EkfacFactors, EkfacFactorSettings, EkfacTensorFactors } from './ekfacFactors';
 import { GradientAttributor, ScoringOptions } from './gradientAttributor';
-import { kroneckerRotate } from './linalg';
+import { kroneckerPrecondition } from './linalg';
 import { MethodDescriptor, Settings, WORKERS_OPTION } from './method';
 
 /** What ekfac caches: the training gradients and the factors computed on the same data and adapter. */
@@ -138,13 +136,7 @@ export class EkfacInfluence extends GradientAttributor {
         // All-zero corrected eigenvalues (lora_B = 0 at initialisation makes every A gradient
         // zero): no curvature and no gradient, so the tensor contributes nothing.
         if (p.damping === 0) return new Float32Array(b.data.length);
-        return download(() => {
-          const qd = tf.tensor2d(p.qd, [p.rows, p.rows]);
-          const qa = tf.tensor2d(p.qa, [p.cols, p.cols]);
-          const rotated = kroneckerRotate(tf.tensor3d(b.data, [test.n, p.rows, p.cols]), qd, qa);
-          const scaled = tf.div(rotated, tf.add(tf.tensor2d(p.lambda, [p.rows, p.cols]), p.damping)) as tf.Tensor3D;
-          return kroneckerRotate(scaled, tf.transpose(qd), tf.transpose(qa));
-        });
+        return kroneckerPrecondition(b.data, test.n, p.rows, p.cols, p.qd, p.qa, p.lambda, p.damping);
       }),
     );
   }

@@ -21,7 +21,7 @@ import { DampedAttributor } from './gradientAttributor';
 import { DAMPING_SCALE_OPTION } from './damping';
 import { MethodDescriptor, WORKERS_OPTION } from './method';
 import { download } from '../runtime/ops';
-import { gram, kroneckerRotate as rotate } from './linalg';
+import { gram, kroneckerPrecondition, kroneckerRotate as rotate } from './linalg';
 import { GradientSet, GradientSource } from '../gradients/types';
 import { withBlocks } from '../gradients/types';
 
@@ -90,14 +90,7 @@ export class KronGradInfluence extends DampedAttributor {
         const damping = this.damping[l];
         if (damping === 0) return new Float32Array(b.data.length);
         const f = this.factors[l];
-        return download(() => {
-          const qS = tf.tensor2d(f.qS, [f.rows, f.rows]);
-          const qA = tf.tensor2d(f.qA, [f.cols, f.cols]);
-          const rotated = rotate(tf.tensor3d(b.data, [test.n, f.rows, f.cols]), qS, qA);
-          const scaled = tf.div(rotated, tf.add(tf.tensor2d(f.lambda, [f.rows, f.cols]), damping)) as tf.Tensor3D;
-          // Back: Q_S X Q_A^T = rotate with the transposed bases.
-          return rotate(scaled, tf.transpose(qS), tf.transpose(qA));
-        });
+        return kroneckerPrecondition(b.data, test.n, f.rows, f.cols, f.qS, f.qA, f.lambda, damping);
       }),
     );
   }

@@ -31,6 +31,22 @@ export function kroneckerRotate(g: tf.Tensor3D, qS: tf.Tensor2D, qA: tf.Tensor2D
   return tf.transpose(tf.reshape(tf.matMul(t, qS), [m, cols, rows]), [0, 2, 1]) as tf.Tensor3D;
 }
 
+/**
+ * Q_S ((Q_S^T G_i Q_A) / (Lambda + damping)) Q_A^T for each of the n matrices G_i [rows, cols]
+ * in `data`: the inverse of a Kronecker-factored curvature with corrected eigenvalues Lambda
+ * [rows, cols] (kronGrad, EK-FAC). qS [rows, rows] and qA [cols, cols] hold eigenvectors in columns.
+ */
+export function kroneckerPrecondition(data: Float32Array, n: number, rows: number, cols: number, qS: Float32Array, qA: Float32Array, lambda: Float32Array, damping: number): Float32Array {
+  return download(() => {
+    const s = tf.tensor2d(qS, [rows, rows]);
+    const a = tf.tensor2d(qA, [cols, cols]);
+    const rotated = kroneckerRotate(tf.tensor3d(data, [n, rows, cols]), s, a);
+    const scaled = tf.div(rotated, tf.add(tf.tensor2d(lambda, [rows, cols]), damping)) as tf.Tensor3D;
+    // Back: Q_S X Q_A^T = rotate with the transposed bases.
+    return kroneckerRotate(scaled, tf.transpose(s), tf.transpose(a));
+  });
+}
+
 /** A^T A for A [m, d]: [d, d]. */
 export function gram(A: Float32Array, m: number, d: number): Float32Array {
   return download(() => {

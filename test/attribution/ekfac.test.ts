@@ -12,16 +12,6 @@ import { covariance, exampleGradient, referenceExample, ReferenceExample, rotate
 import { EkfacFixture, makeEkfacFixture, randomSequences } from './ekfacFixture';
 import { invert, maxRelativeError } from './helpers';
 
-/** max |got - want| / max |want|. */
-function relMax(got: ArrayLike<number>, want: ArrayLike<number>): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < want.length; i++) {
-    num = Math.max(num, Math.abs(got[i] - want[i]));
-    den = Math.max(den, Math.abs(want[i]));
-  }
-  return num / den;
-}
 
 const flat = (m: number[][]) => m.flat();
 
@@ -46,8 +36,8 @@ describe('attribution/ekfac: factors against a brute-force computation on a smal
     assert.equal(factors.settings.tokens, fx.examples.reduce((s, e) => s + e.inputIds.length, 0));
     assert.equal(factors.tensors.length, 2 * fx.adapter.modules.length);
     for (const f of factors.tensors) {
-      const a = relMax(f.activationCovariance, flat(covariance(reference, f.name, 'act')));
-      const g = relMax(f.gradientCovariance, flat(covariance(reference, f.name, 'grad')));
+      const a = maxRelativeError(f.activationCovariance, flat(covariance(reference, f.name, 'act')));
+      const g = maxRelativeError(f.gradientCovariance, flat(covariance(reference, f.name, 'grad')));
       assert.ok(a < 1e-4, `${f.name} activation covariance: ${a}`);
       assert.ok(g < 1e-4, `${f.name} gradient covariance: ${g}`);
     }
@@ -91,7 +81,7 @@ describe('attribution/ekfac: factors against a brute-force computation on a smal
           .flat()
           .forEach((v, j) => (want[j] += (v * v) / reference.length));
       }
-      const err = relMax(f.lambda, want);
+      const err = maxRelativeError(f.lambda, want);
       assert.ok(err < 1e-4, `${f.name} lambda: ${err}`);
     }
   });
@@ -104,7 +94,7 @@ describe('attribution/ekfac: factors against a brute-force computation on a smal
       const rows = e.tensors.get(f.name)!;
       return { loss: e.loss, tensors: new Map([[f.name, { act: rows.act.slice(start, -1), grad: rows.grad.slice(start, -1) }]]) };
     });
-    assert.ok(relMax(f.gradientCovariance, flat(covariance(counted, f.name, 'grad'))) > 1e-2);
+    assert.ok(maxRelativeError(f.gradientCovariance, flat(covariance(counted, f.name, 'grad'))) > 1e-2);
   });
 });
 
@@ -143,7 +133,7 @@ describe('attribution/ekfac: the scorer', () => {
           }
         }
       });
-      const err = relMax(got.data, want);
+      const err = maxRelativeError(got.data, want);
       assert.ok(err < 1e-4, `scores vs dense inverse: ${err}`);
       assert.equal(ekfac.settings().method, 'ekfac');
       assert.deepEqual(Object.keys(ekfac.settings().damping as object).sort(), train.blocks.map((b) => b.name).sort());
