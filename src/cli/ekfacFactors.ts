@@ -12,20 +12,14 @@ import { LabelMask } from '../data/batch';
 import { TdaError } from '../errors';
 import { hashAdapterDir } from '../gradients/store';
 import { outputLockFile, withLock } from '../io/lock';
-import { DEFAULT_BATCH_SIZE, loadGradsInputs } from './grads';
+import { DEFAULT_BATCH_SIZE, GradsOptions, loadGradsInputs } from './grads';
 import { positiveInt } from './parsers';
 import { progressBar } from './progress';
 
-export interface EkfacFactorsCommandOptions {
-  model: string;
-  adapter: string;
-  data: string;
-  out: string;
-  mask?: LabelMask;
-  batchSize?: number;
+/** What `grads --out` reads and writes, plus the Fisher's labels. */
+export interface EkfacFactorsCommandOptions extends Pick<GradsOptions, 'model' | 'adapter' | 'data' | 'out' | 'mask' | 'batchSize' | 'progress'> {
   fisher?: FisherKind;
   seed?: number;
-  progress?: boolean;
 }
 
 export interface EkfacFactorsSummary {
