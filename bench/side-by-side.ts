@@ -100,8 +100,26 @@ function runJson(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.e
   return JSON.parse(line) as Record<string, unknown>;
 }
 
-const TSX = path.join(HERE, '..', 'node_modules', '.bin', 'tsx');
-const tda = (args: string[]) => runJson(TSX, [path.join(HERE, 'tda-side.ts'), ...args]);
+/**
+ * The tda-lab side as plain JavaScript against the built library (dist/, `npm run build`),
+ * run by node itself: its peak memory is then the library's. Run through a TypeScript
+ * loader (tsx) every process would carry ~95 MB of the loader's own.
+ */
+function buildTdaSide(): string {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const ts = require('typescript') as typeof import('typescript');
+  const file = path.join(HERE, 'tda-side.ts');
+  const out = path.join(HERE, '.tda-side.build.js');
+  const js = ts.transpileModule(fs.readFileSync(file, 'utf8'), {
+    fileName: file,
+    compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true },
+  }).outputText;
+  fs.writeFileSync(out, js);
+  return out;
+}
+
+let tdaSide = '';
+const tda = (args: string[]) => runJson(process.execPath, [(tdaSide ||= buildTdaSide()), ...args]);
 const torch = (cfg: TorchConfig, args: string[]) => runJson(PYTHON, [path.join(HERE, 'reference_torch.py'), ...args, '--threads', String(cfg.threads)], cfg.env);
 
 /** A CSV field, quoted when it holds a comma or a quote. */

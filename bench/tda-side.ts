@@ -8,14 +8,14 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { DataInf } from '../src/attribution/dataInf';
-import { GradDot } from '../src/attribution/gradDot';
-import { adapterKey, loadAdapter } from '../src/model/adapter';
-import { computeLoraGradients, GradientWorkers } from '../src/gradients/compute';
-import { LlamaModel } from '../src/model/llama';
-import { initBackend } from '../src/runtime/backend';
-import { nativeAddon } from '../src/runtime/nativeAddon';
-import { blockByName, OwnedChunksSource } from '../src/gradients/types';
+import { DataInf } from '../dist/attribution/dataInf';
+import { GradDot } from '../dist/attribution/gradDot';
+import { adapterKey, loadAdapter } from '../dist/model/adapter';
+import { computeLoraGradients, GradientWorkers } from '../dist/gradients/compute';
+import { LlamaModel } from '../dist/model/llama';
+import { initBackend } from '../dist/runtime/backend';
+import { nativeAddon } from '../dist/runtime/nativeAddon';
+import { blockByName, OwnedChunksSource } from '../dist/gradients/types';
 
 function arg(name: string, fallback?: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -137,8 +137,8 @@ async function grads(workers: number) {
   const startup = (performance.now() - t0) / 1000;
   const opts = { batchSize, workers: pool ?? 0 };
   try {
-    // Warm-up: one batch per worker (kernels, memory pools).
-    await computeLoraGradients(model, adapter, examples.slice(0, batchSize * Math.max(1, workers)), opts);
+    // Warm-up: one batch per computing thread, the workers' and this one (kernels, memory pools).
+    await computeLoraGradients(model, adapter, examples.slice(0, batchSize * (workers + 1)), opts);
     const t1 = performance.now();
     const result = await computeLoraGradients(model, adapter, examples.slice(0, n), opts);
     const seconds = (performance.now() - t1) / 1000;

@@ -38,7 +38,7 @@ function main() {
   }
   fs.mkdirSync(outDir, { recursive: true });
   const tmp = `${out}.${process.pid}.tmp`;
-  const args = ['-std=gnu11', '-O3', '-fno-trapping-math', '-fPIC', '-shared', '-Wall', '-Wextra', '-I', include, path.join(here, 'tda_native.c'), path.join(here, 'native_elementwise.c'), path.join(here, 'scoring.c'), path.join(here, 'external_weights.c'), '-o', tmp, '-lopenblas', '-lm', '-lpthread'];
+  const args = ['-std=gnu11', '-O3', '-fno-trapping-math', '-fPIC', '-shared', '-Wall', '-Wextra', '-I', include, path.join(here, 'tda_native.c'), path.join(here, 'native_elementwise.c'), path.join(here, 'scoring.c'), path.join(here, 'external_weights.c'), path.join(here, 'cholesky.c'), '-o', tmp, '-lopenblas', '-lm', '-lpthread'];
   const r = spawnSync(cc, args, { encoding: 'utf8' });
   if (r.error || r.status !== 0) {
     fs.rmSync(tmp, { force: true });

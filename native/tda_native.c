@@ -22,6 +22,8 @@
  *     sizes in `dims` (a Float64Array); every operand is checked against the memory.
  *   mapFile, unmapFile, externalLinear, externalRows
  *     Frozen weights read in place from memory-mapped safetensors files (external_weights.c).
+ *   choleskyFactor, choleskySolve
+ *     Float64 Cholesky factorization and solves through LAPACK (cholesky.c).
  *   info() -> { config, corename, threads, library }
  *   setThreads(n)
  */
@@ -37,6 +39,7 @@
 #include "napi_args.h"
 #include "native_elementwise.h"
 #include "scoring.h"
+#include "cholesky.h"
 
 
 
@@ -266,5 +269,6 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   };
   if (napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props) != napi_ok) return NULL;
   tda_scoring_register(env, exports);
+  tda_cholesky_register(env, exports);
   return exports;
 }

@@ -8,8 +8,8 @@
  * the example space (n x n). Above `maxBlockSize` in both, it refuses: use dataInf, lissa,
  * kronGrad or projected gradients instead.
  */
-import { CholeskyDecomposition, Matrix } from 'ml-matrix';
 import { TdaError } from '../errors';
+import { choleskyFactor } from './cholesky';
 import { DAMPING_SCALE_OPTION, DampingOptions } from './damping';
 import { MethodDescriptor, Settings, WORKERS_OPTION } from './method';
 import { DampedAttributor, materializeBlock, ScoringOptions } from './gradientAttributor';
@@ -27,23 +27,17 @@ export interface ExactOptions extends DampingOptions, ScoringOptions {
 
 type BlockSolver = (test: Float32Array, nT: number) => Float32Array;
 
-/** Symmetric float64 matrix from a float32 product, plus `diag` on the diagonal. */
-function symmetric(a: Float32Array, size: number, scale: number, diag: number): Matrix {
-  const m = new Matrix(size, size);
+/** Symmetric float64 matrix [size, size] from a float32 product, scaled, plus `diag` on the diagonal. */
+function symmetric(a: Float32Array, size: number, scale: number, diag: number): Float64Array {
+  const m = new Float64Array(size * size);
   for (let i = 0; i < size; i++) {
     for (let j = 0; j <= i; j++) {
       const v = (scale * (a[i * size + j] + a[j * size + i])) / 2 + (i === j ? diag : 0);
-      m.set(i, j, v);
-      m.set(j, i, v);
+      m[i * size + j] = v;
+      m[j * size + i] = v;
     }
   }
   return m;
-}
-
-function cholesky(m: Matrix, what: string): CholeskyDecomposition {
-  const c = new CholeskyDecomposition(m);
-  if (!c.isPositiveDefinite()) throw new TdaError(`${what} is not positive definite (increase the damping)`, { field: 'damping' });
-  return c;
 }
 
 export class ExactInfluence extends DampedAttributor {
@@ -73,21 +67,17 @@ export class ExactInfluence extends DampedAttributor {
           const part = gram(set.blocks[l].data, set.n, d);
           for (let j = 0; j < g.length; j++) g[j] += part[j];
         }
-        const chol = cholesky(symmetric(g, d, 1 / n, lambda), `Hessian block '${b.name}'`);
-        return (t: Float32Array, nT: number) => {
-          const x = chol.solve(new Matrix(Array.from({ length: nT }, (_, q) => Array.from(t.subarray(q * d, (q + 1) * d)))).transpose());
-          return Float32Array.from(x.transpose().to1DArray());
-        };
+        const chol = choleskyFactor(symmetric(g, d, 1 / n, lambda), d, `Hessian block '${b.name}'`);
+        return (t: Float32Array, nT: number) => Float32Array.from(chol.solve(Float64Array.from(t), nT));
       }
       if (n <= this.maxBlockSize) {
         // Example space (Woodbury): K = G G^T + n lambda I.
         const G = materializeBlock(train, l);
         const kernel = matMulABt(G, n, G, n, d);
-        const chol = cholesky(symmetric(kernel, n, 1, n * lambda), `kernel of block '${b.name}'`);
+        const chol = choleskyFactor(symmetric(kernel, n, 1, n * lambda), n, `kernel of block '${b.name}'`);
         return (t: Float32Array, nT: number) => {
-          const p = matMulABt(G, n, t, nT, d); // [n, nT] = G t^T
-          const z = chol.solve(Matrix.from1DArray(n, nT, p)); // [n, nT]
-          const zT = Float32Array.from(z.transpose().to1DArray()); // [nT, n]
+          const p = matMulABt(t, nT, G, n, d); // [nT, n] = t G^T: one right-hand side per query
+          const zT = Float32Array.from(chol.solve(Float64Array.from(p), nT)); // [nT, n]
           const back = matMul(zT, nT, n, G, d); // [nT, d]
           return t.map((v, j) => (v - back[j]) / lambda);
         };

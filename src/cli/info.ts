@@ -37,7 +37,7 @@ export async function computePathLines(): Promise<string[]> {
   }
   const cores = availableCores();
   const scoring = nativeActive() ? 'scoring in this thread' : 'the same for large scoring jobs';
-  lines.push(`worker threads: ${cores} by default for per-example gradients of larger datasets (one per core, each its own tfjs instance and heap); ${scoring}`);
+  lines.push(`worker threads: ${Math.max(0, cores - 1)} by default for per-example gradients of larger datasets (one per core besides this thread, which computes batches too; each its own tfjs instance and heap); ${scoring}`);
   lines.push(`node: ${process.version}, ${cores} cores available`);
   return lines;
 }

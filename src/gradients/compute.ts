@@ -15,7 +15,7 @@ import { fitsWorkerCopies, isMapped } from '../model/baseWeights';
 import { disposeBatchConstants, LlamaModel } from '../model/llama';
 import { batchLosses, disposeLossRows, lossRows } from '../model/loss';
 import { disposeLoraState, LoraFactors, LoraState, loraStateFromAdapter, replicatePerExample } from '../model/loraState';
-import { checkBatchFits, chooseRecompute } from '../model/memoryBudget';
+import { activationBytesPerRow, checkBatchFits, chooseRecompute, recomputeBytesPerRow } from '../model/memoryBudget';
 import { adapterPayload, modelPayload } from '../model/transfer';
 import { ModelConfig } from '../model/types';
 import { BackendName } from '../runtime/backend';
@@ -48,11 +48,20 @@ export interface GradientOptions {
    */
   recompute?: boolean | 'auto';
   /**
+   * Bytes of activations one forward + backward pass may plan for, per thread (default
+   * DEFAULT_PASS_BYTES): a batch whose activations would need more is run as several passes
+   * of fewer examples (at least one each). A batch is the unit of work and of progress; a
+   * pass is what is in memory at once. Per-example gradients do not depend on the examples
+   * they are computed with, so only the peak memory changes.
+   */
+  passBytes?: number;
+  /**
    * Worker threads to spread batches over (one tfjs instance each; wasm has no threads in
-   * Node). 0 computes in this thread. Default: every core when the dataset has at least
-   * WORKER_MIN_BATCHES batches, the backend is wasm and the model is small enough to keep
-   * both weight layouts (copies of a larger one would exhaust memory), else 0. Results are the same
-   * numbers either way: the same batches go through the same code.
+   * Node); the calling thread computes batches too. 0 computes in this thread alone.
+   * Default: one per core besides this thread's when the dataset has at least
+   * WORKER_MIN_BATCHES batches, the backend is wasm and the model is mapped or small enough
+   * for a copy per worker, else 0. Results are the same numbers either way: the same batches
+   * go through the same code.
    */
   workers?: number | GradientWorkers;
 }
@@ -69,10 +78,13 @@ export class GradientWorkers {
     readonly pool: WorkerPool<GradientTask, ComputedGradients>,
   ) {}
 
-  static async start(model: LlamaModel, adapter: LoraAdapter, count = availableCores()): Promise<GradientWorkers> {
+  /** `count` workers (default: one per core besides the calling thread's, at least one). */
+  static async start(model: LlamaModel, adapter: LoraAdapter, count = Math.max(1, availableCores() - 1)): Promise<GradientWorkers> {
     if (!Number.isInteger(count) || count < 1) throw new TdaError(`must be a whole number >= 1, got ${count}`, { field: 'workers' });
     const init: GradientWorkerInit = { backend: tf.getBackend() as BackendName, model: modelPayload(model), adapter: adapterPayload(adapter) };
-    return new GradientWorkers(model, adapter, await WorkerPool.start<GradientTask, ComputedGradients>(require.resolve('./worker'), count, init));
+    // Two batches per worker in hand: the calling thread computes too, and answers a
+    // finished worker only between its own batches.
+    return new GradientWorkers(model, adapter, await WorkerPool.start<GradientTask, ComputedGradients>(require.resolve('./worker'), count, init, 2));
   }
 
   get size(): number {
@@ -91,15 +103,66 @@ function workerCount(opts: GradientOptions, batches: number, model: LlamaModel):
   if (opts.workers instanceof GradientWorkers) return opts.workers.size;
   if (opts.workers !== undefined) {
     if (!Number.isInteger(opts.workers) || opts.workers < 0) throw new TdaError(`must be a whole number >= 0, got ${opts.workers}`, { field: 'workers' });
-    return Math.min(opts.workers, batches);
+    // The calling thread takes batches too.
+    return Math.min(opts.workers, batches - 1);
   }
   if (tf.getBackend() !== 'wasm' || batches < WORKER_MIN_BATCHES) return 0;
   // Each worker holds a copy of heap weights: a model big enough to keep a single weight
   // layout (baseWeights.ts) is big enough that copies would exhaust memory. Mapped weights
   // are shared by all threads.
   if (!isMapped(model.weights) && !fitsWorkerCopies(model.config)) return 0;
-  const cores = availableCores();
-  return cores > 1 ? Math.min(cores, batches) : 0;
+  // The calling thread is one of the computing threads.
+  return Math.min(availableCores() - 1, batches - 1);
+}
+
+/**
+ * Activation bytes a pass may plan for by default, per thread. With the frugal backward
+ * pass (runtime/frugalBackprop.ts) a pass's real peak is about half of what
+ * activationBytesPerRow plans, and passes of this size run as fast as whole batches of 8
+ * (49.9M parameters, 256 tokens: 3.9 examples/s in passes of 2, 3.7 in one pass of 8).
+ */
+export const DEFAULT_PASS_BYTES = 512 * 2 ** 20;
+
+/** Examples per pass for sequences of `seqLen` tokens within `passBytes` (at least one). */
+export function examplesPerPass(config: ModelConfig, seqLen: number, passBytes: number, recompute: boolean | 'auto' = 'auto'): number {
+  const perRow = recompute === true ? recomputeBytesPerRow(config) : activationBytesPerRow(config);
+  return Math.max(1, Math.floor(passBytes / (seqLen * perRow)));
+}
+
+/**
+ * Per-example gradients of one batch of sequences, in passes that keep each pass's
+ * activations within `passBytes` (see GradientOptions.passBytes). The same function runs in
+ * worker threads and in this one, so both give the same numbers.
+ */
+export function sequenceGradients(model: LlamaModel, shared: LoraState, sequences: TokenSequence[], task: { mask: LabelMask; padId: number; recompute: boolean | 'auto'; passBytes: number }): ComputedGradients {
+  const seqLen = Math.max(...sequences.map((s) => s.inputIds.length));
+  const per = examplesPerPass(model.config, seqLen, task.passBytes, task.recompute);
+  const parts: ComputedGradients[] = [];
+  for (let i = 0; i < sequences.length; i += per) {
+    parts.push(batchLoraGradients(model, shared, makeBatch(sequences.slice(i, i + per), task.mask, task.padId), task.recompute));
+  }
+  return parts.length === 1 ? parts[0] : concatSets(parts);
+}
+
+/** Sets with the same blocks, one after the other. */
+function concatSets(parts: ComputedGradients[]): ComputedGradients {
+  const n = parts.reduce((a, p) => a + p.n, 0);
+  const losses = new Float32Array(n);
+  let at = 0;
+  for (const p of parts) {
+    losses.set(p.losses, at);
+    at += p.n;
+  }
+  const blocks = parts[0].blocks.map((b, j) => {
+    const data = new Float32Array(n * b.dim);
+    let row = 0;
+    for (const p of parts) {
+      data.set(p.blocks[j].data, row * b.dim);
+      row += p.n;
+    }
+    return { ...b, data };
+  });
+  return { n, blocks, losses };
 }
 
 /** Per-example LoRA gradients and losses for one batch, with `shared` as the adapter's current weights. */
@@ -120,7 +183,7 @@ export function batchLoraGradients(model: LlamaModel, shared: LoraState, batch: 
     const { value, grads } = tf.valueAndGrads((...ps: tf.Tensor[]) => {
       const factors = new Map<string, LoraFactors>(paths.map((p, i) => [p, { aT: ps[2 * i], bT: ps[2 * i + 1], shared: perExample.factors.get(p)?.shared }]));
       const state: LoraState = { scaling: shared.scaling, perExample: true, factors };
-      losses = tf.keep(batchLosses(model, c, lr, state));
+      losses = tf.keep(batchLosses(model, c, lr, state, true));
       return tf.sum(losses) as tf.Scalar;
     })(params);
     value.dispose();
@@ -177,39 +240,58 @@ export async function computeLoraGradients(model: LlamaModel, adapter: LoraAdapt
   const starts = Array.from({ length: Math.ceil(n / batchSize) }, (_, i) => i * batchSize);
   const mask = opts.mask ?? 'response';
   const padId = opts.padId ?? 0;
+  const passBytes = opts.passBytes ?? DEFAULT_PASS_BYTES;
+  if (!(passBytes > 0)) throw new TdaError(`must be a positive number of bytes, got ${passBytes}`, { field: 'passBytes' });
   const nWorkers = workerCount(opts, starts.length, model);
-  if (nWorkers > 0) {
-    const given = opts.workers instanceof GradientWorkers ? opts.workers : null;
-    if (given && (given.model !== model || given.adapter !== adapter)) {
-      throw new TdaError('these GradientWorkers were started for another model or adapter', { field: 'workers' });
-    }
-    const workers = given ?? (await GradientWorkers.start(model, adapter, nWorkers));
-    const pool = workers.pool;
-    try {
-      let done = 0;
-      await Promise.all(
-        starts.map(async (start) => {
-          const sequences = examples.slice(start, start + batchSize);
-          store(start, await pool.run({ sequences, mask, padId, recompute: opts.recompute ?? 'auto' }));
-          done += sequences.length;
-          opts.onProgress?.(done, n);
-        }),
-      );
-    } finally {
-      if (!given) await workers.close();
-    }
-    return out;
-  }
+  const task = (start: number): GradientTask => ({ sequences: examples.slice(start, start + batchSize), mask, padId, recompute: opts.recompute ?? 'auto', passBytes });
   const shared = loraStateFromAdapter(adapter);
+  let given: GradientWorkers | null = null;
+  let workers: GradientWorkers | null = null;
   try {
-    for (const start of starts) {
-      const chunk = examples.slice(start, start + batchSize);
-      store(start, batchLoraGradients(model, shared, makeBatch(chunk, mask, padId), opts.recompute));
-      opts.onProgress?.(Math.min(n, start + batchSize), n);
-      await new Promise((resolve) => setImmediate(resolve));
+    if (nWorkers > 0) {
+      given = opts.workers instanceof GradientWorkers ? opts.workers : null;
+      if (given && (given.model !== model || given.adapter !== adapter)) {
+        throw new TdaError('these GradientWorkers were started for another model or adapter', { field: 'workers' });
+      }
+      workers = given ?? (await GradientWorkers.start(model, adapter, nWorkers));
     }
+    // Batches go to whichever thread is free: each worker, and this thread, which yields
+    // to the event loop between its batches so that finished workers get new ones. A
+    // worker's second lane keeps its next batch in hand while this thread is busy (so it
+    // never waits for an answer), except near the end, where it would leave this thread idle.
+    const pool = workers?.pool;
+    const threads = 1 + (pool?.size ?? 0);
+    let next = 0;
+    let failed = false;
+    let done = 0;
+    const take = (lookahead: boolean) => (!failed && next < starts.length && !(lookahead && starts.length - next <= threads) ? starts[next++] : undefined);
+    const finish = (start: number, result: ComputedGradients) => {
+      store(start, result);
+      done += result.n;
+      opts.onProgress?.(done, n);
+    };
+    const lane = async (run: (t: GradientTask) => Promise<ComputedGradients>, lookahead = false) => {
+      try {
+        for (let start = take(lookahead); start !== undefined; start = take(lookahead)) finish(start, await run(task(start)));
+      } catch (e) {
+        failed = true;
+        throw e;
+      }
+    };
+    const remote = (t: GradientTask) => pool!.run(t);
+    const lanes = pool ? Array.from({ length: pool.size }, () => lane(remote)) : [];
+    lanes.push(
+      lane(async (t) => {
+        const result = sequenceGradients(model, shared, t.sequences, t);
+        await new Promise((resolve) => setImmediate(resolve));
+        return result;
+      }),
+    );
+    if (pool) for (let i = 0; i < pool.size; i++) lanes.push(lane(remote, true));
+    await Promise.all(lanes);
   } finally {
     disposeLoraState(shared);
+    if (workers && !given) await workers.close();
   }
   return out;
 }

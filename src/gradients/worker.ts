@@ -5,9 +5,8 @@
  * buffers. Same code and same batches as in-process, so the same numbers.
  */
 import type { LabelMask, TokenSequence } from '../data/batch';
-import { makeBatch } from '../data/batch';
 import type { LoraAdapter } from '../model/adapter';
-import { batchLoraGradients } from './compute';
+import { sequenceGradients } from './compute';
 import type { ComputedGradients } from './types';
 import { LlamaModel } from '../model/llama';
 import { LoraState, loraStateFromAdapter } from '../model/loraState';
@@ -26,6 +25,7 @@ export interface GradientTask {
   mask: LabelMask;
   padId: number;
   recompute: boolean | 'auto';
+  passBytes: number;
 }
 
 interface State {
@@ -41,7 +41,7 @@ serveWorker<State, GradientTask>(
     return { model, lora: loraStateFromAdapter(init.adapter) };
   },
   (state, task) => {
-    const result: ComputedGradients = batchLoraGradients(state.model, state.lora, makeBatch(task.sequences, task.mask, task.padId), task.recompute);
+    const result: ComputedGradients = sequenceGradients(state.model, state.lora, task.sequences, task);
     const transfer = [result.losses.buffer as ArrayBuffer, ...result.blocks.map((b) => b.data.buffer as ArrayBuffer)];
     return { result, transfer };
   },

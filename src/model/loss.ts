@@ -10,7 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { LabelMask, makeBatch, TokenBatch, TokenSequence } from '../data/batch';
-import { crossEntropyRows, download, gatherRows, oneHotFloat } from '../runtime/ops';
+import { crossEntropyRows, download, gatherRows, headCrossEntropyRows, oneHotFloat } from '../runtime/ops';
 import type { LoraAdapter } from './adapter';
 import { checkBatchFits } from './memoryBudget';
 import { BatchConstants, disposeBatchConstants, LlamaModel } from './llama';
@@ -41,10 +41,15 @@ export function disposeLossRows(lr: LossRows): void {
   lr.average.dispose();
 }
 
-/** Loss of every example in the batch, [B], with the fused cross-entropy. Only counted positions reach the LM head. */
-export function batchLosses(model: LlamaModel, c: BatchConstants, lr: LossRows, lora?: LoraState): tf.Tensor1D {
-  const logits = model.logits(gatherRows(model.hidden(c, lora), lr.rows));
-  const rowLoss = crossEntropyRows(logits, lr.labels);
+/**
+ * Loss of every example in the batch, [B], with the fused cross-entropy. Only counted
+ * positions reach the LM head. `forGradients`: the loss will be differentiated with respect
+ * to the hidden states (LoRA factors), not the LM head, so the head goes through
+ * headCrossEntropyRows (logits a block of rows at a time).
+ */
+export function batchLosses(model: LlamaModel, c: BatchConstants, lr: LossRows, lora?: LoraState, forGradients = false): tf.Tensor1D {
+  const hidden = gatherRows(model.hidden(c, lora), lr.rows);
+  const rowLoss = forGradients ? headCrossEntropyRows(hidden, model.weights.lmHead, lr.labels) : crossEntropyRows(model.logits(hidden), lr.labels);
   return tf.reshape(tf.matMul(lr.average, tf.reshape(rowLoss, [-1, 1])), [-1]) as tf.Tensor1D;
 }
 

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { TdaError } from '../errors';
+import { installFrugalBackprop } from './frugalBackprop';
 import { NATIVE_INSTALL_HINT, nativeAddonError } from './nativeAddon';
 import { installNativeMatMul, nativeMatMulActive, removeNativeMatMul } from './nativeKernels';
 
@@ -85,6 +86,7 @@ export async function initBackend(choice: BackendChoice = 'auto', opts: BackendO
 
 async function startBackend(choice: BackendChoice): Promise<BackendName> {
   tf.enableProdMode();
+  installFrugalBackprop();
   const available = registerBackends();
   const wanted: BackendName[] = choice === 'auto' ? available : [choice];
   for (const name of wanted) {

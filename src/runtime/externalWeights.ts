@@ -107,10 +107,14 @@ export function unmapFile(mapId: number): void {
   addonOrThrow().unmapFile(mapId);
 }
 
+/** x @ W^T, or x @ W when `transpose`, for an external W [out, in]; untaped. */
+export function externalProduct(x: tf.Tensor, m: ExternalMatrix, transpose: boolean): tf.Tensor2D {
+  return tf.engine().runKernel(LINEAR_KERNEL, { x }, { matrix: m, transpose } as unknown as tf.NamedAttrMap) as tf.Tensor2D;
+}
+
 /** y = x @ W^T for an external W [out, in]; x [rows, in] receives the gradient dy @ W. */
 export function externalLinear(x: tf.Tensor2D, m: ExternalMatrix): tf.Tensor2D {
-  const run = (input: tf.Tensor, transpose: boolean) =>
-    tf.engine().runKernel(LINEAR_KERNEL, { x: input }, { matrix: m, transpose } as unknown as tf.NamedAttrMap) as tf.Tensor2D;
+  const run = (input: tf.Tensor, transpose: boolean) => externalProduct(input, m, transpose);
   const f = tf.customGrad(((xIn: tf.Tensor) => ({ value: run(xIn, false), gradFunc: (dy: tf.Tensor) => run(dy, true) })) as unknown as Parameters<typeof tf.customGrad>[0]);
   return (f as unknown as (x: tf.Tensor) => tf.Tensor2D)(x);
 }

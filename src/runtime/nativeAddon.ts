@@ -77,6 +77,10 @@ export interface NativeAddon {
   rowSquaredNorms(A: Float32Array, rows: number, cols: number, out: Float64Array): void;
   /** One fused elementwise kernel (native/native_elementwise.c lists the op codes), bounds-checked. */
   elementwise(op: number, memory: ArrayBuffer, offsets: Float64Array, dims: Float64Array, scalar: number): void;
+  /** Factors the n x n symmetric matrix `a` in place (LAPACK dpotrf); 0, or k > 0 when its leading minor of order k is not positive definite. */
+  choleskyFactor(a: Float64Array, n: number): number;
+  /** Solves A x = b in place for nrhs right-hand sides stored one after the other in b ([nrhs, n]), with a factor from choleskyFactor (LAPACK dpotrs). */
+  choleskySolve(l: Float64Array, n: number, b: Float64Array, nrhs: number): void;
   setThreads(n: number): void;
   info(): BlasInfo;
   /** Maps a file read-only (one mapping per file per process, reference-counted); returns its id. */

@@ -9,7 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { nativeActive } from './backend';
-import { ExternalMatrix, externalLinear, externalRows } from './externalWeights';
+import { ExternalMatrix, externalLinear, externalProduct, externalRows } from './externalWeights';
 import { nativeCrossEntropy, nativeRmsNorm, nativeRmsNormGrad, nativeRotary, nativeSwiGlu, nativeSwiGluGrad } from './nativeElementwise';
 
 /**
@@ -92,32 +92,39 @@ export function product(a: tf.Tensor2D, b: tf.Tensor2D, transposeA = false, tran
 /** y = x @ W^T for a frozen W; only x receives a gradient. */
 export function frozenLinear(x: tf.Tensor2D, m: FrozenMatrix): tf.Tensor2D {
   if (m.ext) return externalLinear(x, m.ext);
-  const { w, wT } = m;
-  if (!w && !wT) throw new Error('frozenLinear: the frozen matrix holds no tensor');
-  const both = w !== undefined && wT !== undefined;
-  if (!both && nativeActive()) {
-    // One layout is all native BLAS needs: the other is the same matrix read transposed.
-    const f = customGrad((xIn: tf.Tensor, save: tf.GradSaveFunc) => {
-      void save;
-      return {
-        value: wT ? tf.matMul(xIn as tf.Tensor2D, wT) : tf.matMul(xIn as tf.Tensor2D, w!, false, true),
-        gradFunc: (dy: tf.Tensor) => (w ? tf.matMul(dy as tf.Tensor2D, w) : tf.matMul(dy as tf.Tensor2D, wT!, false, true)),
-      };
-    });
-    return f(x) as tf.Tensor2D;
-  }
   const f = customGrad((xIn: tf.Tensor, save: tf.GradSaveFunc) => {
     void save;
-    const xi = xIn as tf.Tensor2D;
-    return {
-      value: both ? tf.matMul(xi, wT) : wT ? productUncached(xi, wT) : productWithTransposed(xi, w!),
-      gradFunc: (dy: tf.Tensor) => {
-        const g = dy as tf.Tensor2D;
-        return both ? tf.matMul(g, w) : w ? productUncached(g, w) : productWithTransposed(g, wT!);
-      },
-    };
+    return { value: frozenForward(xIn as tf.Tensor2D, m), gradFunc: (dy: tf.Tensor) => frozenBackward(dy as tf.Tensor2D, m) };
   });
   return f(x) as tf.Tensor2D;
+}
+
+function frozenLayouts(m: FrozenMatrix): { w?: tf.Tensor2D; wT?: tf.Tensor2D; both: boolean } {
+  const { w, wT } = m;
+  if (!w && !wT) throw new Error('frozenLinear: the frozen matrix holds no tensor');
+  return { w, wT, both: w !== undefined && wT !== undefined };
+}
+
+/** x @ W^T, untaped: one layout is all native BLAS needs (the other is the same matrix read transposed). */
+function frozenForward(x: tf.Tensor2D, m: FrozenMatrix): tf.Tensor2D {
+  if (m.ext) return externalProduct(x, m.ext, false);
+  const { w, wT, both } = frozenLayouts(m);
+  if (!both && nativeActive()) return wT ? tf.matMul(x, wT) : tf.matMul(x, w!, false, true);
+  return both ? tf.matMul(x, wT!) : wT ? productUncached(x, wT) : productWithTransposed(x, w!);
+}
+
+/** dy @ W, untaped: the gradient of x @ W^T with respect to x. */
+function frozenBackward(dy: tf.Tensor2D, m: FrozenMatrix): tf.Tensor2D {
+  if (m.ext) return externalProduct(dy, m.ext, true);
+  const { w, wT, both } = frozenLayouts(m);
+  if (!both && nativeActive()) return w ? tf.matMul(dy, w) : tf.matMul(dy, wT!, false, true);
+  return both ? tf.matMul(dy, w!) : w ? productUncached(dy, w) : productWithTransposed(dy, wT!);
+}
+
+/** Rows of a frozen [out, in] matrix (the vocabulary size of an LM head). */
+function frozenRows(m: FrozenMatrix): number {
+  if (m.ext) return m.ext.rows;
+  return m.w ? m.w.shape[0] : m.wT!.shape[1];
 }
 
 /**
@@ -320,6 +327,75 @@ export function crossEntropyRows(logits: tf.Tensor2D, labels: Int32Array): tf.Te
     };
   });
   return f(logits) as tf.Tensor1D;
+}
+
+/** Logit values held at once by headCrossEntropyRows: 4M (16 MB) per block of rows. */
+const HEAD_BLOCK_VALUES = 4 * 2 ** 20;
+
+/**
+ * Cross-entropy of each row of `hidden` [n, d] under a frozen LM head W [V, d], [n], with
+ * its gradient with respect to `hidden`, holding the logits of one block of rows at a time
+ * instead of all n x V of them (with their softmax and its gradient: three [n, V] tensors,
+ * ~440 MB for 1,536 rows of a 24,000-token vocabulary).
+ *
+ * Each row's loss is a function of that row alone, so its gradient is the upstream scalar
+ * times the row's own d loss / d hidden = (softmax - onehot) @ W. That direction is computed
+ * block by block in the forward pass and kept ([n, d], small); the backward pass only
+ * scales it. The products are the same as logits followed by crossEntropyRows (one
+ * x @ W^T and one g @ W per row); only the order of the scaling differs, so the numbers
+ * agree to rounding. For gradients only: a forward pass alone would pay for g @ W needlessly.
+ */
+export function headCrossEntropyRows(hidden: tf.Tensor2D, head: FrozenMatrix, labels: Int32Array): tf.Tensor1D {
+  const [n, d] = hidden.shape;
+  const V = frozenRows(head);
+  if (labels.length !== n) throw new Error(`headCrossEntropyRows: ${labels.length} labels for ${n} rows`);
+  for (const y of labels) if (!(y >= 0 && y < V)) throw new Error(`headCrossEntropyRows: label ${y} is outside [0, ${V})`);
+  const rowsPerBlock = Math.max(1, Math.floor(HEAD_BLOCK_VALUES / V));
+  const f = customGrad((hIn: tf.Tensor, save: tf.GradSaveFunc) => {
+    const h = hIn as tf.Tensor2D;
+    const losses: tf.Tensor[] = [];
+    const directions: tf.Tensor[] = [];
+    // Each block's tensors outlive its tidy (they belong to this op's scope, which frees
+    // whatever is neither returned nor saved).
+    for (let r = 0; r < n; r += rowsPerBlock) {
+      const m = Math.min(rowsPerBlock, n - r);
+      const [loss, direction] = tf.tidy(() => {
+        const logits = frozenForward(m === n ? h : tf.slice(h, [r, 0], [m, d]), head);
+        const [rowLoss, g] = softmaxMinusOneHot(logits, labels.subarray(r, r + m));
+        return [rowLoss, frozenBackward(g, head)];
+      });
+      losses.push(loss);
+      directions.push(direction);
+    }
+    const value = losses.length === 1 ? losses[0] : tf.concat(losses);
+    const direction = directions.length === 1 ? directions[0] : tf.concat(directions);
+    save([direction]);
+    return {
+      value,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.mul(saved[0], tf.reshape(dy, [-1, 1])),
+    };
+  });
+  return f(hidden) as tf.Tensor1D;
+}
+
+/** Each row's cross-entropy and d loss / d logits = softmax - onehot(label), untaped. */
+function softmaxMinusOneHot(logits: tf.Tensor2D, labels: Int32Array): [tf.Tensor1D, tf.Tensor2D] {
+  const [n, V] = logits.shape;
+  let p: tf.Tensor2D;
+  let loss: tf.Tensor1D;
+  if (nativeActive()) {
+    const ids = tf.tensor1d(labels, 'int32');
+    [loss, p] = nativeCrossEntropy(logits, ids);
+    ids.dispose();
+  } else {
+    p = tf.softmax(logits);
+    loss = tf.tidy(() => tf.sub(tf.sub(tf.max(logits, 1), tf.log(tf.max(p, 1))), labelValues(logits, labels))) as tf.Tensor1D;
+  }
+  const view = heapView(p);
+  if (!view) return [loss, tf.tidy(() => tf.sub(p, oneHotFloat(tf.tensor1d(labels, 'int32'), V)))];
+  // p is this function's own fresh output (no other reference): adjust its label entries in place.
+  for (let i = 0; i < n; i++) view[i * V + labels[i]] -= 1;
+  return [loss, p];
 }
 
 /** x[i, labels[i]] for each row, [n]. */

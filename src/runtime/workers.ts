@@ -61,9 +61,8 @@ function fromWire(w: WireError): Error {
 interface Slot {
   worker: Worker;
   port: MessagePort;
-  busy: boolean;
-  /** Task id the worker is running. */
-  current: number | null;
+  /** Tasks sent to the worker and not answered yet (it runs them one at a time, in order). */
+  inFlight: number;
 }
 
 function spawn(script: string, signal: Int32Array, init: unknown): Slot {
@@ -71,12 +70,14 @@ function spawn(script: string, signal: Int32Array, init: unknown): Slot {
   const { port1, port2 } = new MessageChannel();
   const worker = new Worker(file, { execArgv, workerData: { port: port2, signal }, transferList: [port2] });
   port1.postMessage({ type: 'init', data: init } satisfies ToWorker);
-  return { worker, port: port1, busy: false, current: null };
+  return { worker, port: port1, inFlight: 0 };
 }
 
 /**
  * `count` workers running `script`, each initialised with `init` (structured-cloned; share
- * big read-only data through SharedArrayBuffers). Tasks go to the first idle worker.
+ * big read-only data through SharedArrayBuffers). Tasks go to the first worker holding
+ * fewer than `depth` of them: with a depth of 2 a worker has its next task in hand when it
+ * finishes one, even while this thread is too busy to answer at once.
  */
 export class WorkerPool<TTask, TResult> {
   private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
@@ -85,12 +86,15 @@ export class WorkerPool<TTask, TResult> {
   private failure: Error | null = null;
   private closed = false;
 
-  private constructor(private readonly slots: Slot[]) {}
+  private constructor(
+    private readonly slots: Slot[],
+    private readonly depth: number,
+  ) {}
 
-  static async start<TTask, TResult>(script: string, count: number, init: unknown): Promise<WorkerPool<TTask, TResult>> {
+  static async start<TTask, TResult>(script: string, count: number, init: unknown, depth = 1): Promise<WorkerPool<TTask, TResult>> {
     const signal = new Int32Array(new SharedArrayBuffer(4));
     const slots = Array.from({ length: count }, () => spawn(script, signal, init));
-    const pool = new WorkerPool<TTask, TResult>(slots);
+    const pool = new WorkerPool<TTask, TResult>(slots, depth);
     const ready = slots.map(
       (slot) =>
         new Promise<void>((resolve, reject) => {
@@ -145,8 +149,7 @@ export class WorkerPool<TTask, TResult> {
 
   private onMessage(slot: Slot, m: FromWorker): void {
     if (m.type !== 'result' && m.type !== 'error') return;
-    slot.busy = false;
-    slot.current = null;
+    slot.inFlight--;
     const p = m.id === null ? undefined : this.pending.get(m.id);
     if (m.id !== null) this.pending.delete(m.id);
     if (p) {
@@ -163,13 +166,15 @@ export class WorkerPool<TTask, TResult> {
   }
 
   private dispatch(): void {
-    for (const slot of this.slots) {
-      if (slot.busy) continue;
-      const task = this.queue.shift();
-      if (!task) return;
-      slot.busy = true;
-      slot.current = task.id;
-      slot.port.postMessage({ type: 'task', id: task.id, data: task.data } satisfies ToWorker, task.transfer);
+    // Round by round, so tasks spread over the workers before any gets a second one.
+    for (let round = 0; round < this.depth; round++) {
+      for (const slot of this.slots) {
+        if (slot.inFlight > round) continue;
+        const task = this.queue.shift();
+        if (!task) return;
+        slot.inFlight++;
+        slot.port.postMessage({ type: 'task', id: task.id, data: task.data } satisfies ToWorker, task.transfer);
+      }
     }
   }
 
@@ -271,8 +276,7 @@ export class SyncWorkerPool<TTask, TResult> {
     const results: TResult[] = new Array(this.slots.length);
     let left = this.slots.length;
     this.slots.forEach((slot, i) => {
-      slot.busy = true;
-      slot.current = i;
+      slot.inFlight++;
       slot.port.postMessage({ type: 'task', id: i, data } satisfies ToWorker);
     });
     this.pump(
@@ -280,7 +284,7 @@ export class SyncWorkerPool<TTask, TResult> {
       (slot, m) => {
         if (m.type === 'exit') throw new Error('a worker exited unexpectedly');
         if (m.type === 'ready') return;
-        slot.busy = false;
+        slot.inFlight--;
         left--;
         if (m.type === 'error') throw fromWire(m.error);
         results[m.id] = m.data as TResult;
