@@ -4,7 +4,7 @@
  * store, with time and peak resident memory.
  *
  *   npm run bench:large [-- --only 1.1b|7b] [--examples 64] [--seq-len 128] [--batch-size 4]
- *                       [--recompute on|off|auto] [--workers 2] [--no-torch]
+ *                       [--recompute on|off|auto] [--workers 1] [--no-torch]
  *
  * - TinyLlama-1.1B shape, LoRA r=8 on q/k/v/o, 64 examples of 128 tokens: tda-lab and
  *   PyTorch (bench/reference_torch.py, float32 weights, its faster of one backward per
@@ -14,8 +14,9 @@
  *   not started on it: its float32 weights alone (computed from the config) exceed this
  *   machine's memory, and the kernel's out-of-memory killer would end the run.
  *
- * tda-lab keeps the weights memory-mapped in BF16 (runtime/externalWeights.ts), shared by its
- * worker threads, and recomputes each layer in the backward pass (activation checkpointing).
+ * tda-lab keeps the weights memory-mapped in BF16 (runtime/externalWeights.ts), shared by the
+ * calling thread and its worker, and runs each batch in passes within its memory budget
+ * (recomputing layers in the backward pass only where one example would not fit the heap).
  * Checkpoints are written once to $TMPDIR/tda-lab-random-<preset>-bf16 and reused.
  * Results: bench/results/large-model.csv.
  */
@@ -113,8 +114,10 @@ async function tdaChild(c: Case, work: string): Promise<TdaResult> {
   const adapter = { ...randomAdapter(model.config), dir: inp.adapterDir };
   const storeDir = path.join(work, `store-${c.key}`);
   const batchSize = Number(arg('batch-size', '4'));
-  const workers = Number(arg('workers', String(Math.min(os.cpus().length, Math.ceil(c.examples / batchSize)))));
-  const recompute = ({ on: true, off: false, auto: 'auto' } as const)[arg('recompute', 'on') as 'on' | 'off' | 'auto'];
+  // The library's defaults: the calling thread and one worker per other core; layers
+  // recomputed only where even one example's activations would not fit the heap.
+  const workers = Number(arg('workers', String(Math.max(1, os.cpus().length - 1))));
+  const recompute = ({ on: true, off: false, auto: 'auto' } as const)[arg('recompute', 'auto') as 'on' | 'off' | 'auto'];
   const store = GradientStore.open(storeDir, storeSettings({ modelDir: inp.modelDir, adapterDir: inp.adapterDir, examples: inp.examples, shardSize: c.examples }));
   const t1 = Date.now();
   await store.compute(model, adapter, inp.examples, {

@@ -12,7 +12,8 @@
  *
  * Each comparison alternates A/B processes (tda-lab first in odd rounds, PyTorch first in
  * even ones) and reports the ratio of the medians. Both sides may use every core: tda-lab
- * one worker thread per core for gradients, and its default for scoring (workers on every
+ * computes gradients on the calling thread and one worker thread per other core (its
+ * default), and scores with its default (workers on every
  * core with the wasm backend's own kernels, this thread on native BLAS, where starting
  * workers costs more than they save); `tda-lab info` in the log says which path ran.
  * PyTorch is tried with every core (torch.set_num_threads, a
@@ -46,6 +47,8 @@ const QUICK = flag('quick');
 const ROUNDS = Number(opt('rounds', QUICK ? '1' : '3'));
 const CORES = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
 const PYTHON = opt('python', '/usr/bin/python3');
+/** tda-lab's gradient workers: one per core besides the calling thread's, which computes too. */
+const WORKERS = Math.max(1, CORES - 1);
 const HERE = __dirname;
 const RESULTS = path.join(HERE, 'results');
 
@@ -278,14 +281,14 @@ function gradsBenchmark(work: string, configs: TorchConfig[]) {
     for (let round = 1; round <= ROUNDS; round++) {
       const runTda = () => {
         // Round 1 also writes the first examples' gradients, to check against PyTorch's.
-        const r = tda(['grads', ...common, '--examples', String(c.examples), '--workers', String(CORES), ...(round === 1 ? ['--dump', tdaDump] : [])]);
+        const r = tda(['grads', ...common, '--examples', String(c.examples), '--workers', String(WORKERS), ...(round === 1 ? ['--dump', tdaDump] : [])]);
         if (round === 1) {
           // Same computation: tda-lab's gradients against PyTorch's (its first way, bmm).
           agreement = maxRelDiff(readF32(tdaDump), readF32(path.join(dir, `torch-${configs[0].name.replace(/\W+/g, '')}.f32`)));
           console.log(`  gradients agree to ${agreement.toExponential(2)} (max |diff| / max |value|); tda-lab worker start-up ${(r.startup_seconds as number).toFixed(2)} s`);
         }
         tdaRuns.push({ rate: r.examples_per_s as number, rss: r.peak_rss_mb as number });
-        roundRows.push(csvRow(label, 'tda-lab', round, r.examples_per_s as number, 'examples/s', r.peak_rss_mb as number, `workers=${CORES}`));
+        roundRows.push(csvRow(label, 'tda-lab', round, r.examples_per_s as number, 'examples/s', r.peak_rss_mb as number, `workers=${WORKERS} + this thread`));
       };
       const runTorch = () => {
         const r = torch(best.cfg, ['grads', ...common, '--examples', String(c.examples), '--methods', best.way]);

@@ -48,12 +48,15 @@ export interface GradientOptions {
    */
   recompute?: boolean | 'auto';
   /**
-   * Bytes of activations one forward + backward pass may plan for, per thread (default
-   * DEFAULT_PASS_BYTES): a batch whose activations would need more is run as several passes
-   * of fewer examples (at least one each). A batch is the unit of work and of progress; a
-   * pass is what is in memory at once. Per-example gradients do not depend on the examples
-   * they are computed with, so only the peak memory changes.
+   * Token rows a forward + backward pass aims for (default DEFAULT_PASS_ROWS): a batch is run
+   * as passes of about this many rows (at least one example each), and in passes of fewer
+   * where one would plan more than `passBytes` of activations per thread (default
+   * DEFAULT_PASS_BYTES). A batch is the unit of work and of progress; a pass is what is in
+   * memory at once. Per-example gradients do not depend on the examples they are computed
+   * with, so only memory and speed change.
    */
+  passRows?: number;
+  /** See passRows. */
   passBytes?: number;
   /**
    * Worker threads to spread batches over (one tfjs instance each; wasm has no threads in
@@ -116,27 +119,40 @@ function workerCount(opts: GradientOptions, batches: number, model: LlamaModel):
 }
 
 /**
- * Activation bytes a pass may plan for by default, per thread. With the frugal backward
- * pass (runtime/frugalBackprop.ts) a pass's real peak is about half of what
- * activationBytesPerRow plans, and passes of this size run as fast as whole batches of 8
- * (49.9M parameters, 256 tokens: 3.9 examples/s in passes of 2, 3.7 in one pass of 8).
+ * Token rows per pass by default. Below ~512 rows the products are too small to run at full
+ * speed (49.9M parameters, 64 tokens: passes of 4 examples ran 10% slower than passes of 8);
+ * above, memory grows with no gain (256 tokens: passes of 2 ran as fast as one pass of 8, in
+ * a third of the memory).
  */
-export const DEFAULT_PASS_BYTES = 512 * 2 ** 20;
+export const DEFAULT_PASS_ROWS = 512;
 
-/** Examples per pass for sequences of `seqLen` tokens within `passBytes` (at least one). */
-export function examplesPerPass(config: ModelConfig, seqLen: number, passBytes: number, recompute: boolean | 'auto' = 'auto'): number {
+/**
+ * Planned activation bytes a pass may not exceed by default, per thread (activationBytesPerRow
+ * plans about twice what the frugal backward pass, runtime/frugalBackprop.ts, really holds).
+ */
+export const DEFAULT_PASS_BYTES = 2 ** 30;
+
+/** Examples per pass for sequences of `seqLen` tokens (see GradientOptions.passRows): at least one. */
+export function examplesPerPass(config: ModelConfig, seqLen: number, passRows: number, passBytes: number, recompute: boolean | 'auto' = 'auto'): number {
   const perRow = recompute === true ? recomputeBytesPerRow(config) : activationBytesPerRow(config);
-  return Math.max(1, Math.floor(passBytes / (seqLen * perRow)));
+  const byRows = Math.ceil(passRows / seqLen);
+  const byBytes = Math.floor(passBytes / (seqLen * perRow));
+  return Math.max(1, Math.min(byRows, byBytes));
 }
 
 /**
  * Per-example gradients of one batch of sequences, in passes that keep each pass's
- * activations within `passBytes` (see GradientOptions.passBytes). The same function runs in
+ * rows and planned activations within bounds (see GradientOptions.passRows). The same function runs in
  * worker threads and in this one, so both give the same numbers.
  */
-export function sequenceGradients(model: LlamaModel, shared: LoraState, sequences: TokenSequence[], task: { mask: LabelMask; padId: number; recompute: boolean | 'auto'; passBytes: number }): ComputedGradients {
+export function sequenceGradients(
+  model: LlamaModel,
+  shared: LoraState,
+  sequences: TokenSequence[],
+  task: { mask: LabelMask; padId: number; recompute: boolean | 'auto'; passRows: number; passBytes: number },
+): ComputedGradients {
   const seqLen = Math.max(...sequences.map((s) => s.inputIds.length));
-  const per = examplesPerPass(model.config, seqLen, task.passBytes, task.recompute);
+  const per = examplesPerPass(model.config, seqLen, task.passRows, task.passBytes, task.recompute);
   const parts: ComputedGradients[] = [];
   for (let i = 0; i < sequences.length; i += per) {
     parts.push(batchLoraGradients(model, shared, makeBatch(sequences.slice(i, i + per), task.mask, task.padId), task.recompute));
@@ -240,10 +256,12 @@ export async function computeLoraGradients(model: LlamaModel, adapter: LoraAdapt
   const starts = Array.from({ length: Math.ceil(n / batchSize) }, (_, i) => i * batchSize);
   const mask = opts.mask ?? 'response';
   const padId = opts.padId ?? 0;
+  const passRows = opts.passRows ?? DEFAULT_PASS_ROWS;
   const passBytes = opts.passBytes ?? DEFAULT_PASS_BYTES;
+  if (!(passRows > 0)) throw new TdaError(`must be a positive number of token rows, got ${passRows}`, { field: 'passRows' });
   if (!(passBytes > 0)) throw new TdaError(`must be a positive number of bytes, got ${passBytes}`, { field: 'passBytes' });
   const nWorkers = workerCount(opts, starts.length, model);
-  const task = (start: number): GradientTask => ({ sequences: examples.slice(start, start + batchSize), mask, padId, recompute: opts.recompute ?? 'auto', passBytes });
+  const task = (start: number): GradientTask => ({ sequences: examples.slice(start, start + batchSize), mask, padId, recompute: opts.recompute ?? 'auto', passRows, passBytes });
   const shared = loraStateFromAdapter(adapter);
   let given: GradientWorkers | null = null;
   let workers: GradientWorkers | null = null;

@@ -25,6 +25,7 @@ export interface GradientTask {
   mask: LabelMask;
   padId: number;
   recompute: boolean | 'auto';
+  passRows: number;
   passBytes: number;
 }
 
