@@ -2,7 +2,7 @@
  * tda-lab side of the side-by-side benchmark (bench/side-by-side.ts runs it, one process
  * per measurement so peak memory is per measurement). Prints one JSON object.
  *
- *   grads    --model DIR --adapter DIR --data tokens.json --examples N --batch-size B --workers W [--dump file]
+ *   grads    --model DIR --adapter DIR --data tokens.json --examples N --batch-size B --workers W [--pass-rows R] [--dump file]
  *   graddot  --shards DIR --workers W|default [--dump file]
  *   datainf  --shards DIR --workers W|default [--dump file]
  */
@@ -135,7 +135,8 @@ async function grads(workers: number) {
   const t0 = performance.now();
   const pool = workers > 0 ? await GradientWorkers.start(model, adapter, workers) : null;
   const startup = (performance.now() - t0) / 1000;
-  const opts = { batchSize, workers: pool ?? 0 };
+  const passRows = arg('pass-rows', '');
+  const opts = { batchSize, workers: pool ?? 0, ...(passRows ? { passRows: Number(passRows) } : {}) };
   try {
     // Warm-up: one batch per computing thread, the workers' and this one (kernels, memory pools).
     await computeLoraGradients(model, adapter, examples.slice(0, batchSize * (workers + 1)), opts);

@@ -70,7 +70,7 @@ export function buildProgram(): Command {
     .option('--batch-size <n>', 'examples per backward pass', positiveInt, DEFAULT_BATCH_SIZE)
     .option('--shard <i/n>', 'compute only shard i of n of the examples (0-based); combine with tda-lab merge', parseShard)
     .option('--weights <where>', 'frozen weights: mapped (left in the checkpoint files in their dtype, read in place by the native kernels; no size limit), heap (float32 in the wasm heap, at most ~0.9B parameters) or auto (mapped on the native path)', weightStorage, 'auto' as WeightStorage)
-    .option('--recompute <mode>', 'recompute each layer in the backward pass (activation checkpointing: ~1.5x the work, a fraction of the memory): on, off or auto (when a batch would not fit the heap)', recomputeChoice, 'auto' as const)
+    .option('--recompute <mode>', 'recompute each layer in the backward pass (activation checkpointing: ~1.5x the work, a fraction of the memory): on, off or auto (when one pass of a batch would not fit the heap)', recomputeChoice, 'auto' as const)
     .action(async (o) => {
       if ((o.out === undefined) === (o.store === undefined)) throw new TdaError('give exactly one of --out <file> and --store <dir>', { field: '--out' });
       await backend();

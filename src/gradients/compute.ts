@@ -43,8 +43,8 @@ export interface GradientOptions {
   /**
    * Recompute each layer during the backward pass instead of keeping its activations
    * (activation checkpointing: about a third more time, a fraction of the memory, so longer
-   * sequences and larger batches fit the heap). Default 'auto': only when a batch's full
-   * activations would not fit.
+   * sequences and larger batches fit the heap). Default 'auto': only when a pass's full
+   * activations (see passRows) would not fit the heap.
    */
   recompute?: boolean | 'auto';
   /**
@@ -261,7 +261,18 @@ export async function computeLoraGradients(model: LlamaModel, adapter: LoraAdapt
   if (!(passRows > 0)) throw new TdaError(`must be a positive number of token rows, got ${passRows}`, { field: 'passRows' });
   if (!(passBytes > 0)) throw new TdaError(`must be a positive number of bytes, got ${passBytes}`, { field: 'passBytes' });
   const nWorkers = workerCount(opts, starts.length, model);
-  const task = (start: number): GradientTask => ({ sequences: examples.slice(start, start + batchSize), mask, padId, recompute: opts.recompute ?? 'auto', passRows, passBytes });
+  const recompute = opts.recompute ?? 'auto';
+  // The unit of hand-out is a pass (examples of one batch that are in memory together), so
+  // threads share the work finely even when there are few batches; each batch is split
+  // exactly as sequenceGradients would split it, so the numbers do not depend on who runs it.
+  const pieces: { start: number; count: number }[] = [];
+  for (const start of starts) {
+    const end = Math.min(n, start + batchSize);
+    const seqLen = Math.max(...examples.slice(start, end).map((s) => s.inputIds.length));
+    const per = examplesPerPass(model.config, seqLen, passRows, passBytes, recompute);
+    for (let s0 = start; s0 < end; s0 += per) pieces.push({ start: s0, count: Math.min(per, end - s0) });
+  }
+  const task = (p: { start: number; count: number }): GradientTask => ({ sequences: examples.slice(p.start, p.start + p.count), mask, padId, recompute, passRows, passBytes });
   const shared = loraStateFromAdapter(adapter);
   let given: GradientWorkers | null = null;
   let workers: GradientWorkers | null = null;
@@ -273,16 +284,16 @@ export async function computeLoraGradients(model: LlamaModel, adapter: LoraAdapt
       }
       workers = given ?? (await GradientWorkers.start(model, adapter, nWorkers));
     }
-    // Batches go to whichever thread is free: each worker, and this thread, which yields
-    // to the event loop between its batches so that finished workers get new ones. A
-    // worker's second lane keeps its next batch in hand while this thread is busy (so it
-    // never waits for an answer), except near the end, where it would leave this thread idle.
+    // Passes go to whichever thread is free: each worker, and this thread, which yields to
+    // the event loop between its passes so that finished workers get new ones. A worker's
+    // second lane keeps its next pass in hand while this thread is busy (so it never waits
+    // for an answer), except near the end, where it would leave this thread idle.
     const pool = workers?.pool;
     const threads = 1 + (pool?.size ?? 0);
     let next = 0;
     let failed = false;
     let done = 0;
-    const take = (lookahead: boolean) => (!failed && next < starts.length && !(lookahead && starts.length - next <= threads) ? starts[next++] : undefined);
+    const take = (lookahead: boolean) => (!failed && next < pieces.length && !(lookahead && pieces.length - next <= threads) ? pieces[next++] : undefined);
     const finish = (start: number, result: ComputedGradients) => {
       store(start, result);
       done += result.n;
@@ -290,7 +301,7 @@ export async function computeLoraGradients(model: LlamaModel, adapter: LoraAdapt
     };
     const lane = async (run: (t: GradientTask) => Promise<ComputedGradients>, lookahead = false) => {
       try {
-        for (let start = take(lookahead); start !== undefined; start = take(lookahead)) finish(start, await run(task(start)));
+        for (let p = take(lookahead); p !== undefined; p = take(lookahead)) finish(p.start, await run(task(p)));
       } catch (e) {
         failed = true;
         throw e;
