@@ -21,22 +21,13 @@
 void dpotrf_(const char *uplo, const int *n, double *a, const int *lda, int *info, size_t uplo_len);
 void dpotrs_(const char *uplo, const int *n, const int *nrhs, const double *a, const int *lda, double *b, const int *ldb, int *info, size_t uplo_len);
 
-static double *float64_array(napi_env env, napi_value v, size_t *length) {
-  bool is_typed = false;
-  if (napi_is_typedarray(env, v, &is_typed) != napi_ok || !is_typed) return NULL;
-  napi_typedarray_type type;
-  void *data;
-  if (napi_get_typedarray_info(env, v, &type, length, &data, NULL, NULL) != napi_ok || type != napi_float64_array) return NULL;
-  return (double *)data;
-}
-
 static napi_value cholesky_factor(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc != 2) return throw_range(env, "choleskyFactor: expects (a: Float64Array, n)");
   size_t length = 0;
-  double *a = float64_array(env, argv[0], &length);
+  double *a = typed_array(env, argv[0], napi_float64_array, &length);
   int64_t n = whole(env, argv[1], 46340.0); /* n * n stays a C int */
   if (!a || n < 1) return throw_range(env, "choleskyFactor: a must be a Float64Array and n a whole number in [1, 46340]");
   if ((uint64_t)n * (uint64_t)n > length) return throw_range(env, "choleskyFactor: a holds fewer than n * n values");
@@ -54,8 +45,8 @@ static napi_value cholesky_solve(napi_env env, napi_callback_info info) {
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc != 4) return throw_range(env, "choleskySolve: expects (l: Float64Array, n, b: Float64Array, nrhs)");
   size_t ll = 0, lb = 0;
-  const double *l = float64_array(env, argv[0], &ll);
-  double *b = float64_array(env, argv[2], &lb);
+  const double *l = typed_array(env, argv[0], napi_float64_array, &ll);
+  double *b = typed_array(env, argv[2], napi_float64_array, &lb);
   int64_t n = whole(env, argv[1], 46340.0);
   int64_t nrhs = whole(env, argv[3], 2147483647.0);
   if (!l || !b || n < 1 || nrhs < 0) return throw_range(env, "choleskySolve: l and b must be Float64Arrays, n a whole number in [1, 46340], nrhs a whole number");

@@ -28,4 +28,16 @@ static inline int64_t whole(napi_env env, napi_value v, double limit) {
   return (int64_t)d;
 }
 
+/* A typed array's elements and length if it has this type, else NULL (an empty array's elements are a dummy). */
+static inline void *typed_array(napi_env env, napi_value v, napi_typedarray_type want, size_t *length) {
+  static float empty[1];
+  bool is_typed = false;
+  if (napi_is_typedarray(env, v, &is_typed) != napi_ok || !is_typed) return NULL;
+  napi_typedarray_type type;
+  void *data;
+  if (napi_get_typedarray_info(env, v, &type, length, &data, NULL, NULL) != napi_ok) return NULL;
+  if (type != want) return NULL;
+  return data ? data : (*length == 0 ? (void *)empty : NULL);
+}
+
 #endif

@@ -298,20 +298,9 @@ export function readInt32(t: tf.Tensor): Int32Array {
  */
 export function crossEntropyRows(logits: tf.Tensor2D, labels: Int32Array): tf.Tensor1D {
   const [n, V] = logits.shape;
-  if (labels.length !== n) throw new Error(`crossEntropyRows: ${labels.length} labels for ${n} rows`);
-  for (const y of labels) if (!(y >= 0 && y < V)) throw new Error(`crossEntropyRows: label ${y} is outside [0, ${V})`);
+  checkLabels('crossEntropyRows', labels, n, V);
   const f = customGrad((lIn: tf.Tensor, save: tf.GradSaveFunc) => {
-    const x = lIn as tf.Tensor2D;
-    let p: tf.Tensor2D;
-    let value: tf.Tensor;
-    if (nativeActive()) {
-      const ids = tf.tensor1d(labels, 'int32');
-      [value, p] = nativeCrossEntropy(x, ids);
-      ids.dispose();
-    } else {
-      p = tf.softmax(x);
-      value = tf.tidy(() => tf.sub(tf.sub(tf.max(x, 1), tf.log(tf.max(p, 1))), labelValues(x, labels)));
-    }
+    const [value, p] = lossAndSoftmax(lIn as tf.Tensor2D, labels);
     save([p]);
     return {
       value,
@@ -348,8 +337,7 @@ const HEAD_BLOCK_VALUES = 4 * 2 ** 20;
 export function headCrossEntropyRows(hidden: tf.Tensor2D, head: FrozenMatrix, labels: Int32Array): tf.Tensor1D {
   const [n, d] = hidden.shape;
   const V = frozenRows(head);
-  if (labels.length !== n) throw new Error(`headCrossEntropyRows: ${labels.length} labels for ${n} rows`);
-  for (const y of labels) if (!(y >= 0 && y < V)) throw new Error(`headCrossEntropyRows: label ${y} is outside [0, ${V})`);
+  checkLabels('headCrossEntropyRows', labels, n, V);
   const rowsPerBlock = Math.max(1, Math.floor(HEAD_BLOCK_VALUES / V));
   const f = customGrad((hIn: tf.Tensor, save: tf.GradSaveFunc) => {
     const h = hIn as tf.Tensor2D;
@@ -378,19 +366,27 @@ export function headCrossEntropyRows(hidden: tf.Tensor2D, head: FrozenMatrix, la
   return f(hidden) as tf.Tensor1D;
 }
 
+function checkLabels(op: string, labels: Int32Array, n: number, V: number): void {
+  if (labels.length !== n) throw new Error(`${op}: ${labels.length} labels for ${n} rows`);
+  for (const y of labels) if (!(y >= 0 && y < V)) throw new Error(`${op}: label ${y} is outside [0, ${V})`);
+}
+
+/** Each row's cross-entropy and the rows' softmax, untaped (the native kernel computes both in one pass). */
+function lossAndSoftmax(logits: tf.Tensor2D, labels: Int32Array): [tf.Tensor1D, tf.Tensor2D] {
+  if (nativeActive()) {
+    const ids = tf.tensor1d(labels, 'int32');
+    const out = nativeCrossEntropy(logits, ids);
+    ids.dispose();
+    return out;
+  }
+  const p = tf.softmax(logits);
+  return [tf.tidy(() => tf.sub(tf.sub(tf.max(logits, 1), tf.log(tf.max(p, 1))), labelValues(logits, labels))) as tf.Tensor1D, p];
+}
+
 /** Each row's cross-entropy and d loss / d logits = softmax - onehot(label), untaped. */
 function softmaxMinusOneHot(logits: tf.Tensor2D, labels: Int32Array): [tf.Tensor1D, tf.Tensor2D] {
   const [n, V] = logits.shape;
-  let p: tf.Tensor2D;
-  let loss: tf.Tensor1D;
-  if (nativeActive()) {
-    const ids = tf.tensor1d(labels, 'int32');
-    [loss, p] = nativeCrossEntropy(logits, ids);
-    ids.dispose();
-  } else {
-    p = tf.softmax(logits);
-    loss = tf.tidy(() => tf.sub(tf.sub(tf.max(logits, 1), tf.log(tf.max(p, 1))), labelValues(logits, labels))) as tf.Tensor1D;
-  }
+  const [loss, p] = lossAndSoftmax(logits, labels);
   const view = heapView(p);
   if (!view) return [loss, tf.tidy(() => tf.sub(p, oneHotFloat(tf.tensor1d(labels, 'int32'), V)))];
   // p is this function's own fresh output (no other reference): adjust its label entries in place.
