@@ -42,18 +42,6 @@
 #include "cholesky.h"
 
 
-
-/* A Float64Array's elements and length, or NULL. */
-static const double *f64_array(napi_env env, napi_value v, size_t *length) {
-  bool is_typed = false;
-  if (napi_is_typedarray(env, v, &is_typed) != napi_ok || !is_typed) return NULL;
-  napi_typedarray_type type;
-  void *data;
-  if (napi_get_typedarray_info(env, v, &type, length, &data, NULL, NULL) != napi_ok) return NULL;
-  if (type != napi_float64_array) return NULL;
-  return (const double *)data;
-}
-
 /* Each offset a whole multiple of 4 with `bytes` bytes from it inside a buffer of `size` bytes. */
 static int offsets_in_bounds(const double *offsets, size_t count, uint64_t bytes, uint64_t size) {
   for (size_t i = 0; i < count; i++) {
@@ -91,9 +79,9 @@ static napi_value sgemm_batch(napi_env env, napi_callback_info info) {
   }
 
   size_t na, nb, nc;
-  const double *ao = f64_array(env, argv[8], &na);
-  const double *bo = f64_array(env, argv[9], &nb);
-  const double *co = f64_array(env, argv[10], &nc);
+  const double *ao = typed_array(env, argv[8], napi_float64_array, &na);
+  const double *bo = typed_array(env, argv[9], napi_float64_array, &nb);
+  const double *co = typed_array(env, argv[10], napi_float64_array, &nc);
   if (!ao || !bo || !co) return throw_range(env, "sgemmBatch: offsets must be Float64Arrays");
   if (na != nb || na != nc) return throw_range(env, "sgemmBatch: the three offset arrays must have the same length");
 
@@ -123,16 +111,6 @@ static napi_value sgemm_batch(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* A Float32Array's elements and length, or NULL. */
-static float *f32_array(napi_env env, napi_value v, size_t *length) {
-  bool is_typed = false;
-  if (napi_is_typedarray(env, v, &is_typed) != napi_ok || !is_typed) return NULL;
-  napi_typedarray_type type;
-  void *data;
-  if (napi_get_typedarray_info(env, v, &type, length, &data, NULL, NULL) != napi_ok) return NULL;
-  if (type != napi_float32_array) return NULL;
-  return (float *)data;
-}
 
 static napi_value sgemm_arrays(napi_env env, napi_callback_info info) {
   size_t argc = 10;
@@ -151,9 +129,9 @@ static napi_value sgemm_arrays(napi_env env, napi_callback_info info) {
     return throw_range(env, "sgemmArrays: alpha and beta must be numbers");
   }
   size_t la, lb, lc;
-  const float *a = f32_array(env, argv[6], &la);
-  const float *b = f32_array(env, argv[7], &lb);
-  float *c = f32_array(env, argv[9], &lc);
+  const float *a = typed_array(env, argv[6], napi_float32_array, &la);
+  const float *b = typed_array(env, argv[7], napi_float32_array, &lb);
+  float *c = typed_array(env, argv[9], napi_float32_array, &lc);
   if (!a || !b || !c) return throw_range(env, "sgemmArrays: A, B and C must be Float32Arrays");
   if ((uint64_t)la < (uint64_t)m * (uint64_t)k || (uint64_t)lb < (uint64_t)k * (uint64_t)n || (uint64_t)lc < (uint64_t)m * (uint64_t)n) {
     return throw_range(env, "sgemmArrays: an array is shorter than its matrix");
@@ -174,9 +152,9 @@ static napi_value row_squared_norms(napi_env env, napi_callback_info info) {
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc != 4) return throw_range(env, "rowSquaredNorms: expects 4 arguments");
   size_t la, lo;
-  const float *a = f32_array(env, argv[0], &la);
+  const float *a = typed_array(env, argv[0], napi_float32_array, &la);
   int64_t rows = whole(env, argv[1], 2147483647.0), cols = whole(env, argv[2], 2147483647.0);
-  double *out = (double *)f64_array(env, argv[3], &lo);
+  double *out = (double *)typed_array(env, argv[3], napi_float64_array, &lo);
   if (!a || !out) return throw_range(env, "rowSquaredNorms: A must be a Float32Array and out a Float64Array");
   if (rows < 0 || cols < 0) return throw_range(env, "rowSquaredNorms: rows and cols must be whole numbers in [0, 2^31)");
   if ((uint64_t)la < (uint64_t)rows * (uint64_t)cols || (uint64_t)lo < (uint64_t)rows) return throw_range(env, "rowSquaredNorms: an array is shorter than its size");
@@ -197,8 +175,8 @@ static napi_value elementwise(napi_env env, napi_callback_info info) {
   size_t size;
   CHECK(napi_get_arraybuffer_info(env, argv[1], &base, &size));
   size_t n_off, n_dims;
-  const double *offsets = f64_array(env, argv[2], &n_off);
-  const double *dims_in = f64_array(env, argv[3], &n_dims);
+  const double *offsets = typed_array(env, argv[2], napi_float64_array, &n_off);
+  const double *dims_in = typed_array(env, argv[3], napi_float64_array, &n_dims);
   if (!offsets || !dims_in) return throw_range(env, "elementwise: offsets and dims must be Float64Arrays");
   double scalar;
   if (napi_get_value_double(env, argv[4], &scalar) != napi_ok) return throw_range(env, "elementwise: scalar must be a number");
