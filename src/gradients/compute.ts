@@ -85,8 +85,8 @@ export class GradientWorkers {
   static async start(model: LlamaModel, adapter: LoraAdapter, count = Math.max(1, availableCores() - 1)): Promise<GradientWorkers> {
     if (!Number.isInteger(count) || count < 1) throw new TdaError(`must be a whole number >= 1, got ${count}`, { field: 'workers' });
     const init: GradientWorkerInit = { backend: tf.getBackend() as BackendName, model: modelPayload(model), adapter: adapterPayload(adapter) };
-    // Two batches per worker in hand: the calling thread computes too, and answers a
-    // finished worker only between its own batches.
+    // Two passes per worker in hand: the calling thread computes too, and answers a
+    // finished worker only between its own passes.
     return new GradientWorkers(model, adapter, await WorkerPool.start<GradientTask, ComputedGradients>(require.resolve('./worker'), count, init, 2));
   }
 
@@ -141,44 +141,12 @@ export function examplesPerPass(config: ModelConfig, seqLen: number, passRows: n
 }
 
 /**
- * Per-example gradients of one batch of sequences, in passes that keep each pass's
- * rows and planned activations within bounds (see GradientOptions.passRows). The same function runs in
- * worker threads and in this one, so both give the same numbers.
+ * Per-example gradients of one pass (a task of computeLoraGradients, which splits batches
+ * into passes). The same function runs in worker threads and in this one, so both give the
+ * same numbers.
  */
-export function sequenceGradients(
-  model: LlamaModel,
-  shared: LoraState,
-  sequences: TokenSequence[],
-  task: { mask: LabelMask; padId: number; recompute: boolean | 'auto'; passRows: number; passBytes: number },
-): ComputedGradients {
-  const seqLen = Math.max(...sequences.map((s) => s.inputIds.length));
-  const per = examplesPerPass(model.config, seqLen, task.passRows, task.passBytes, task.recompute);
-  const parts: ComputedGradients[] = [];
-  for (let i = 0; i < sequences.length; i += per) {
-    parts.push(batchLoraGradients(model, shared, makeBatch(sequences.slice(i, i + per), task.mask, task.padId), task.recompute));
-  }
-  return parts.length === 1 ? parts[0] : concatSets(parts);
-}
-
-/** Sets with the same blocks, one after the other. */
-function concatSets(parts: ComputedGradients[]): ComputedGradients {
-  const n = parts.reduce((a, p) => a + p.n, 0);
-  const losses = new Float32Array(n);
-  let at = 0;
-  for (const p of parts) {
-    losses.set(p.losses, at);
-    at += p.n;
-  }
-  const blocks = parts[0].blocks.map((b, j) => {
-    const data = new Float32Array(n * b.dim);
-    let row = 0;
-    for (const p of parts) {
-      data.set(p.blocks[j].data, row * b.dim);
-      row += p.n;
-    }
-    return { ...b, data };
-  });
-  return { n, blocks, losses };
+export function passGradients(model: LlamaModel, shared: LoraState, task: GradientTask): ComputedGradients {
+  return batchLoraGradients(model, shared, makeBatch(task.sequences, task.mask, task.padId), task.recompute);
 }
 
 /** Per-example LoRA gradients and losses for one batch, with `shared` as the adapter's current weights. */
@@ -262,9 +230,9 @@ export async function computeLoraGradients(model: LlamaModel, adapter: LoraAdapt
   if (!(passBytes > 0)) throw new TdaError(`must be a positive number of bytes, got ${passBytes}`, { field: 'passBytes' });
   const nWorkers = workerCount(opts, starts.length, model);
   const recompute = opts.recompute ?? 'auto';
-  // The unit of hand-out is a pass (examples of one batch that are in memory together), so
-  // threads share the work finely even when there are few batches; each batch is split
-  // exactly as sequenceGradients would split it, so the numbers do not depend on who runs it.
+  // Each batch is split into passes here, once: a pass (examples of one batch that are in
+  // memory together) is the unit of hand-out, so threads share the work finely even when
+  // there are few batches, and the numbers do not depend on which thread runs a pass.
   const pieces: { start: number; count: number }[] = [];
   for (const start of starts) {
     const end = Math.min(n, start + batchSize);
@@ -272,7 +240,7 @@ export async function computeLoraGradients(model: LlamaModel, adapter: LoraAdapt
     const per = examplesPerPass(model.config, seqLen, passRows, passBytes, recompute);
     for (let s0 = start; s0 < end; s0 += per) pieces.push({ start: s0, count: Math.min(per, end - s0) });
   }
-  const task = (p: { start: number; count: number }): GradientTask => ({ sequences: examples.slice(p.start, p.start + p.count), mask, padId, recompute, passRows, passBytes });
+  const task = (p: { start: number; count: number }): GradientTask => ({ sequences: examples.slice(p.start, p.start + p.count), mask, padId, recompute });
   const shared = loraStateFromAdapter(adapter);
   let given: GradientWorkers | null = null;
   let workers: GradientWorkers | null = null;
@@ -311,7 +279,7 @@ export async function computeLoraGradients(model: LlamaModel, adapter: LoraAdapt
     const lanes = pool ? Array.from({ length: pool.size }, () => lane(remote)) : [];
     lanes.push(
       lane(async (t) => {
-        const result = sequenceGradients(model, shared, t.sequences, t);
+        const result = passGradients(model, shared, t);
         await new Promise((resolve) => setImmediate(resolve));
         return result;
       }),

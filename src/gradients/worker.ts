@@ -6,7 +6,7 @@
  */
 import type { LabelMask, TokenSequence } from '../data/batch';
 import type { LoraAdapter } from '../model/adapter';
-import { sequenceGradients } from './compute';
+import { passGradients } from './compute';
 import type { ComputedGradients } from './types';
 import { LlamaModel } from '../model/llama';
 import { LoraState, loraStateFromAdapter } from '../model/loraState';
@@ -25,8 +25,6 @@ export interface GradientTask {
   mask: LabelMask;
   padId: number;
   recompute: boolean | 'auto';
-  passRows: number;
-  passBytes: number;
 }
 
 interface State {
@@ -42,7 +40,7 @@ serveWorker<State, GradientTask>(
     return { model, lora: loraStateFromAdapter(init.adapter) };
   },
   (state, task) => {
-    const result: ComputedGradients = sequenceGradients(state.model, state.lora, task.sequences, task);
+    const result: ComputedGradients = passGradients(state.model, state.lora, task);
     const transfer = [result.losses.buffer as ArrayBuffer, ...result.blocks.map((b) => b.data.buffer as ArrayBuffer)];
     return { result, transfer };
   },

@@ -65,6 +65,16 @@ interface Slot {
   inFlight: number;
 }
 
+/**
+ * The worker to give the next task: the first of those holding the fewest, if that is below
+ * `depth`. Tasks thus spread over the workers before any gets a second one.
+ */
+function freeSlot(slots: Slot[], depth: number): Slot | undefined {
+  let best: Slot | undefined;
+  for (const s of slots) if (s.inFlight < depth && (!best || s.inFlight < best.inFlight)) best = s;
+  return best;
+}
+
 function spawn(script: string, signal: Int32Array, init: unknown): Slot {
   const { file, execArgv } = workerEntry(script);
   const { port1, port2 } = new MessageChannel();
@@ -166,15 +176,10 @@ export class WorkerPool<TTask, TResult> {
   }
 
   private dispatch(): void {
-    // Round by round, so tasks spread over the workers before any gets a second one.
-    for (let round = 0; round < this.depth; round++) {
-      for (const slot of this.slots) {
-        if (slot.inFlight > round) continue;
-        const task = this.queue.shift();
-        if (!task) return;
-        slot.inFlight++;
-        slot.port.postMessage({ type: 'task', id: task.id, data: task.data } satisfies ToWorker, task.transfer);
-      }
+    for (let slot = freeSlot(this.slots, this.depth); slot && this.queue.length > 0; slot = freeSlot(this.slots, this.depth)) {
+      const task = this.queue.shift()!;
+      slot.inFlight++;
+      slot.port.postMessage({ type: 'task', id: task.id, data: task.data } satisfies ToWorker, task.transfer);
     }
   }
 
@@ -238,22 +243,18 @@ export class SyncWorkerPool<TTask, TResult> {
     let next = 0;
     let exhausted = false;
     let inFlight = 0;
-    const queued = new Map<Slot, number>(this.slots.map((s) => [s, 0]));
     // Up to `depth` tasks per worker: the next one is prepared (read, copied) and waiting in
     // the worker's port while the current one runs.
     const feed = () => {
-      for (let round = 0; round < depth && !exhausted; round++) {
-        for (const slot of this.slots) {
-          if (exhausted || (queued.get(slot) ?? 0) > round) continue;
-          const r = it.next();
-          if (r.done) {
-            exhausted = true;
-            return;
-          }
-          queued.set(slot, (queued.get(slot) ?? 0) + 1);
-          inFlight++;
-          slot.port.postMessage({ type: 'task', id: next++, data: r.value.data } satisfies ToWorker, r.value.transfer ?? []);
+      for (let slot = freeSlot(this.slots, depth); slot && !exhausted; slot = freeSlot(this.slots, depth)) {
+        const r = it.next();
+        if (r.done) {
+          exhausted = true;
+          return;
         }
+        slot.inFlight++;
+        inFlight++;
+        slot.port.postMessage({ type: 'task', id: next++, data: r.value.data } satisfies ToWorker, r.value.transfer ?? []);
       }
     };
     feed();
@@ -262,7 +263,7 @@ export class SyncWorkerPool<TTask, TResult> {
       (slot, m) => {
         if (m.type === 'exit') throw new Error('a worker exited unexpectedly');
         if (m.type === 'ready') return;
-        queued.set(slot, (queued.get(slot) ?? 1) - 1);
+        slot.inFlight--;
         inFlight--;
         if (m.type === 'error') throw fromWire(m.error);
         onResult(m.id, m.data as TResult);
